@@ -142,9 +142,7 @@ def _parse(text: str | float, table: dict[str, float], what: str, arg: str) -> f
         )
     m = _QUANTITY.match(str(text))
     if not m:
-        raise UnitError(
-            f"{arg}={text!r} is not '<number> <unit>'; valid units: {', '.join(table)}"
-        )
+        raise UnitError(f"{arg}={text!r} is not '<number> <unit>'; valid units: {', '.join(table)}")
     return float(m.group(1)) * _lookup(m.group(2), table, what)
 
 

@@ -143,7 +143,10 @@ class Volume:
     ) -> Volume:
         """Create a Volume from spacing/origin/direction instead of an affine."""
         return cls(
-            np.asarray(array), affine_from_geometry(spacing_mm, origin_mm, direction), unit, **kwargs
+            np.asarray(array),
+            affine_from_geometry(spacing_mm, origin_mm, direction),
+            unit,
+            **kwargs,
         )
 
     def with_array(self, array: np.ndarray, unit: str | None = None, **changes: Any) -> Volume:

@@ -105,8 +105,14 @@ class Kernel:
         h.update(self.array.tobytes())
         h.update(
             repr(
-                (self.voxel_mm, self.nuclide, self.medium, self.density_g_per_ml, self.source,
-                 self.library_version)
+                (
+                    self.voxel_mm,
+                    self.nuclide,
+                    self.medium,
+                    self.density_g_per_ml,
+                    self.source,
+                    self.library_version,
+                )
             ).encode()
         )
         return h.hexdigest()
