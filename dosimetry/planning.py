@@ -1,0 +1,360 @@
+"""Named theranostic workflows: a diagnostic PET study -> a planned therapy's dose map.
+
+:func:`plan_from_pet` is the first workflow: from a ⁶⁸Ga/¹⁸F PET study with an RTSTRUCT it
+computes, for a planned ¹⁷⁷Lu therapy, the voxel time-integrated activity under a stated
+kinetic assumption (see :mod:`dosimetry.projection`) and the absorbed dose
+(:func:`dosimetry.absorbed_dose`). :func:`write_plan` exports the result (RTDOSE, NIfTI,
+dose table) and :func:`run_demo` runs everything on the built-in phantom patient.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import parameters
+from .errors import DosimetryError, OutputError
+from .units import parse_activity
+from .volume import Volume, resample
+
+__all__ = ["TherapyPlan", "plan_from_pet", "write_plan", "run_demo", "run_plan_from_folder"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class TherapyPlan:
+    """Result of :func:`plan_from_pet`.
+
+    Attributes
+    ----------
+    agent, nuclide
+        Therapy agent (``"Lu-177-PSMA-617"``) and its nuclide (``"Lu-177"``).
+    administered_activity_bq
+        Planned administered activity (Bq).
+    tia
+        Time-integrated activity map (Volume, ``"Bq s"`` per voxel).
+    dose
+        Absorbed dose map (Volume, ``"Gy"``) on the PET grid.
+    density
+        Mass density (g/mL) on the PET grid used for voxel masses, when a CT was found.
+    masks
+        ``{name: mask}`` on the PET grid (fractional occupancy in [0, 1]).
+    table
+        Per-VOI dose statistics rows (see :func:`dosimetry.dose_statistics`).
+    method
+        Dose method used (``"led"`` or ``"vsv"``).
+    assumptions
+        Every assumption that entered the result (kinetics, daughters, densities).
+    """
+
+    agent: str
+    nuclide: str
+    administered_activity_bq: float
+    tia: Volume
+    dose: Volume
+    density: Volume | None
+    masks: dict[str, Volume]
+    table: list[dict[str, Any]]
+    method: str
+    assumptions: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    reference: Any = None
+    notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def table_csv(self) -> str:
+        """The per-VOI table as CSV text (Gy and Gy/GBq)."""
+        buf = _io.StringIO()
+        gbq = self.administered_activity_bq / 1e9
+        cols = ["name", "volume_ml", "mass_g", "mean_gy", "max_gy", "d2_gy", "d98_gy"]
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([*cols, "mean_gy_per_gbq", "max_gy_per_gbq"])
+        for row in self.table:
+            w.writerow(
+                [row["name"]]
+                + [f"{float(row[c]):.6g}" for c in cols[1:]]
+                + [f"{row['mean_gy'] / gbq:.6g}", f"{row['max_gy'] / gbq:.6g}"]
+            )
+        return buf.getvalue()
+
+    def summary(self) -> str:
+        """A short human-readable summary (what ``dosimetry demo`` prints)."""
+        gbq = self.administered_activity_bq / 1e9
+        lines = [
+            f"{self.agent}: {gbq:.2f} GBq planned, dose by {self.method.upper()} "
+            f"on a {'x'.join(map(str, self.dose.shape))} grid "
+            f"({', '.join(f'{s:.2f}' for s in self.dose.spacing_mm)} mm)",
+            f"{'VOI':<16s}{'volume mL':>11s}{'mean Gy':>10s}{'max Gy':>10s}{'Gy/GBq':>9s}",
+        ]
+        for row in self.table:
+            lines.append(
+                f"{row['name']:<16s}{row['volume_ml']:>11.1f}{row['mean_gy']:>10.2f}"
+                f"{row['max_gy']:>10.2f}{row['mean_gy'] / gbq:>9.3f}"
+            )
+        for name, path in self.files.items():
+            lines.append(f"{name}: {path}")
+        lines.extend(self.notes)
+        if self.elapsed_s:
+            lines.append(f"done in {self.elapsed_s:.1f} s")
+        return "\n".join(lines)
+
+
+def _therapy_nuclide(agent: str) -> str:
+    from .nuclides import normalize_name
+
+    head = "-".join(agent.split("-")[:2])
+    return normalize_name(head)
+
+
+def plan_from_pet(
+    study: Any,
+    *,
+    therapy: str = "Lu-177-PSMA-617",
+    activity: str | float = "7.4 GBq",
+    method: str = "auto",
+    masks: Mapping[str, Volume] | None = None,
+    effective_half_life_s: Mapping[str, float] | None = None,
+    progress: Progress = _quiet,
+) -> TherapyPlan:
+    """Plan a therapy's absorbed dose from a diagnostic PET study.
+
+    Parameters
+    ----------
+    study
+        A :class:`dosimetry.io.study.Study` with one PET series (and ideally a CT and an
+        RTSTRUCT in the same frame of reference).
+    therapy
+        Therapy agent, e.g. ``"Lu-177-PSMA-617"``.
+    activity
+        Planned administered activity with unit (``"7.4 GBq"``) or in Bq.
+    method
+        ``"led"`` (local energy deposition), ``"vsv"`` (voxel S-value convolution) or
+        ``"auto"`` (``"vsv"`` when a kernel is available for the PET voxel size, else
+        ``"led"``; the choice is logged and recorded in the plan).
+    masks
+        VOIs on the PET grid; default: the study's RTSTRUCT rasterised onto the PET grid
+        with fractional occupancy.
+    effective_half_life_s
+        Per-VOI effective half-lives (s) overriding the population priors.
+    progress
+        Callback receiving one line per step.
+
+    Returns
+    -------
+    TherapyPlan
+    """
+    from .dose import absorbed_dose
+    from .metrics import dose_statistics
+    from .projection import project_tia
+
+    t0 = time.perf_counter()
+    activity_bq = parse_activity(activity) if isinstance(activity, str) else float(activity)
+    if not np.isfinite(activity_bq) or activity_bq <= 0:
+        raise DosimetryError(f"activity must be a positive amount, got {activity!r}")
+    nuclide = _therapy_nuclide(therapy)
+
+    progress("reading PET (activity at acquisition, decay correction undone)")
+    pet = study.pet()
+    pet_activity = pet.activity_at_acquisition()
+    grid = pet_activity
+
+    density: Volume | None = None
+    try:
+        ct = study.ct()
+    except DosimetryError as exc:
+        log.warning("no CT used for densities (%s); soft-tissue density assumed", exc)
+        ct = None
+    if ct is not None:
+        progress("CT -> mass density on the PET grid")
+        density = resample(ct.density(), grid, "concentration", fill_value=0.0012)
+        density = density.with_array(np.clip(density.array, 1e-3, None))
+
+    if masks is None:
+        progress("rasterising RTSTRUCT onto the PET grid")
+        masks = study.masks(grid=grid, mode="fraction")
+    masks = dict(masks)
+
+    progress(f"projecting {therapy} kinetics from the PET (time-integrated activity)")
+    projection = project_tia(
+        pet_activity,
+        pet.injected_activity_bq,
+        pet.injection_time,
+        masks,
+        agent=therapy,
+        effective_half_life_s=dict(effective_half_life_s) if effective_half_life_s else None,
+    )
+    tia = projection.tia_per_bq.with_array(
+        projection.tia_per_bq.array * activity_bq, unit="Bq s"
+    )
+
+    chosen = method
+    kernel = None
+    if method in ("auto", "vsv"):
+        try:
+            from .kernels import vsv_kernel
+
+            kernel = vsv_kernel(nuclide, tia.spacing_mm, medium="soft tissue")
+            chosen = "vsv"
+        except (DosimetryError, ImportError) as exc:
+            if method == "vsv":
+                raise
+            log.info("no VSV kernel for %s at %s mm (%s): using LED", nuclide, tia.spacing_mm, exc)
+            chosen = "led"
+    elif method != "led":
+        raise DosimetryError(f"method={method!r}; valid: 'auto', 'led', 'vsv'")
+
+    progress(f"absorbed dose ({chosen.upper()})")
+    if chosen == "vsv":
+        dose = absorbed_dose(tia, nuclide, method="vsv", kernel=kernel)
+    else:
+        dose = absorbed_dose(tia, nuclide, method="led", density=density)
+
+    progress("dose statistics per VOI")
+    table = dose_statistics(dose, masks, density=density)
+
+    assumptions = list(getattr(projection, "assumptions", []))
+    assumptions.append(
+        {
+            "name": "dose method",
+            "value": chosen,
+            "source": "user" if method != "auto" else "automatic choice",
+        }
+    )
+    if density is None:
+        assumptions.append(
+            {
+                "name": "density_soft_tissue_g_per_ml",
+                "value": parameters.get("density_soft_tissue_g_per_ml"),
+                "source": parameters.describe("density_soft_tissue_g_per_ml").citation,
+            }
+        )
+    return TherapyPlan(
+        agent=therapy,
+        nuclide=nuclide,
+        administered_activity_bq=activity_bq,
+        tia=tia,
+        dose=dose,
+        density=density,
+        masks=masks,
+        table=table,
+        method=chosen,
+        assumptions=assumptions,
+        reference=pet,
+        elapsed_s=time.perf_counter() - t0,
+    )
+
+
+def write_plan(
+    plan: TherapyPlan,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    input_dirs: tuple[str | Path, ...] = (),
+) -> dict[str, Path]:
+    """Write ``dose.dcm`` (RTDOSE), ``dose.nii.gz`` (+ JSON sidecar) and ``dose_table.csv``.
+
+    Existing files are refused unless ``overwrite``; nothing is written into ``input_dirs``.
+    """
+    from .io import write_nifti, write_rtdose
+    from .io._atomic import write_text_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "RTDOSE": write_rtdose(
+            plan.dose,
+            out / "dose.dcm",
+            reference=plan.reference,
+            overwrite=overwrite,
+            input_dirs=input_dirs,
+            comment=f"{plan.agent} {plan.administered_activity_bq / 1e9:.3g} GBq, {plan.method}",
+        ),
+        "NIfTI": write_nifti(
+            plan.dose, out / "dose.nii.gz", overwrite=overwrite, input_dirs=input_dirs
+        ),
+    }
+    table_path = out / "dose_table.csv"
+    write_text_atomic(table_path, plan.table_csv(), overwrite=overwrite, input_dirs=input_dirs)
+    files["dose table"] = table_path
+    plan.files.update(files)
+    return files
+
+
+def run_plan_from_folder(
+    folder: str | Path,
+    out: str | Path,
+    *,
+    therapy: str = "Lu-177-PSMA-617",
+    activity: str | float = "7.4 GBq",
+    method: str = "auto",
+    overwrite: bool = False,
+    progress: Progress = _quiet,
+) -> TherapyPlan:
+    """Read a DICOM folder, plan the therapy and write the outputs to ``out``."""
+    from .io import load_study
+
+    t0 = time.perf_counter()
+    progress(f"reading DICOM folder {folder}")
+    study = load_study(folder)
+    plan = plan_from_pet(study, therapy=therapy, activity=activity, method=method,
+                         progress=progress)
+    progress(f"writing RTDOSE, NIfTI and the dose table to {out}")
+    write_plan(plan, out, overwrite=overwrite, input_dirs=(folder,))
+    plan.elapsed_s = time.perf_counter() - t0
+    return plan
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    activity: str | float = "7.4 GBq",
+    method: str = "auto",
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Progress = _quiet,
+) -> TherapyPlan:
+    """The whole pipeline on the built-in phantom patient.
+
+    Writes the phantom PET/CT/RTSTRUCT study to ``out/phantom_study``, reads it back like
+    any scanner export, plans a ¹⁷⁷Lu-PSMA-617 therapy and writes the outputs to ``out``.
+    """
+    import phantoms
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    study_dir = out / "phantom_study"
+    if study_dir.exists() and any(study_dir.iterdir()):
+        if not overwrite:
+            raise OutputError(
+                f"{study_dir} already exists and is not empty; choose another --out or pass "
+                "--overwrite"
+            )
+        import shutil
+
+        shutil.rmtree(study_dir)
+    progress("generating the phantom patient (68Ga-PSMA-11 PET/CT + RTSTRUCT) as DICOM")
+    truth = phantoms.write_pet_ct_study(study_dir, seed=seed)
+    plan = run_plan_from_folder(
+        study_dir, out, activity=activity, method=method, overwrite=overwrite, progress=progress
+    )
+    plan.notes.append(
+        f"phantom: injected {truth.injected_activity_bq / 1e6:.0f} MBq 68Ga-PSMA-11, "
+        f"study written to {study_dir}"
+    )
+    plan.elapsed_s = time.perf_counter() - t0
+    return plan
