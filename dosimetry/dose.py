@@ -1,0 +1,545 @@
+"""Absorbed dose (and dose rate) from time-integrated activity (or activity) maps.
+
+Three methods share one entry point, :func:`absorbed_dose`:
+
+``"led"``
+    Local energy deposition: every non-penetrating emission (electrons, alphas, recoils)
+    deposits its energy in the source voxel; photons escape unless ``include_photons``
+    says otherwise. Needs only the nuclide's ICRP-107 energies, no kernel.
+``"vsv"``
+    Homogeneous voxel S-value convolution (MIRD Pamphlet 17) with the kernel of
+    :func:`dosimetry.vsv_kernel` for the map's voxel size (or a kernel the caller passes).
+``"vsv-density"``
+    Convolution with tissue-class kernels (lung / soft tissue / bone, chosen per target
+    voxel from the density map; Lee et al. 2018) and the dose scaled by
+    ``rho_kernel / rho_voxel`` (Dieudonne et al. 2013). See :mod:`dosimetry.engine.density`
+    for the limits of this approximation.
+
+Alpha emitters: the alpha and recoil energy is always deposited in the source voxel; with
+``weighting="rbe"`` that part is multiplied by the RBE (default ``rbe_alpha`` from the
+parameter table, MIRD Pamphlet 22) and electrons/photons by ``rbe_electron``.
+
+References
+----------
+Bolch WE, Bouchet LG, Robertson JS, et al. MIRD Pamphlet No. 17: the dosimetry of
+nonuniform activity distributions - radionuclide S values at the voxel level.
+J Nucl Med 1999;40:11S-36S.
+
+Sgouros G, Roeske JC, McDevitt MR, et al. MIRD Pamphlet No. 22 (abridged): radiobiology
+and dosimetry of alpha-particle emitters for targeted radionuclide therapy.
+J Nucl Med 2010;51:311-328.
+
+Dieudonne A, Hobbs RF, Lebtahi R, et al. Study of the impact of tissue density
+heterogeneities on 3-dimensional abdominal dosimetry: comparison between dose kernel
+convolution and direct Monte Carlo methods. J Nucl Med 2013;54:236-243.
+
+Lee MS, Kim JH, Paeng JC, et al. Whole-body voxel-based personalized dosimetry: the
+multiple voxel S-value approach for heterogeneous media with nonuniform activity
+distributions. J Nucl Med 2018;59:1133-1139.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from . import parameters
+from .errors import GeometryMismatchError, InputDataError, KernelError, NuclideError, UnitError
+from .kernels import Kernel
+from .units import MEV_TO_J
+from .volume import Volume
+
+__all__ = ["absorbed_dose", "dose_rate", "local_energy_per_decay_j", "EnergyPerDecay"]
+
+log = logging.getLogger(__name__)
+
+Method = Literal["led", "vsv", "vsv-density"]
+Weighting = Literal["physical", "rbe"]
+METHODS: tuple[str, ...] = ("led", "vsv", "vsv-density")
+_ALPHA_COMPONENTS: tuple[str, ...] = ("alpha", "alpha recoil", "alpha+recoil")
+
+#: input unit -> (output unit physical, output unit RBE-weighted or None if not representable)
+_TIA_UNITS: dict[str, tuple[str, str | None]] = {
+    "Bq s": ("Gy", "Gy_RBE"),
+    "Bq s/Bq": ("Gy/Bq", None),
+}
+_ACTIVITY_UNITS: dict[str, tuple[str, str | None]] = {
+    "Bq": ("Gy/s", None),
+}
+
+
+@dataclass(frozen=True)
+class EnergyPerDecay:
+    """Mean energy emitted per decay of a nuclide (or an equilibrium chain), in J.
+
+    Attributes
+    ----------
+    electron_j
+        beta-, beta+, internal conversion and Auger electrons.
+    photon_j
+        gamma, X-rays, annihilation photons.
+    alpha_j
+        Alpha particles and their recoiling nuclei.
+    members
+        ``(nuclide, decays per parent decay)`` pairs that were summed.
+    """
+
+    electron_j: float
+    photon_j: float
+    alpha_j: float
+    members: tuple[tuple[str, float], ...]
+
+    @property
+    def nonpenetrating_j(self) -> float:
+        """Electrons + alphas + recoils (J)."""
+        return self.electron_j + self.alpha_j
+
+
+def local_energy_per_decay_j(nuclide: str, chain: bool = False) -> EnergyPerDecay:
+    """Energy per decay by radiation group from ICRP-107, optionally over the chain.
+
+    Parameters
+    ----------
+    nuclide
+        Nuclide name (``"Lu-177"``, ``"225Ac"``, ...).
+    chain
+        Add the progeny in equilibrium with the parent: every daughter whose half-life is
+        shorter than the parent's is counted with (product of) its branching fractions per
+        parent decay, as if it decayed where the parent did (in-situ decay). Daughters
+        that live longer than the parent, or are stable, end the walk.
+
+    Returns
+    -------
+    EnergyPerDecay
+
+    References
+    ----------
+    ICRP Publication 107 (2008), Ann. ICRP 38(3). Sgouros et al., MIRD Pamphlet 22 (2010)
+    for the in-situ equilibrium assumption of 225Ac progeny.
+
+    Examples
+    --------
+    >>> e = local_energy_per_decay_j("Lu-177")
+    >>> round(e.electron_j / 1.602176634e-13, 4)  # MeV
+    0.1479
+    """
+    from .nuclides import nuclide as get_nuclide
+
+    parent = get_nuclide(nuclide)
+    weights: dict[str, float] = {parent.name: 1.0}
+    if chain:
+        stack: list[tuple[str, float]] = [(parent.name, 1.0)]
+        while stack:
+            name, w = stack.pop()
+            for daughter, branch, _mode in get_nuclide(name).progeny:
+                try:
+                    d = get_nuclide(daughter)
+                except NuclideError:
+                    continue  # stable or not in ICRP-107: deposits nothing
+                if not np.isfinite(d.half_life_s) or d.half_life_s >= parent.half_life_s:
+                    log.info(
+                        "chain of %s stops at %s (half-life %.4g s not shorter than the parent's)",
+                        parent.name,
+                        d.name,
+                        d.half_life_s,
+                    )
+                    continue
+                weights[d.name] = weights.get(d.name, 0.0) + w * branch
+                stack.append((d.name, w * branch))
+    e = p = a = 0.0
+    for name, w in weights.items():
+        n = get_nuclide(name)
+        e += w * n.energy_per_decay_mev("electron")
+        p += w * n.energy_per_decay_mev("photon")
+        a += w * n.energy_per_decay_mev("alpha+recoil")
+    return EnergyPerDecay(e * MEV_TO_J, p * MEV_TO_J, a * MEV_TO_J, tuple(weights.items()))
+
+
+# --------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------
+def _check_values(volume: Volume, name: str) -> np.ndarray:
+    arr = volume.array
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputDataError(f"{name}.array must be real numbers, got dtype {arr.dtype}")
+    bad_nan = ~np.isfinite(arr)
+    if np.any(bad_nan):
+        first = tuple(int(i) for i in np.argwhere(bad_nan)[0])
+        raise InputDataError(
+            f"{name} contains {int(bad_nan.sum())} NaN or infinite value(s) (first at index "
+            f"{first}); fix or mask them before computing dose."
+        )
+    neg = arr < 0
+    if np.any(neg):
+        first = tuple(int(i) for i in np.argwhere(neg)[0])
+        raise InputDataError(
+            f"{name} contains {int(neg.sum())} negative value(s) (min {float(arr.min()):.4g} "
+            f"at index {first}); activity cannot be negative. Clip noise explicitly "
+            f"(e.g. {name}.with_array(np.clip({name}.array, 0, None))) if that is intended."
+        )
+    return arr
+
+
+def _check_density(density: Volume, ref: Volume) -> np.ndarray:
+    if density.unit != "g/mL":
+        raise UnitError(
+            f"density has unit {density.unit!r}, expected 'g/mL'. Convert CT numbers to "
+            "density first (a HU->density calibration)."
+        )
+    ref.check_same_grid(density, name="density")
+    rho = np.asarray(density.array, dtype=np.float64)
+    if not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        raise InputDataError(
+            "density must be finite and > 0 g/mL in every voxel (air is ~0.0012 g/mL); "
+            f"got min {float(np.nanmin(rho)):.4g}."
+        )
+    return rho
+
+
+def _photon_fraction(include_photons: bool | float | None, method: str) -> float:
+    if include_photons is None:
+        return 0.0 if method == "led" else 1.0
+    if isinstance(include_photons, bool):
+        return 1.0 if include_photons else 0.0
+    f = float(include_photons)
+    if method != "led":
+        raise InputDataError(
+            f"include_photons={include_photons!r}: a fraction is only meaningful for "
+            "method='led'; for kernel methods pass True (kernel's photon part) or False."
+        )
+    if not 0.0 <= f <= 1.0:
+        raise InputDataError(f"include_photons must be a bool or a fraction in [0, 1], got {f}")
+    return f
+
+
+# --------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------
+def absorbed_dose(
+    tia: Volume,
+    nuclide: str,
+    method: Method = "led",
+    *,
+    kernel: Kernel | Mapping[str, Kernel] | None = None,
+    density: Volume | None = None,
+    rbe: float | None = None,
+    weighting: Weighting = "physical",
+    include_photons: bool | float | None = None,
+    chain: bool = False,
+    path: str = "auto",
+    dtype: str = "float64",
+    workers: int | None = None,
+) -> Volume:
+    """Absorbed dose map from a time-integrated activity map.
+
+    Parameters
+    ----------
+    tia
+        Time-integrated activity per voxel, unit ``"Bq s"`` (result in Gy) or
+        ``"Bq s/Bq"`` (per administered activity; result in Gy/Bq). Finite, >= 0.
+    nuclide
+        Nuclide whose decays the map counts (``"Lu-177"``, ``"Ac-225"``, ...).
+    method
+        ``"led"``, ``"vsv"`` or ``"vsv-density"`` (see the module docstring).
+    kernel
+        ``"vsv"``: a :class:`~dosimetry.kernels.Kernel` for ``tia``'s voxel size
+        (default ``dosimetry.vsv_kernel(nuclide, tia.spacing_mm, medium="soft tissue",
+        chain=chain)``). ``"vsv-density"``: one kernel for every tissue class, or a
+        mapping ``{"lung": k, "soft tissue": k, "bone": k}`` (default: the library's kernel
+        of each class present). Ignored by ``"led"`` (an error if given).
+    density
+        Mass density (g/mL) on ``tia``'s grid. ``"led"``: voxel masses (default: the
+        soft-tissue density ``density_soft_tissue_g_per_ml`` everywhere).
+        ``"vsv-density"``: required. ``"vsv"``: not allowed (homogeneous by definition).
+    rbe
+        RBE applied to the alpha (and recoil) dose when ``weighting="rbe"``; default
+        ``rbe_alpha`` of the parameter table (5, MIRD Pamphlet 22).
+    weighting
+        ``"physical"`` (Gy) or ``"rbe"`` (Gy_RBE: alpha part x ``rbe``, electrons and
+        photons x ``rbe_electron``).
+    include_photons
+        ``"led"``: False (default; photons leave the voxel), True (all photon energy is
+        deposited locally: an upper bound) or a fraction in [0, 1] absorbed locally.
+        Kernel methods: True (default) uses the kernel's photon part, False drops it
+        (needs a kernel with components).
+    chain
+        Include progeny decaying in equilibrium with the parent (see
+        :func:`local_energy_per_decay_j`); passed to ``vsv_kernel``.
+    path
+        Convolution path: ``"auto"``, ``"fft"`` or ``"direct"`` (see
+        :func:`dosimetry.engine.convolve`).
+    dtype
+        ``"float64"`` or ``"float32"`` for the convolution (LED is always float64).
+    workers
+        Threads for ``scipy.fft``; ``None`` uses all cores.
+
+    Returns
+    -------
+    Volume
+        On ``tia``'s grid, unit ``"Gy"``, ``"Gy_RBE"`` or ``"Gy/Bq"``, float64 (or float32
+        when ``dtype="float32"``), with a provenance record (method, nuclide, energies,
+        kernel identity and hash, convolution path, parameters used).
+
+    Raises
+    ------
+    UnitError
+        ``tia`` is not in Bq s (or Bq s/Bq); ``density`` not in g/mL.
+    InputDataError
+        NaN, infinite or negative values; non-positive densities.
+    GeometryMismatchError
+        ``density`` or the kernel does not match ``tia``'s grid.
+
+    References
+    ----------
+    MIRD Pamphlet 17 (Bolch et al. 1999); MIRD Pamphlet 22 (Sgouros et al. 2010);
+    Dieudonne et al. J Nucl Med 2013;54:236-243; Lee et al. J Nucl Med 2018;59:1133-1139.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dosimetry as ds
+    >>> tia = ds.Volume.from_spacing(np.full((2, 2, 2), 1e9), (4.0, 4.0, 4.0), unit="Bq s")
+    >>> d = ds.absorbed_dose(tia, "Lu-177", method="led")
+    >>> d.unit, round(float(d.array[0, 0, 0]), 4)
+    ('Gy', 0.3561)
+    """
+    if tia.unit not in _TIA_UNITS:
+        hint = " For an activity map (Bq) use dosimetry.dose_rate." if tia.unit == "Bq" else ""
+        raise UnitError(
+            f"tia has unit {tia.unit!r}; absorbed_dose needs time-integrated activity per "
+            f"voxel in 'Bq s' (or 'Bq s/Bq').{hint}"
+        )
+    return _dose(
+        tia,
+        "tia",
+        _TIA_UNITS[tia.unit],
+        nuclide,
+        method,
+        kernel=kernel,
+        density=density,
+        rbe=rbe,
+        weighting=weighting,
+        include_photons=include_photons,
+        chain=chain,
+        path=path,
+        dtype=dtype,
+        workers=workers,
+    )
+
+
+def dose_rate(
+    activity: Volume,
+    nuclide: str,
+    method: Method = "led",
+    *,
+    kernel: Kernel | Mapping[str, Kernel] | None = None,
+    density: Volume | None = None,
+    rbe: float | None = None,
+    weighting: Weighting = "physical",
+    include_photons: bool | float | None = None,
+    chain: bool = False,
+    path: str = "auto",
+    dtype: str = "float64",
+    workers: int | None = None,
+) -> Volume:
+    """Absorbed dose-rate map (Gy/s) from an activity map (Bq per voxel).
+
+    Same methods and arguments as :func:`absorbed_dose`; ``activity`` must have unit
+    ``"Bq"`` (for ``"Bq/mL"`` multiply by ``activity.voxel_volume_ml`` first).
+    RBE weighting is not available for rates (there is no ``Gy_RBE/s`` unit).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dosimetry as ds
+    >>> a = ds.Volume.from_spacing(np.full((2, 2, 2), 1e6), (4.0, 4.0, 4.0), unit="Bq")
+    >>> r = ds.dose_rate(a, "Lu-177")
+    >>> r.unit, f"{float(r.array[0, 0, 0]):.4e}"
+    ('Gy/s', '3.5607e-04')
+    """
+    if activity.unit not in _ACTIVITY_UNITS:
+        hint = (
+            " Convert with activity.with_array(activity.array * activity.voxel_volume_ml, "
+            "unit='Bq')."
+            if activity.unit == "Bq/mL"
+            else ""
+        )
+        raise UnitError(
+            f"activity has unit {activity.unit!r}; dose_rate needs activity per voxel in "
+            f"'Bq'.{hint}"
+        )
+    return _dose(
+        activity,
+        "activity",
+        _ACTIVITY_UNITS[activity.unit],
+        nuclide,
+        method,
+        kernel=kernel,
+        density=density,
+        rbe=rbe,
+        weighting=weighting,
+        include_photons=include_photons,
+        chain=chain,
+        path=path,
+        dtype=dtype,
+        workers=workers,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# implementation
+# --------------------------------------------------------------------------------------
+def _dose(
+    source: Volume,
+    name: str,
+    units_out: tuple[str, str | None],
+    nuclide: str,
+    method: str,
+    *,
+    kernel: Kernel | Mapping[str, Kernel] | None,
+    density: Volume | None,
+    rbe: float | None,
+    weighting: str,
+    include_photons: bool | float | None,
+    chain: bool,
+    path: str,
+    dtype: str,
+    workers: int | None,
+) -> Volume:
+    from .engine.led import local_dose
+
+    if method not in METHODS:
+        raise InputDataError(f"method={method!r}; valid: {', '.join(METHODS)}")
+    if weighting not in ("physical", "rbe"):
+        raise InputDataError(f"weighting={weighting!r}; valid: 'physical', 'rbe'")
+    if dtype not in ("float64", "float32"):
+        raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
+    unit_out = units_out[0] if weighting == "physical" else units_out[1]
+    if unit_out is None:
+        raise UnitError(
+            f"weighting='rbe' is not available for a {name} in {source.unit!r} (no RBE-weighted "
+            "unit for it); compute the physical result or use a TIA in 'Bq s'."
+        )
+    values = _check_values(source, name)
+    f_photon = _photon_fraction(include_photons, method)
+    rbe_alpha = parameters.resolve(rbe, "rbe_alpha")
+    rbe_electron = parameters.get("rbe_electron")
+    if rbe_alpha < 0 or not np.isfinite(rbe_alpha):
+        raise InputDataError(f"rbe must be finite and >= 0, got {rbe!r}")
+    w_alpha, w_other = (rbe_alpha, rbe_electron) if weighting == "rbe" else (1.0, 1.0)
+    energies = local_energy_per_decay_j(nuclide, chain=chain)
+    voxel_ml = source.voxel_volume_ml
+    prov: dict[str, Any] = {
+        "quantity": "absorbed dose" if name == "tia" else "absorbed dose rate",
+        "method": method,
+        "nuclide": energies.members[0][0],
+        "chain_members": [list(m) for m in energies.members],
+        "weighting": weighting,
+        "source_unit": source.unit,
+        "source_provenance": dict(source.provenance),
+        "energy_per_decay_mev": {
+            "electron": energies.electron_j / MEV_TO_J,
+            "photon": energies.photon_j / MEV_TO_J,
+            "alpha+recoil": energies.alpha_j / MEV_TO_J,
+        },
+    }
+    if weighting == "rbe":
+        prov["rbe_alpha"] = rbe_alpha
+        prov["rbe_electron"] = rbe_electron
+        prov["rbe_alpha_source"] = (
+            "user" if rbe is not None else parameters.describe("rbe_alpha").citation
+        )
+
+    if method == "led":
+        if kernel is not None:
+            raise InputDataError("kernel is not used by method='led'; omit it or use 'vsv'")
+        if density is None:
+            rho: float | np.ndarray = parameters.get("density_soft_tissue_g_per_ml")
+            prov["density_g_per_ml"] = rho
+            prov["density_source"] = parameters.describe("density_soft_tissue_g_per_ml").citation
+        else:
+            rho = _check_density(density, source)
+            prov["density_source"] = "density volume"
+        e_local = w_other * (energies.electron_j + f_photon * energies.photon_j)
+        e_local += w_alpha * energies.alpha_j
+        prov["photon_fraction_local"] = f_photon
+        prov["energy_absorbed_locally_mev"] = (
+            energies.nonpenetrating_j + f_photon * energies.photon_j
+        ) / MEV_TO_J
+        out = local_dose(values, e_local, voxel_ml, rho)
+    else:
+        out, kprov = _kernel_method(
+            values,
+            source,
+            energies,
+            method=method,
+            nuclide=nuclide,
+            kernel=kernel,
+            density=None if density is None else _density_for_kernel(method, density, source),
+            include_photons=f_photon > 0,
+            w_alpha=w_alpha,
+            w_other=w_other,
+            chain=chain,
+            path=path,
+            dtype=dtype,
+            workers=workers,
+        )
+        prov.update(kprov)
+    if dtype == "float32":
+        out = out.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        raise InputDataError(
+            "the dose computation produced non-finite values; check the density map and kernel"
+        )
+    result = source.with_array(out, unit=unit_out, provenance=prov)
+    log.info(
+        "%s (%s, %s): total %.6g %s x voxel",
+        prov["quantity"],
+        method,
+        prov["nuclide"],
+        float(out.sum()),
+        unit_out,
+    )
+    return result
+
+
+def _density_for_kernel(method: str, density: Volume, source: Volume) -> np.ndarray:
+    if method == "vsv":
+        raise InputDataError(
+            "method='vsv' is homogeneous (the kernel's medium everywhere) and takes no "
+            "density map; use method='vsv-density' to correct for density."
+        )
+    return _check_density(density, source)
+
+
+def _require_grid(kernel: Kernel, source: Volume) -> None:
+    if not np.allclose(kernel.voxel_mm, source.spacing_mm, rtol=1e-4, atol=0.0):
+        raise GeometryMismatchError(
+            f"kernel voxel_mm={kernel.voxel_mm} does not match the map's spacing_mm="
+            f"{source.spacing_mm}. Build the kernel for this voxel size "
+            "(dosimetry.vsv_kernel(nuclide, volume.spacing_mm)) or resample the map."
+        )
+
+
+def _kernel_method(
+    values: np.ndarray,
+    source: Volume,
+    energies: EnergyPerDecay,
+    *,
+    method: str,
+    nuclide: str,
+    kernel: Kernel | Mapping[str, Kernel] | None,
+    density: np.ndarray | None,
+    include_photons: bool,
+    w_alpha: float,
+    w_other: float,
+    chain: bool,
+    path: str,
+    dtype: str,
+    workers: int | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    raise KernelError(f"method={method!r} is not available yet; use method='led'")
