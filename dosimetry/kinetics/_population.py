@@ -1,0 +1,255 @@
+"""Population effective half-lives of therapy agents, with their literature source.
+
+The table ``dosimetry/data/population_kinetics.csv`` holds one row per (agent, organ):
+the published effective half-life (hours, as reported), which statistic it is (mean or
+median), its spread, the number of patients, how it was measured and the citation.
+Only values that the cited paper reports are listed; a missing (agent, organ) pair is an
+error that tells the user to supply the half-life explicitly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..errors import DosimetryError
+
+__all__ = [
+    "PopulationHalfLife",
+    "population_effective_half_life_s",
+    "population_biological_half_life_s",
+    "population_table",
+    "canonical_agent",
+    "canonical_organ",
+    "agent_reference_nuclide",
+]
+
+#: canonical organ name -> words that identify it in a VOI/mask name (lower case)
+ORGAN_ALIASES: dict[str, tuple[str, ...]] = {
+    "kidneys": ("kidney", "kidneys", "renal", "niere"),
+    "liver": ("liver", "hepar"),
+    "spleen": ("spleen", "lien"),
+    "salivary_glands": (
+        "salivary",
+        "parotid",
+        "parotids",
+        "submandibular",
+        "sublingual",
+        "salivary_glands",
+    ),
+    "bone_marrow": ("marrow", "bone_marrow", "red_marrow", "redmarrow", "bonemarrow"),
+    "tumour": ("tumour", "tumor", "tumours", "tumors", "lesion", "lesions", "gtv", "metastasis"),
+    "whole_body": ("whole_body", "wholebody", "body", "wb", "total_body"),
+    "lungs": ("lung", "lungs"),
+}
+
+#: canonical agent -> normalised spellings (lower case, no spaces, brackets or hyphens)
+AGENT_ALIASES: dict[str, tuple[str, ...]] = {
+    "Lu-177-PSMA-617": (
+        "lu177psma617",
+        "177lupsma617",
+        "177lulupsma617",
+        "lupsma617",
+        "psma617",
+        "vipivotidetetraxetan",
+        "pluvicto",
+        "ac225psma617",
+        "225acpsma617",
+        "225acacpsma617",
+    ),
+    "Lu-177-DOTATATE": (
+        "lu177dotatate",
+        "177ludotatate",
+        "177ludotatate",
+        "177luludotatate",
+        "ludotatate",
+        "dotatate",
+        "lutathera",
+        "lutate",
+        "177luoxodotreotide",
+        "oxodotreotide",
+        "177ludotaoctreotate",
+        "dotaoctreotate",
+        "ludotaoctreotate",
+    ),
+}
+
+#: nuclide whose physical decay is contained in each agent's tabulated effective half-life
+_AGENT_NUCLIDE: dict[str, str] = {"Lu-177-PSMA-617": "Lu-177", "Lu-177-DOTATATE": "Lu-177"}
+
+
+@dataclass(frozen=True)
+class PopulationHalfLife:
+    """One row of the population table."""
+
+    agent: str
+    organ: str
+    effective_half_life_s: float
+    statistic: str
+    spread: str
+    n_patients: str
+    method: str
+    citation: str
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict[tuple[str, str], PopulationHalfLife]:
+    text = resources.files("dosimetry").joinpath("data/population_kinetics.csv").read_text("utf-8")
+    out: dict[tuple[str, str], PopulationHalfLife] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        key = (row["agent"].strip(), row["organ"].strip())
+        if key in out:
+            raise DosimetryError(f"population_kinetics.csv lists {key} twice")
+        value_h = float(row["effective_half_life_h"])
+        if not np.isfinite(value_h) or value_h <= 0:
+            raise DosimetryError(f"population_kinetics.csv: bad half-life for {key}: {value_h}")
+        out[key] = PopulationHalfLife(
+            agent=key[0],
+            organ=key[1],
+            effective_half_life_s=value_h * 3600.0,
+            statistic=row["statistic"].strip(),
+            spread=row["spread_h"].strip(),
+            n_patients=row["n_patients"].strip(),
+            method=row["method"].strip(),
+            citation=row["citation"].strip(),
+        )
+    return out
+
+
+def population_table() -> list[PopulationHalfLife]:
+    """All rows of the population table, sorted by agent and organ."""
+    return [v for _, v in sorted(_load().items())]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s\[\]\-_()/.,]+", "", text.lower())
+
+
+def canonical_agent(agent: str) -> str:
+    """Canonical agent name of the population table (``"Lu-177-PSMA-617"``, ...).
+
+    >>> canonical_agent("[177Lu]Lu-PSMA-617")
+    'Lu-177-PSMA-617'
+    >>> canonical_agent("Lutathera")
+    'Lu-177-DOTATATE'
+    """
+    key = _squash(str(agent))
+    for canon, aliases in AGENT_ALIASES.items():
+        if key == _squash(canon) or key in aliases:
+            return canon
+    raise DosimetryError(
+        f"unknown agent {agent!r}; the population table knows: {', '.join(AGENT_ALIASES)} "
+        "(aliases such as '177Lu-PSMA-617', 'Lutathera' are accepted). For another agent, "
+        "give the half-lives explicitly (effective_half_life_s=... or biological_half_life_s=...)."
+    )
+
+
+def canonical_organ(name: str) -> str | None:
+    """Canonical organ of a VOI name, or ``None`` when it names none of the table's organs.
+
+    Matching is on whole words of the lower-cased name (``"Kidney_L"`` -> ``"kidneys"``,
+    ``"parotid right"`` -> ``"salivary_glands"``, ``"lesion 3"`` -> ``"tumour"``).
+
+    >>> canonical_organ("Kidney_L"), canonical_organ("Parotid R"), canonical_organ("brain")
+    ('kidneys', 'salivary_glands', None)
+    """
+    text = str(name).strip().lower()
+    squashed = re.sub(r"[\s\-]+", "_", text)
+    for canon, aliases in ORGAN_ALIASES.items():
+        if squashed == canon or squashed in aliases:
+            return canon
+    words = [w for w in re.split(r"[^a-z]+", text) if w]
+    for canon, aliases in ORGAN_ALIASES.items():
+        if any(w in aliases for w in words):
+            return canon
+    return None
+
+
+def agent_reference_nuclide(agent: str) -> str:
+    """The nuclide whose physical decay is inside the agent's tabulated effective half-lives."""
+    return _AGENT_NUCLIDE[canonical_agent(agent)]
+
+
+def _row(agent: str, organ: str) -> PopulationHalfLife:
+    canon_agent = canonical_agent(agent)
+    canon_organ = canonical_organ(organ)
+    table = _load()
+    if canon_organ is None or (canon_agent, canon_organ) not in table:
+        have = sorted(o for (a, o) in table if a == canon_agent)
+        raise DosimetryError(
+            f"no population effective half-life for agent {canon_agent!r}, organ {organ!r}"
+            f"{'' if canon_organ is None else f' (read as {canon_organ!r})'}. The table has, "
+            f"for this agent: {', '.join(have)}; agents: {', '.join(sorted(AGENT_ALIASES))}. "
+            "Give the value explicitly (effective_half_life_s= or biological_half_life_s=, a "
+            "number or a dict per VOI)."
+        )
+    return table[(canon_agent, canon_organ)]
+
+
+def population_effective_half_life_s(agent: str, organ: str) -> tuple[float, str]:
+    """Published population effective half-life (s) of ``agent`` in ``organ`` and its citation.
+
+    Parameters
+    ----------
+    agent
+        ``"Lu-177-PSMA-617"`` or ``"Lu-177-DOTATATE"`` (common spellings accepted).
+    organ
+        ``"kidneys"``, ``"liver"``, ``"spleen"``, ``"salivary_glands"``, ``"bone_marrow"``,
+        ``"tumour"``, ``"whole_body"``, ``"lungs"`` or a VOI name containing one of their
+        aliases (``"kidney_left"``, ``"parotid"``, ``"lesion_2"``).
+
+    Returns
+    -------
+    (float, str)
+        Effective half-life in seconds (for the agent's own nuclide, ¹⁷⁷Lu) and a citation
+        string that also names the statistic (mean/median) and cohort size.
+
+    Raises
+    ------
+    DosimetryError
+        Unknown agent, or no published value in the table for this organ; the message
+        lists what the table has.
+
+    Examples
+    --------
+    >>> value_s, cite = population_effective_half_life_s("177Lu-PSMA-617", "whole body")
+    >>> round(value_s / 3600, 1), cite.startswith("Kurth J")
+    (40.5, True)
+    """
+    row = _row(agent, organ)
+    cite = f"{row.citation} [{row.statistic}, {row.spread} h, n={row.n_patients}; {row.method}]"
+    return row.effective_half_life_s, cite
+
+
+def population_biological_half_life_s(agent: str, organ: str) -> tuple[float, str]:
+    """Biological half-life (s) implied by the population effective half-life.
+
+    ``1/T_bio = 1/T_eff - 1/T_phys`` with ``T_phys`` the physical half-life of the agent's
+    nuclide (¹⁷⁷Lu, from :func:`dosimetry.nuclide`). The result is what transfers to the
+    same ligand labelled with another nuclide (e.g. ²²⁵Ac-PSMA-617), under the assumption
+    that the label does not change the pharmacokinetics.
+
+    Raises
+    ------
+    DosimetryError
+        When the tabulated effective half-life is not shorter than the physical half-life
+        (no biological clearance can be derived).
+    """
+    from ..nuclides import nuclide
+
+    t_eff, cite = population_effective_half_life_s(agent, organ)
+    t_phys = nuclide(agent_reference_nuclide(agent)).half_life_s
+    if t_eff >= t_phys:
+        raise DosimetryError(
+            f"population effective half-life {t_eff / 3600:.1f} h of {agent} in {organ} is not "
+            f"shorter than the physical half-life {t_phys / 3600:.1f} h: no biological "
+            "half-life follows. Give biological_half_life_s explicitly."
+        )
+    t_bio = 1.0 / (1.0 / t_eff - 1.0 / t_phys)
+    return t_bio, f"{cite}; converted to biological with T_phys({agent_reference_nuclide(agent)})"
