@@ -69,7 +69,7 @@ from .kinetics._population import (
 )
 from .volume import Volume
 
-__all__ = ["project_tia", "ProjectionResult", "Assumption", "chain_decays_per_parent"]
+__all__ = ["project_tia", "ProjectionResult", "chain_decays_per_parent"]
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,9 @@ _STABLE_HALF_LIFE_S = 1e4 * 365.25 * 86400.0
 PetInput = Volume | tuple[Volume, float, datetime]
 
 
-@dataclass(frozen=True)
-class Assumption:
-    """One assumption of a projection: what, the value used, and where it came from."""
-
-    item: str
-    value: str
-    source: str
+def _assumption(name: str, value: str, source: str) -> dict[str, str]:
+    """One assumption row: what (``name``), the value used, and where it came from."""
+    return {"name": name, "value": value, "source": source}
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ class ProjectionResult:
     tia_per_bq: Volume
     member_tia_per_bq: dict[str, Volume]
     voi_table: list[dict[str, Any]]
-    assumptions: list[Assumption]
+    assumptions: list[dict[str, str]]
     sensitivity: list[dict[str, Any]]
     relocated_tia_per_bq: dict[str, float] = field(default_factory=dict)
     therapy_nuclide: str = ""
@@ -139,8 +135,8 @@ class ProjectionResult:
 
     def assumptions_text(self) -> str:
         """The assumptions as an aligned plain-text table."""
-        rows = [("item", "value", "source")] + [
-            (a.item, a.value, a.source) for a in self.assumptions
+        rows = [("name", "value", "source")] + [
+            (str(a["name"]), str(a["value"]), str(a["source"])) for a in self.assumptions
         ]
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
@@ -382,33 +378,38 @@ def _frames(
 
 
 def _masks(masks: Mapping[str, Volume], grid: Volume, overlap: str) -> dict[str, np.ndarray]:
+    """Mask weights in [0, 1] per VOI (binary or fractional occupancy), overlaps resolved."""
     if overlap not in ("error", "first"):
         raise InputDataError(f"overlap={overlap!r}; valid: 'error', 'first'")
+    if not isinstance(masks, Mapping) or not masks:
+        raise InputDataError("masks must be a non-empty dict of VOI name -> mask Volume")
     out: dict[str, np.ndarray] = {}
-    taken = np.zeros(grid.shape, dtype=bool)
+    taken = np.zeros(grid.shape, dtype=np.float64)
+    tol = 1e-6
     for name, m in masks.items():
         if not isinstance(m, Volume):
             raise InputDataError(f"mask {name!r} must be a Volume, got {type(m).__name__}")
         grid.check_same_grid(m, name=f"mask {name!r}")
-        arr = np.asarray(m.array)
-        if arr.dtype != bool:
-            if not np.all(np.isin(arr, (0, 1))):
-                raise InputDataError(
-                    f"mask {name!r} is not binary (values other than 0/1); threshold it first"
-                )
-            arr = arr.astype(bool)
-        both = arr & taken
-        if both.any():
+        w = np.asarray(m.array, dtype=np.float64)
+        if not np.all(np.isfinite(w)) or w.min() < 0.0 or w.max() > 1.0 + tol:
+            raise InputDataError(
+                f"mask {name!r} has values outside [0, 1] (min {np.nanmin(w):.3g}, max "
+                f"{np.nanmax(w):.3g}); give a binary mask or fractional occupancy"
+            )
+        w = np.minimum(w, 1.0)
+        over = taken + w > 1.0 + tol
+        if over.any():
             if overlap == "error":
                 raise InputDataError(
-                    f"mask {name!r} overlaps earlier masks in {int(both.sum())} voxels; make the "
-                    "masks disjoint or pass overlap='first' (earlier masks win)."
+                    f"mask {name!r} overlaps earlier masks in {int(over.sum())} voxels (weights "
+                    "sum above 1); make the masks disjoint or pass overlap='first' (earlier "
+                    "masks keep their weight)."
                 )
-            arr = arr & ~taken
-        if not arr.any():
+            w = np.minimum(w, 1.0 - taken)
+        if not w.any():
             raise InputDataError(f"mask {name!r} is empty (after removing overlaps)")
-        taken |= arr
-        out[str(name)] = arr
+        taken += w
+        out[str(name)] = w
     return out
 
 
@@ -514,12 +515,77 @@ def _tia_factor(t_bio_s: float, t_phys_s: float, t_pet_s: float, head: str) -> f
     return math.exp(lb * t_pet_s) / (lb + lp)
 
 
+_UNSET: Any = object()
+
+
+def _agent_nuclide(agent: str) -> str | None:
+    """Nuclide named at the start of an agent name (``"Ac-225-PSMA-617"`` -> ``"Ac-225"``)."""
+    import re
+
+    from .errors import NuclideError
+    from .nuclides import normalize_name
+
+    text = agent.strip()
+    for pat in (
+        r"^\[?(\d{1,3}[A-Za-z]{1,2})\]?",  # 177Lu-..., [225Ac]Ac-...
+        r"^([A-Za-z]{1,2}-?\d{1,3})",  # Lu-177-..., Ac225-...
+    ):
+        m = re.match(pat, text)
+        if m:
+            try:
+                return normalize_name(m.group(1))
+            except NuclideError:
+                continue
+    return None
+
+
+def _parse_positional(
+    args: tuple[Any, ...],
+    masks: Mapping[str, Volume] | None,
+    therapy_nuclide: str | None,
+    agent: Any,
+    injected_activity_bq: float | None,
+    injection_time: datetime | None,
+) -> tuple[Mapping[str, Volume], str | None, Any, float | None, datetime | None]:
+    """Accept ``(masks[, therapy_nuclide[, agent]])`` or ``(A_inj, t_inj, masks, ...)``."""
+    rest = list(args)
+    if rest and not isinstance(rest[0], Mapping):
+        if len(rest) < 3 or not isinstance(rest[2], Mapping):
+            raise InputDataError(
+                "positional arguments after pet must be (masks[, therapy_nuclide[, agent]]) or "
+                "(injected_activity_bq, injection_time, masks[, therapy_nuclide[, agent]])"
+            )
+        if injected_activity_bq is not None or injection_time is not None:
+            raise InputDataError("injected activity / injection time given twice")
+        injected_activity_bq, injection_time = float(rest[0]), rest[1]
+        rest = rest[2:]
+    if len(rest) > 3:
+        raise InputDataError(f"too many positional arguments ({len(args) + 1})")
+    names = ("masks", "therapy_nuclide", "agent")
+    given = {"masks": masks, "therapy_nuclide": therapy_nuclide, "agent": agent}
+    for key, value in zip(names, rest, strict=False):
+        if given[key] is not None and given[key] is not _UNSET:
+            raise InputDataError(f"{key} given both positionally and by keyword")
+        given[key] = value
+    if given["masks"] is None:
+        raise InputDataError("masks (dict of VOI name -> mask Volume) is required")
+    return (
+        given["masks"],
+        given["therapy_nuclide"],
+        given["agent"],
+        injected_activity_bq,
+        injection_time,
+    )
+
+
 def project_tia(
     pet: PetInput | Sequence[PetInput],
-    masks: Mapping[str, Volume],
-    therapy_nuclide: str = "Lu-177",
-    agent: str | None = "Lu-177-PSMA-617",
-    *,
+    *args: Any,
+    masks: Mapping[str, Volume] | None = None,
+    therapy_nuclide: str | None = None,
+    agent: str | None = _UNSET,
+    injected_activity_bq: float | None = None,
+    injection_time: datetime | None = None,
     biological_half_life_s: float | Mapping[str, float] | None = None,
     effective_half_life_s: float | Mapping[str, float] | None = None,
     background: Literal["whole_body", "physical", "zero"] | float = "whole_body",
@@ -535,6 +601,10 @@ def project_tia(
 ) -> ProjectionResult:
     """Project a diagnostic PET onto a therapy agent's TIA map per administered activity.
 
+    Call as ``project_tia(pet, masks, therapy_nuclide, agent, ...)`` or, for a single
+    activity Volume, ``project_tia(activity, injected_activity_bq, injection_time, masks,
+    ...)``.
+
     Parameters
     ----------
     pet
@@ -547,27 +617,35 @@ def project_tia(
         several time points the latest is used as the plateau value; earlier ones check
         the plateau assumption (a warning and an assumptions row when a VOI's fraction
         changes by more than ``plateau_tolerance`` between the last two).
+    *args
+        ``masks[, therapy_nuclide[, agent]]`` or ``injected_activity_bq, injection_time,
+        masks[, therapy_nuclide[, agent]]`` (the latter with an activity Volume as ``pet``).
     masks
-        VOI name -> binary mask Volume on the PET grid. The name selects the population
-        prior (``"kidney_left"`` -> kidneys; see
+        VOI name -> mask Volume on the PET grid: binary, or fractional occupancy in [0, 1]
+        (partial-volume voxels are shared between VOIs and background in proportion).
+        The name selects the population prior (``"kidney_left"`` -> kidneys; see
         :func:`dosimetry.kinetics.population_effective_half_life_s`).
     therapy_nuclide
         ``"Lu-177"``, ``"Ac-225"``, ... Its physical decay is applied from injection on.
+        Default: the nuclide named at the start of ``agent`` (``"Ac-225-PSMA-617"``).
     agent
-        Agent whose population priors supply missing half-lives (``"Lu-177-PSMA-617"``,
-        ``"Lu-177-DOTATATE"``); the ligand's biological half-lives transfer to another
-        nuclide (²²⁵Ac-PSMA-617 uses the PSMA-617 priors). ``None``: all half-lives must
-        be given.
+        Agent whose population priors supply missing half-lives (default
+        ``"Lu-177-PSMA-617"``; also ``"Lu-177-DOTATATE"``); a ligand's biological
+        half-lives transfer to another nuclide (``"Ac-225-PSMA-617"`` uses the PSMA-617
+        priors). ``None``: every half-life must be given.
+    injected_activity_bq, injection_time
+        Diagnostic injected activity (Bq) and time, for an activity Volume passed alone.
     biological_half_life_s, effective_half_life_s
         A number for every VOI or a dict per VOI name (s). Effective half-lives refer to
         the *therapy* nuclide. A dict entry beats a number of the other kind; both for the
         same VOI is an error. ``numpy.inf`` (biological) means no biological clearance.
     background
-        Voxels outside every mask: ``"whole_body"`` (population whole-body half-life of
-        ``agent``), ``"physical"`` (no biological clearance, an upper bound), ``"zero"``
-        (no TIA outside the VOIs) or a biological half-life in s.
+        Voxels (or voxel fractions) outside every mask: ``"whole_body"`` (population
+        whole-body half-life of ``agent``), ``"physical"`` (no biological clearance, an
+        upper bound), ``"zero"`` (no TIA outside the VOIs) or a biological half-life in s.
     diagnostic_nuclide
-        Nuclide of the PET agent (``"Ga-68"``, ``"F-18"``), needed for activity input.
+        Nuclide of the PET agent (``"Ga-68"``, ``"F-18"``), needed for activity input;
+        when omitted, the Volume's ``provenance["nuclide"]`` is used (and logged).
     pet_time_after_injection_s
         Time of the PET after injection (s), needed for fraction input.
     head
@@ -579,10 +657,12 @@ def project_tia(
     free_bi213_fraction
         Fraction (0-1) of ²¹³Bi and its progeny that leaves the source voxels.
     bi213_sink
-        Name of the VOI where freed ²¹³Bi decays (spread uniformly over it); ``None``:
-        the relocated TIA is reported in ``relocated_tia_per_bq`` and left out of the map.
+        Name of the VOI where freed ²¹³Bi decays (spread over it in proportion to the
+        mask weights); ``None``: the relocated TIA is reported in ``relocated_tia_per_bq``
+        and left out of the map.
     overlap
-        ``"error"`` for overlapping masks, or ``"first"`` (earlier masks keep the voxels).
+        ``"error"`` when mask weights sum above 1 in a voxel, or ``"first"`` (earlier
+        masks keep their weight, later ones get what is left).
     sensitivity_change
         Relative change applied to each assumed half-life for the sensitivity table.
     plateau_tolerance
@@ -600,7 +680,7 @@ def project_tia(
     GeometryMismatchError
         Masks or time points on another grid.
     InputDataError, UnitError, DosimetryError
-        Missing times/activities, NaN voxels, non-binary or overlapping masks, missing
+        Missing times/activities, NaN voxels, masks outside [0, 1] or overlapping, missing
         half-lives (the message lists what the population table has).
 
     Examples
@@ -616,8 +696,27 @@ def project_tia(
     >>> round(r.voi_table[0]["tia_per_bq_s"] / 3600, 2)
     4.68
     """
+    from .kinetics._population import agent_reference_nuclide
     from .nuclides import nuclide
 
+    masks, therapy_nuclide, agent, injected_activity_bq, injection_time = _parse_positional(
+        args, masks, therapy_nuclide, agent, injected_activity_bq, injection_time
+    )
+    if agent is _UNSET:
+        agent = "Lu-177-PSMA-617"
+    if injected_activity_bq is not None or injection_time is not None:
+        if not isinstance(pet, Volume) or injected_activity_bq is None or injection_time is None:
+            raise InputDataError(
+                "injected_activity_bq and injection_time go with a single activity Volume as pet"
+            )
+        pet = (pet, float(injected_activity_bq), injection_time)
+    if therapy_nuclide is None:
+        therapy_nuclide = _agent_nuclide(agent) if agent is not None else None
+        if therapy_nuclide is None:
+            raise InputDataError(
+                f"therapy_nuclide not given and agent {agent!r} does not name one; pass "
+                "therapy_nuclide='Lu-177' (or 'Ac-225', ...)."
+            )
     therapy = nuclide(therapy_nuclide)
     t_phys = therapy.half_life_s
     if head not in ("plateau", "instant"):
@@ -632,8 +731,6 @@ def project_tia(
     canon_agent = None if agent is None else canonical_agent(agent)
     t_ref_phys = t_phys
     if canon_agent is not None:
-        from .kinetics._population import agent_reference_nuclide
-
         t_ref_phys = nuclide(agent_reference_nuclide(canon_agent)).half_life_s
 
     frames, diag_desc = _frames(pet, diagnostic_nuclide, pet_time_after_injection_s)
@@ -643,37 +740,46 @@ def project_tia(
     if bi213_sink is not None and bi213_sink not in vois:
         raise InputDataError(f"bi213_sink={bi213_sink!r} is not a VOI; VOIs: {', '.join(vois)}")
 
-    assumptions: list[Assumption] = [
-        Assumption("therapy nuclide", f"{therapy.name}, T1/2 = {t_phys:.6g} s", "ICRP-107"),
-        Assumption("diagnostic nuclide", diag_desc, "ICRP-107"),
-        Assumption(
+    assumptions: list[dict[str, str]] = [
+        _assumption("therapy nuclide", f"{therapy.name}, T1/2 = {t_phys:.6g} s", "ICRP-107"),
+        _assumption("diagnostic nuclide", diag_desc, "ICRP-107"),
+        _assumption(
             "fraction of injected activity",
             plateau.note,
             "activity at acquisition (decay correction undone) / decayed injected activity",
         ),
-        Assumption(
+        _assumption(
             "shared biodistribution",
             "therapy agent reaches the diagnostic agent's voxel fractions",
             "modelling assumption (theranostic pair)",
         ),
-        Assumption(
+        _assumption(
             "uptake phase",
             f"plateau reached at PET time {plateau.t_after_injection_s / 3600:.3f} h; head={head}",
             "modelling assumption",
         ),
-        Assumption(
+        _assumption(
             "clearance",
             "mono-exponential biological clearance per VOI after PET time, physical decay "
             "from injection",
             "modelling assumption",
         ),
     ]
+    if canon_agent is not None and t_ref_phys != t_phys:
+        assumptions.append(
+            _assumption(
+                "ligand kinetics transfer",
+                f"biological half-lives of {canon_agent} applied to {therapy.name}",
+                "assumption: the label does not change the pharmacokinetics (Kratochwil 2016)",
+            )
+        )
 
     # plateau check with several time points
     if len(frames) >= 2:
         prev = frames[-2]
-        for name, m in vois.items():
-            f_prev, f_last = float(prev.fraction[m].sum()), float(plateau.fraction[m].sum())
+        for name, w in vois.items():
+            f_prev = float((prev.fraction * w).sum())
+            f_last = float((plateau.fraction * w).sum())
             change = (f_last - f_prev) / f_prev if f_prev > 0 else math.inf
             row = (
                 f"{name}: fraction {f_prev:.4g} at {prev.t_after_injection_s / 3600:.2f} h -> "
@@ -683,18 +789,17 @@ def project_tia(
             if not ok:
                 log.warning("plateau assumption questionable for %s", row)
             assumptions.append(
-                Assumption(
+                _assumption(
                     "plateau check",
                     row,
                     "within tolerance" if ok else f"exceeds {100 * plateau_tolerance:.0f} %",
                 )
             )
 
-    tia = np.zeros(grid.shape, dtype=np.float64)
-    voi_table: list[dict[str, Any]] = []
+    # per-region weights: VOIs, then background = 1 - sum of VOI weights
+    regions: dict[str, np.ndarray] = dict(vois)
     half_lives: dict[str, _HalfLife] = {}
-    for name, m in vois.items():
-        organ = canonical_organ(name)
+    for name in vois:
         hl = _resolve_half_life(
             name,
             canon_agent,
@@ -704,23 +809,21 @@ def project_tia(
             effective_half_life_s,
         )
         half_lives[name] = hl
-        factor = _tia_factor(hl.t_bio_s, t_phys, plateau.t_after_injection_s, head)
-        tia[m] = plateau.fraction[m] * factor
+        t_bio_txt = "inf" if not np.isfinite(hl.t_bio_s) else f"{hl.t_bio_s / 3600:.4g}"
         assumptions.append(
-            Assumption(
+            _assumption(
                 f"half-life {name}",
-                f"{hl.kind} {hl.given_s / 3600:.4g} h -> T_bio "
-                f"{'inf' if not np.isfinite(hl.t_bio_s) else f'{hl.t_bio_s / 3600:.4g}'} h "
-                f"(organ read as {organ})",
+                f"{hl.kind} {hl.given_s / 3600:.4g} h -> T_bio {t_bio_txt} h "
+                f"(organ read as {canonical_organ(name)})",
                 hl.source,
             )
         )
-
-    bg_mask = np.ones(grid.shape, dtype=bool)
-    for m in vois.values():
-        bg_mask &= ~m
-    bg_hl: _HalfLife | None = None
-    if bg_mask.any():
+    covered = np.zeros(grid.shape, dtype=np.float64)
+    for w in vois.values():
+        covered += w
+    bg_weight = np.clip(1.0 - covered, 0.0, 1.0)
+    if bg_weight.any():
+        bg_hl: _HalfLife | None
         if isinstance(background, int | float) and not isinstance(background, bool):
             bg_hl = _HalfLife(float(background), "biological", float(background), "user input")
         elif background == "whole_body":
@@ -751,36 +854,39 @@ def project_tia(
             )
         if bg_hl is not None:
             half_lives["background"] = bg_hl
-            tia[bg_mask] = plateau.fraction[bg_mask] * _tia_factor(
-                bg_hl.t_bio_s, t_phys, plateau.t_after_injection_s, head
-            )
+            regions["background"] = bg_weight
             assumptions.append(
-                Assumption(
+                _assumption(
                     "half-life background",
-                    f"{bg_hl.kind} {bg_hl.given_s / 3600:.4g} h (voxels outside every VOI)",
+                    f"{bg_hl.kind} {bg_hl.given_s / 3600:.4g} h (outside every VOI)",
                     bg_hl.source,
                 )
             )
         else:
             assumptions.append(
-                Assumption("background", "no TIA outside the VOIs", "user choice background='zero'")
+                _assumption(
+                    "background", "no TIA outside the VOIs", "user choice background='zero'"
+                )
             )
 
-    regions = dict(vois)
-    if "background" in half_lives:
-        regions["background"] = bg_mask
-    for name, m in regions.items():
+    tia = np.zeros(grid.shape, dtype=np.float64)
+    voi_table: list[dict[str, Any]] = []
+    for name, w in regions.items():
         hl = half_lives[name]
-        t_eff = 1.0 / (1.0 / t_phys + (0.0 if not np.isfinite(hl.t_bio_s) else 1.0 / hl.t_bio_s))
+        factor = _tia_factor(hl.t_bio_s, t_phys, plateau.t_after_injection_s, head)
+        part = plateau.fraction * w * factor
+        tia += part
+        inv_bio = 0.0 if not np.isfinite(hl.t_bio_s) else 1.0 / hl.t_bio_s
         voi_table.append(
             {
                 "voi": name,
                 "organ": canonical_organ(name) if name != "background" else "background",
-                "n_voxels": int(m.sum()),
-                "fraction_injected": float(plateau.fraction[m].sum()),
+                "n_voxels": int(np.count_nonzero(w)),
+                "volume_ml": float(w.sum() * grid.voxel_volume_ml),
+                "fraction_injected": float((plateau.fraction * w).sum()),
                 "biological_half_life_s": hl.t_bio_s,
-                "effective_half_life_s": t_eff,
-                "tia_per_bq_s": float(tia[m].sum()),
+                "effective_half_life_s": 1.0 / (1.0 / t_phys + inv_bio),
+                "tia_per_bq_s": float(part.sum()),
                 "source": hl.source,
             }
         )
@@ -788,18 +894,18 @@ def project_tia(
     # sensitivity: scale each assumed half-life
     change = float(sensitivity_change)
     sensitivity: list[dict[str, Any]] = []
-    for name, m in regions.items():
+    for entry in voi_table:
+        name = entry["voi"]
         hl = half_lives[name]
         if not np.isfinite(hl.t_bio_s):
             continue
-        base = float(tia[m].sum())
-        vals = []
-        for fct in (1.0 - change, 1.0 + change):
-            tb = _scaled(hl, fct, t_phys if not hl.kind.startswith("population") else t_ref_phys)
-            vals.append(
-                float(plateau.fraction[m].sum())
-                * _tia_factor(tb, t_phys, plateau.t_after_injection_s, head)
-            )
+        base = entry["tia_per_bq_s"]
+        t_given_phys = t_ref_phys if hl.kind.startswith("population") else t_phys
+        vals = [
+            entry["fraction_injected"]
+            * _tia_factor(_scaled(hl, fct, t_given_phys), t_phys, plateau.t_after_injection_s, head)
+            for fct in (1.0 - change, 1.0 + change)
+        ]
         sensitivity.append(
             {
                 "voi": name,
@@ -813,7 +919,7 @@ def project_tia(
             }
         )
     assumptions.append(
-        Assumption(
+        _assumption(
             "sensitivity",
             f"each assumed half-life scaled by 1 -/+ {change:g} (in the form given); TIA "
             "(and so LED dose) of the VOI reported",
@@ -856,14 +962,14 @@ def project_tia(
             arr = arr * (1.0 - phi)
             if bi213_sink is not None:
                 sink = vois[bi213_sink]
-                arr = arr + np.where(sink, moved / float(sink.sum()), 0.0)
+                arr = arr + sink * (moved / float(sink.sum()))
             else:
                 relocated[member] = moved
         members[member] = tia_vol.with_array(arr, unit="Bq s/Bq")
     if len(counts) > 1:
         desc = ", ".join(f"{k} {v:.4g}" for k, v in counts.items())
         assumptions.append(
-            Assumption(
+            _assumption(
                 "daughters",
                 f"in situ (decays per parent decay: {desc})",
                 "radioactivedecay / ICRP-107 branching; Sgouros et al. 2010 (MIRD 22)",
@@ -871,12 +977,12 @@ def project_tia(
         )
         if phi > 0:
             where = (
-                f"decays uniformly in VOI {bi213_sink!r}"
+                f"decays in VOI {bi213_sink!r}"
                 if bi213_sink
                 else "left out of the map (relocated_tia_per_bq)"
             )
             assumptions.append(
-                Assumption(
+                _assumption(
                     "free Bi-213",
                     f"fraction {phi:g} of Bi-213 and progeny leaves the source voxels; {where}",
                     "user scenario; Kruijff et al. 2015",

@@ -111,7 +111,7 @@ def test_population_priors_are_used_and_cited():
     t_eff_tab, cite = ds.kinetics.population_effective_half_life_s("Lu-177-PSMA-617", "kidneys")
     assert kid["effective_half_life_s"] == pytest.approx(t_eff_tab, rel=1e-12)
     assert "AAPM" in kid["source"]
-    items = [a.item for a in r.assumptions]
+    items = [a["name"] for a in r.assumptions]
     assert "shared biodistribution" in items and "half-life background" in items
     assert "Kurth" in r.assumptions_text()
 
@@ -172,6 +172,7 @@ def test_sensitivity_matches_analytic_derivative():
     r = project_tia(
         grid,
         _masks(grid),
+        therapy_nuclide="Lu-177",
         agent=None,
         biological_half_life_s=tb,
         pet_time_after_injection_s=1e-6,
@@ -199,8 +200,8 @@ def test_errors():
         project_tia(grid, masks)
     with pytest.raises(InputDataError, match="overlaps"):
         project_tia(grid, {**masks, "liver": masks["kidney_left"]}, pet_time_after_injection_s=1.0)
-    bad = grid.with_array(np.full(grid.shape, 0.5), unit="1")
-    with pytest.raises(InputDataError, match="not binary"):
+    bad = grid.with_array(np.full(grid.shape, 1.5), unit="1")
+    with pytest.raises(InputDataError, match=r"outside \[0, 1\]"):
         project_tia(grid, {"liver": bad}, pet_time_after_injection_s=1.0)
     other = ds.Volume.from_spacing(np.ones((4, 4, 4), bool), (2.0, 4.0, 4.0), unit="1")
     with pytest.raises(GeometryMismatchError):
@@ -213,6 +214,7 @@ def test_errors():
             masks,
             effective_half_life_s=1e7,
             pet_time_after_injection_s=1.0,
+            therapy_nuclide="Lu-177",
             agent=None,
             background="zero",
         )
@@ -242,7 +244,59 @@ def test_plateau_check_with_two_time_points():
     g1 = _grid(0.001)
     g2 = _grid(0.002)
     r = project_tia([g1, g2], _masks(g1), pet_time_after_injection_s=[1800.0, 3600.0])
-    checks = [a for a in r.assumptions if a.item == "plateau check"]
-    assert checks and all("exceeds" in a.source for a in checks)
+    checks = [a for a in r.assumptions if a["name"] == "plateau check"]
+    assert checks and all("exceeds" in a["source"] for a in checks)
     # the latest time point is used
     assert r.voi_table[0]["fraction_injected"] == pytest.approx(0.002 * 32)
+
+
+def test_activity_call_form_and_agent_names_the_nuclide():
+    """project_tia(activity, A_inj, t_inj, masks, agent=...) equals the tuple form."""
+    t_inj = datetime(2024, 5, 1, 9, 0, 0)
+    grid = _grid(1000.0, unit="Bq/mL")
+    pet = grid.with_array(grid.array, reference_time=t_inj + timedelta(hours=1))
+    pet = ds.Volume(
+        pet.array,
+        pet.affine,
+        "Bq/mL",
+        reference_time=pet.reference_time,
+        provenance={"nuclide": "Ga-68"},
+    )
+    masks = _masks(grid)
+    a = project_tia(pet, 2e8, t_inj, masks, agent="Ac-225-PSMA-617")
+    b = project_tia(
+        (pet, 2e8, t_inj), masks, "Ac-225", "Lu-177-PSMA-617", diagnostic_nuclide="Ga-68"
+    )
+    assert a.therapy_nuclide == "Ac-225" and a.agent == "Lu-177-PSMA-617"
+    np.testing.assert_allclose(a.tia_per_bq.array, b.tia_per_bq.array, rtol=1e-12)
+    assert any(x["name"] == "ligand kinetics transfer" for x in a.assumptions)
+    with pytest.raises(InputDataError, match="therapy_nuclide"):
+        project_tia(pet, 2e8, t_inj, masks, agent=None, biological_half_life_s=1e5)
+
+
+def test_fractional_masks_share_partial_voxels():
+    """A voxel half in the kidney, half background gets the weighted mix of both models."""
+    grid = _grid(0.001, shape=(1, 1, 2))
+    w = grid.with_array(np.array([[[1.0, 0.5]]]), unit="1")
+    tb_k, tb_bg = 30 * 3600.0, 90 * 3600.0
+    r = project_tia(
+        grid,
+        {"kidneys": w},
+        "Lu-177",
+        None,
+        biological_half_life_s=tb_k,
+        background=tb_bg,
+        pet_time_after_injection_s=3600.0,
+    )
+    k = _numeric_tia(0.001, tb_k, T_LU, 3600.0, "plateau")
+    bg = _numeric_tia(0.001, tb_bg, T_LU, 3600.0, "plateau")
+    np.testing.assert_allclose(r.tia_per_bq.array.ravel(), [k, 0.5 * k + 0.5 * bg], rtol=1e-8)
+    with pytest.raises(InputDataError, match="overlaps"):
+        project_tia(
+            grid,
+            {"kidneys": w, "liver": w},
+            "Lu-177",
+            None,
+            biological_half_life_s=tb_k,
+            pet_time_after_injection_s=3600.0,
+        )
