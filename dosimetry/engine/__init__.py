@@ -1,9 +1,23 @@
 """Dose engine: local deposition, exact linear convolution (Numba direct / FFT), density.
 
-Array-level building blocks behind :func:`dosimetry.absorbed_dose`; no ``Volume`` here
-except in the public wrappers' documentation.
+Array-level building blocks behind :func:`dosimetry.absorbed_dose`:
+
+* :func:`convolve`: ``"same"``-size linear convolution with a centred kernel, by the
+  direct Numba path or the FFT path (cached kernel spectra), chosen automatically.
+* :func:`local_dose`: local energy deposition.
+* :func:`clear_spectrum_cache`, :func:`spectrum_cache_info`: the kernel-spectrum cache.
 """
 
+from .convolve import choose_path, convolve, kernel_key
+from .fft import clear_spectrum_cache, spectrum_cache_info
 from .led import local_dose, voxel_mass_kg
 
-__all__ = ["local_dose", "voxel_mass_kg"]
+__all__ = [
+    "convolve",
+    "choose_path",
+    "kernel_key",
+    "clear_spectrum_cache",
+    "spectrum_cache_info",
+    "local_dose",
+    "voxel_mass_kg",
+]

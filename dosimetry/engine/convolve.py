@@ -1,0 +1,205 @@
+"""Exact linear convolution of an activity map with a voxel kernel, by the fastest path.
+
+:func:`convolve` is ``scipy.signal.convolve(src, kernel, mode="same")`` for odd-sided,
+centred kernels (a single source voxel returns the kernel at its place, cropped at the
+border; nothing wraps around), computed either by
+
+* ``"direct"``: Numba gather over non-empty rows, exploiting the flip symmetry of
+  voxel S-value kernels (:mod:`dosimetry.engine._numba`), float64 accumulation; or
+* ``"fft"``: real FFTs on the zero-padded bounding box of the map with cached kernel
+  spectra (:mod:`dosimetry.engine.fft`).
+
+``path="auto"`` picks from an operation-count model of both paths (logged at INFO).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from typing import Literal
+
+import numpy as np
+
+from ..errors import InputDataError, KernelError
+from . import _numba
+from .fft import fft_convolve
+
+__all__ = ["convolve", "choose_path", "kernel_key", "PATHS"]
+
+log = logging.getLogger(__name__)
+
+Path = Literal["auto", "fft", "direct"]
+PATHS: tuple[str, ...] = ("auto", "fft", "direct")
+
+#: Relative cost of one FFT "unit" (L log2 L per transformed voxel) against one
+#: multiply-add of the direct loop; measured on a 2-vCPU Xeon (AVX-512) with float32
+#: transforms (benchmarks/engine.py). Only the ratio matters.
+_FFT_UNIT_COST = 2.2
+_FFT_FLOAT64_FACTOR = 1.6
+
+_SYM_CACHE: dict[str, bool] = {}
+
+
+def kernel_key(kernel: np.ndarray) -> str:
+    """SHA-256 of the kernel's shape, dtype and bytes (the spectrum-cache key)."""
+    h = hashlib.sha256()
+    k = np.ascontiguousarray(kernel, dtype=np.float64)
+    h.update(repr(k.shape).encode())
+    h.update(k.tobytes())
+    return h.hexdigest()
+
+
+def _symmetric(kernel: np.ndarray, key: str) -> bool:
+    if key not in _SYM_CACHE:
+        scale = float(np.max(np.abs(kernel))) or 1.0
+        _SYM_CACHE[key] = all(
+            np.allclose(kernel, np.flip(kernel, axis=ax), rtol=0.0, atol=1e-13 * scale)
+            for ax in range(3)
+        )
+    return _SYM_CACHE[key]
+
+
+def _check(src: np.ndarray, kernel: np.ndarray) -> None:
+    if src.ndim != 3:
+        raise InputDataError(f"the map must be 3-D [slice, row, column], got shape {src.shape}")
+    if kernel.ndim != 3 or any(s % 2 == 0 for s in kernel.shape):
+        raise KernelError(
+            f"the kernel must be 3-D with odd sides (centred on the source voxel), got "
+            f"shape {kernel.shape}"
+        )
+    if not np.all(np.isfinite(kernel)):
+        raise KernelError("the kernel contains NaN or infinite values")
+    if not np.all(np.isfinite(src)):
+        raise InputDataError("the map contains NaN or infinite values")
+
+
+def _costs(
+    src: np.ndarray, kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str
+) -> tuple[float, float]:
+    h = [s // 2 for s in kernel_shape]
+    nonempty = ext[:, :, 0] >= 0
+    if not np.any(nonempty):
+        return 0.0, 0.0
+    lengths = (ext[:, :, 1] - ext[:, :, 0] + 1)[nonempty].astype(np.float64)
+    # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2
+    per_row = (lengths + 2 * h[2]).sum() * (2 * h[0] + 1) * (2 * h[1] + 1)
+    direct = per_row * ((h[2] + 1) if symmetric else (2 * h[2] + 1))
+    if symmetric:
+        direct /= 2.0  # pairs of rows summed once, not twice
+    bounds = _numba.nonzero_bounds(src)
+    box = [int(bounds[a, 1] - bounds[a, 0]) for a in range(3)]
+    size = [box[a] + 2 * h[a] for a in range(3)]
+    vol = float(np.prod(size))
+    fft = _FFT_UNIT_COST * vol * math.log2(max(vol, 2.0))
+    if dtype == "float64":
+        fft *= _FFT_FLOAT64_FACTOR
+    return direct, fft
+
+
+def choose_path(
+    src: np.ndarray, kernel: np.ndarray, path: str = "auto", dtype: str = "float64"
+) -> str:
+    """The path :func:`convolve` will take: ``"direct"`` or ``"fft"``.
+
+    ``"auto"`` compares an operation count of the direct loop (non-empty rows x kernel
+    reach, halved per symmetric axis pair) with ``L log L`` of the transforms over the
+    map's non-zero bounding box.
+    """
+    if path not in PATHS:
+        raise InputDataError(f"path={path!r}; valid: {', '.join(PATHS)}")
+    if path != "auto":
+        return path
+    src = np.ascontiguousarray(src)
+    key = kernel_key(kernel)
+    ext = _numba.row_extents(src)
+    direct, fft = _costs(src, kernel.shape, ext, _symmetric(kernel, key), dtype)
+    chosen = "direct" if direct <= fft else "fft"
+    log.info(
+        "convolve: path=%s (direct ~%.3g op, fft ~%.3g op; kernel %s, map %s)",
+        chosen,
+        direct,
+        fft,
+        kernel.shape,
+        src.shape,
+    )
+    return chosen
+
+
+def convolve(
+    tia_array: np.ndarray,
+    kernel_array: np.ndarray,
+    path: Path | str = "auto",
+    dtype: str = "float64",
+    workers: int | None = None,
+    *,
+    key: str | None = None,
+) -> np.ndarray:
+    """Exact linear convolution, ``"same"`` size, kernel centred on the source voxel.
+
+    Parameters
+    ----------
+    tia_array
+        ``(n0, n1, n2)`` map (e.g. decays per voxel, Bq s); finite. Not modified.
+    kernel_array
+        Odd-sided ``(2h0+1, 2h1+1, 2h2+1)`` kernel (e.g. Gy/(Bq s)), centre = source voxel.
+    path
+        ``"auto"`` (chosen by :func:`choose_path`, logged), ``"fft"`` or ``"direct"``.
+    dtype
+        ``"float64"`` or ``"float32"``: precision of the FFT path and of the result; the
+        direct path accumulates in float64 either way.
+    workers
+        Threads for :mod:`scipy.fft` (``None``: all cores). The direct path uses Numba's
+        thread pool (``numba.set_num_threads``).
+    key
+        Identity of the kernel for the spectrum cache (computed when omitted).
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of ``tia_array``'s shape in ``dtype``:
+        ``out[x] = sum_d kernel[h + d] * tia[x - d]`` with ``tia`` zero outside the grid.
+
+    References
+    ----------
+    Bolch WE et al. MIRD Pamphlet No. 17. J Nucl Med 1999;40:11S-36S (dose as the
+    convolution of the activity map with voxel S values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> src = np.zeros((5, 5, 5)); src[0, 2, 4] = 1.0
+    >>> k = np.arange(27, dtype=float).reshape(3, 3, 3)
+    >>> out = convolve(src, k, path="direct")
+    >>> bool(np.array_equal(out[0:2, 1:4, 3:5], k[1:3, :, 0:2]))
+    True
+    """
+    if dtype not in ("float64", "float32"):
+        raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
+    src = np.asarray(tia_array)
+    kernel = np.asarray(kernel_array, dtype=np.float64)
+    _check(src, kernel)
+    if src.dtype not in (np.float32, np.float64):
+        src = src.astype(np.float64)
+    src = np.ascontiguousarray(src)
+    key = kernel_key(kernel) if key is None else key
+    chosen = choose_path(src, kernel, path, dtype)
+    if path != "auto":
+        log.info(
+            "convolve: path=%s (requested), kernel %s, map %s", chosen, kernel.shape, src.shape
+        )
+    out: np.ndarray
+    if chosen == "fft":
+        out = fft_convolve(src, kernel, key=key, dtype=np.dtype(dtype), workers=workers)
+    else:
+        out = np.empty(src.shape, dtype=np.dtype(dtype))
+        ext = _numba.row_extents(src)
+        if _symmetric(kernel, key):
+            h = [s // 2 for s in kernel.shape]
+            octant = np.ascontiguousarray(kernel[h[0] :, h[1] :, h[2] :])
+            _numba.convolve_direct_symmetric(src, octant, ext, out)
+        else:
+            _numba.convolve_direct_general(src, np.ascontiguousarray(kernel), ext, out)
+    if not np.all(np.isfinite(out)):
+        raise InputDataError("convolution produced non-finite values (overflow?)")
+    return out
