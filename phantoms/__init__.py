@@ -1,0 +1,25 @@
+"""Digital phantoms that write realistic DICOM studies together with their ground truth.
+
+* :func:`make_torso` -- an anthropomorphic torso (body, lungs, vertebral column, liver,
+  spleen, kidneys, lesions) from analytic shapes, rasterised on a fine grid.
+* :func:`write_pet_ct_study` -- CT + PET (Ga-68-PSMA-11, F-18-PSMA-1007, F-18-FDG) +
+  RTSTRUCT of the torso, returning a :class:`StudyTruth`.
+* :func:`write_lu177_spect_study` -- multi-time-point post-therapy Lu-177 SPECT/CT with
+  RTSTRUCT, returning a :class:`SpectTruth` (time-activity curves and TIA).
+"""
+
+from __future__ import annotations
+
+from ._dicom import PatientInfo
+from ._pet import PET_DEFECTS, StudyTruth, write_pet_ct_study
+from ._torso import Structure, TorsoPhantom, make_torso
+
+__all__ = [
+    "make_torso",
+    "TorsoPhantom",
+    "Structure",
+    "PatientInfo",
+    "write_pet_ct_study",
+    "StudyTruth",
+    "PET_DEFECTS",
+]
