@@ -121,6 +121,25 @@ def _therapy_nuclide(agent: str) -> str:
     return normalize_name(head)
 
 
+def _external_roi_names(study: Any) -> set[str]:
+    """Names of RTSTRUCT ROIs whose RTROIInterpretedType is EXTERNAL (body outlines)."""
+    try:
+        rtstructs = study.rtstructs()
+    except (DosimetryError, AttributeError):
+        return set()
+    names: set[str] = set()
+    for ds in rtstructs:
+        numbers = {
+            int(o.ReferencedROINumber)
+            for o in getattr(ds, "RTROIObservationsSequence", [])
+            if str(getattr(o, "RTROIInterpretedType", "")).upper() == "EXTERNAL"
+        }
+        for roi in getattr(ds, "StructureSetROISequence", []):
+            if int(roi.ROINumber) in numbers:
+                names.add(str(roi.ROIName))
+    return names
+
+
 def plan_from_pet(
     study: Any,
     *,
@@ -189,13 +208,27 @@ def plan_from_pet(
         masks = study.masks(grid=grid, mode="fraction")
     masks = dict(masks)
 
+    external = _external_roi_names(study)
+    # Where VOIs overlap (a lesion inside the liver) the smaller, more specific VOI's
+    # kinetics apply: order by volume and let earlier masks keep their weight.
+    kinetic_masks = dict(
+        sorted(
+            ((k, v) for k, v in masks.items() if k not in external),
+            key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64)),
+        )
+    )
+    if external:
+        log.info("ROIs %s are body outlines: they are the background of the projection", external)
+
     progress(f"projecting {therapy} kinetics from the PET (time-integrated activity)")
     projection = project_tia(
         pet_activity,
         pet.injected_activity_bq,
         pet.injection_time,
-        masks,
+        kinetic_masks,
         agent=therapy,
+        diagnostic_nuclide=pet.nuclide,
+        overlap="first",
         effective_half_life_s=dict(effective_half_life_s) if effective_half_life_s else None,
     )
     tia = projection.tia_per_bq.with_array(
