@@ -32,7 +32,13 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["check_output_path", "atomic_write", "atomic_write_many", "PathLike"]
+__all__ = [
+    "check_output_path",
+    "atomic_write",
+    "atomic_write_many",
+    "write_text_atomic",
+    "PathLike",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +167,20 @@ def atomic_write_many(
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     return targets
+
+
+def write_text_atomic(
+    path: PathLike,
+    text: str,
+    *,
+    overwrite: bool = False,
+    input_dirs: Iterable[PathLike] = (),
+    encoding: str = "utf-8",
+) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write` for the policy)."""
+    return atomic_write(
+        path,
+        lambda tmp: tmp.write_text(text, encoding=encoding),
+        overwrite=overwrite,
+        input_dirs=input_dirs,
+    )

@@ -114,13 +114,19 @@ def reference_dataset(reference: Any, arg: str = "reference") -> Dataset:
 
 
 def reference_datasets(reference: Any, arg: str = "reference") -> list[Dataset]:
-    """All datasets behind ``reference`` (a sequence of datasets or paths, or one of them)."""
+    """All datasets behind ``reference``.
+
+    A sequence of datasets or paths, an object with ``.datasets`` / ``.headers`` (or
+    ``.info.headers``, as a loaded image series has), or a single dataset/path.
+    """
     if isinstance(reference, Dataset | str | Path):
         return [reference_dataset(reference, arg)]
-    for attr in ("datasets", "headers"):
-        items = getattr(reference, attr, None)
-        if isinstance(items, Sequence) and items and all(isinstance(d, Dataset) for d in items):
-            return list(items)
+    holders = [reference, getattr(reference, "info", None)]
+    for holder in holders:
+        for attr in ("datasets", "headers"):
+            items = getattr(holder, attr, None)
+            if isinstance(items, Sequence) and items and all(isinstance(d, Dataset) for d in items):
+                return list(items)
     if isinstance(reference, Sequence) and reference:
         return [reference_dataset(r, arg) for r in reference]
     return [reference_dataset(reference, arg)]

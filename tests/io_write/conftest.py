@@ -124,3 +124,56 @@ def synthetic_ct_series(
 @pytest.fixture
 def make_ct_series() -> Callable[..., list[Dataset]]:
     return synthetic_ct_series
+
+
+def rtstruct_dataset(
+    rois: dict[str, list[np.ndarray]], frame_of_reference_uid: str, study_uid: str | None = None
+) -> Dataset:
+    """A minimal RT Structure Set holding CLOSED_PLANAR contours ((n, 3) LPS mm arrays)."""
+    ds = Dataset()
+    ds.SOPClassUID = pydicom.uid.RTStructureSetStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.Modality = "RTSTRUCT"
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ref_for = Dataset()
+    ref_for.FrameOfReferenceUID = frame_of_reference_uid
+    ds.ReferencedFrameOfReferenceSequence = [ref_for]
+    ds.StructureSetROISequence = []
+    ds.ROIContourSequence = []
+    for number, (name, contours) in enumerate(rois.items(), start=1):
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = frame_of_reference_uid
+        roi.ROIName = name
+        roi.ROIGenerationAlgorithm = "MANUAL"
+        ds.StructureSetROISequence.append(roi)
+        rc = Dataset()
+        rc.ReferencedROINumber = number
+        rc.ContourSequence = []
+        for pts in contours:
+            c = Dataset()
+            c.ContourGeometricType = "CLOSED_PLANAR"
+            c.NumberOfContourPoints = len(pts)
+            c.ContourData = [f"{v:.6f}" for v in np.asarray(pts, dtype=float).ravel()]
+            rc.ContourSequence.append(c)
+        ds.ROIContourSequence.append(rc)
+    return ds
+
+
+@pytest.fixture
+def make_rtstruct() -> Callable[..., Dataset]:
+    return rtstruct_dataset
+
+
+def circle(center_xy: tuple[float, float], radius: float, z: float, n: int = 180) -> np.ndarray:
+    """Closed polygon (n, 3) approximating a circle in the axial plane z."""
+    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    return np.column_stack(
+        [center_xy[0] + radius * np.cos(t), center_xy[1] + radius * np.sin(t), np.full(n, z)]
+    )
+
+
+def polygon_area(pts: np.ndarray) -> float:
+    """Shoelace area (mm^2) of an axial polygon."""
+    x, y = pts[:, 0], pts[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
