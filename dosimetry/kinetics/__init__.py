@@ -8,6 +8,7 @@ All functions work in Bq and s internally; user-facing ones accept ``time_unit``
 from __future__ import annotations
 
 from ._decay import decay_correct, decay_factor, undo_decay_correction
+from ._models import EXP_MODELS, ExpModel
 from ._population import (
     PopulationHalfLife,
     canonical_agent,
@@ -16,8 +17,22 @@ from ._population import (
     population_effective_half_life_s,
     population_table,
 )
+from ._stp import StpTia, hanscheid_ratio, stp_tia
+from ._tac import MODELS, TacFit, fit_tac
+from ._voxel import STATUS_MEANING, VoxelFitResult, fit_voxels
 
 __all__ = [
+    "fit_tac",
+    "TacFit",
+    "MODELS",
+    "EXP_MODELS",
+    "ExpModel",
+    "stp_tia",
+    "StpTia",
+    "hanscheid_ratio",
+    "fit_voxels",
+    "VoxelFitResult",
+    "STATUS_MEANING",
     "decay_factor",
     "decay_correct",
     "undo_decay_correction",
