@@ -6,20 +6,34 @@
   RTSTRUCT of the torso, returning a :class:`StudyTruth`.
 * :func:`write_lu177_spect_study` -- multi-time-point post-therapy Lu-177 SPECT/CT with
   RTSTRUCT, returning a :class:`SpectTruth` (time-activity curves and TIA).
+
+Every study is a deterministic function of its arguments (``seed`` included).
 """
 
 from __future__ import annotations
 
 from ._dicom import PatientInfo
+from ._kinetics import LU177_PSMA617_KINETICS, LU177_PSMA617_LESION, TimeActivityCurve
+from ._nuclear import NUCLIDES, TRACERS
 from ._pet import PET_DEFECTS, StudyTruth, write_pet_ct_study
-from ._torso import Structure, TorsoPhantom, make_torso
+from ._spect import SpectTimePoint, SpectTruth, write_lu177_spect_study
+from ._torso import DEFAULT_LESIONS, Structure, TorsoPhantom, make_torso
 
 __all__ = [
     "make_torso",
     "TorsoPhantom",
     "Structure",
+    "DEFAULT_LESIONS",
     "PatientInfo",
     "write_pet_ct_study",
     "StudyTruth",
     "PET_DEFECTS",
+    "TRACERS",
+    "NUCLIDES",
+    "write_lu177_spect_study",
+    "SpectTruth",
+    "SpectTimePoint",
+    "TimeActivityCurve",
+    "LU177_PSMA617_KINETICS",
+    "LU177_PSMA617_LESION",
 ]

@@ -148,6 +148,7 @@ def new_dataset(
     frame_of_reference_uid: str | None,
     content_time: datetime,
     include_weight: bool = True,
+    include_content_time: bool = True,
 ) -> Dataset:
     """A dataset with file meta, SOP Common, Patient, General Study/Series/Equipment,
     and (when ``frame_of_reference_uid`` is given) Frame of Reference modules filled in."""
@@ -169,8 +170,9 @@ def new_dataset(
     ds.StudyTime = tm(study_time)
     ds.SeriesDate = da(series_time)
     ds.SeriesTime = tm(series_time)
-    ds.ContentDate = da(content_time)
-    ds.ContentTime = tm(content_time)
+    if include_content_time:
+        ds.ContentDate = da(content_time)
+        ds.ContentTime = tm(content_time)
     ds.AccessionNumber = ""
     ds.Modality = modality
     ds.Manufacturer = MANUFACTURER
@@ -213,7 +215,9 @@ def save(ds: Dataset, path: Path) -> None:
     dcmwrite(path, ds, enforce_file_format=True)
 
 
-def image_plane(ds: Dataset, affine: np.ndarray, k: float, z_mm: float, thickness_mm: float) -> None:
+def image_plane(
+    ds: Dataset, affine: np.ndarray, k: float, z_mm: float, thickness_mm: float
+) -> None:
     """Image Plane module for slice ``k`` of an axial grid (position at row 0, column 0)."""
     pos = affine[:3, :3] @ np.array([k, 0.0, 0.0]) + affine[:3, 3]
     ds.ImagePositionPatient = [_ds(pos[0]), _ds(pos[1]), _ds(z_mm)]
@@ -373,9 +377,10 @@ def write_rtstruct(
         series_number=series_number,
         series_time=series_time,
         series_description="Phantom ROIs (analytic)",
-        frame_of_reference_uid=None,
+        frame_of_reference_uid=frame_of_reference_uid,
         content_time=series_time,
         include_weight=include_weight,
+        include_content_time=False,
     )
     ds.OperatorsName = ""
     ds.InstanceNumber = 1

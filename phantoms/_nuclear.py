@@ -98,8 +98,8 @@ class Tracer:
 #:   guidelines v2.0, Eur J Nucl Med Mol Imaging 2015;42:328-354), blood/soft tissue ~1.
 #:
 #: With the default 80 kg patient this puts ~11 % of the injected Ga-68-PSMA-11 activity
-#: (decay-corrected) in the kidneys, ~7 % in the liver, ~1 % in the spleen and ~35 % in the
-#: whole torso phantom (~32 %); the rest is outside it (bladder, salivary glands, head, legs,
+#: (decay-corrected) in the kidneys, ~7 % in the liver, ~1 % in the spleen and ~32 % in the
+#: whole torso phantom; the rest is outside it (bladder, salivary glands, head, legs,
 #: excreted urine). ``StudyTruth.fraction_in_phantom`` gives the exact number.
 TRACERS: dict[str, Tracer] = {
     "Ga-68-PSMA-11": Tracer(

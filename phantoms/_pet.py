@@ -534,7 +534,9 @@ def write_pet_ct_study(
         rng=rng,
         drop_slice="ct_missing_slice" in defects_t,
         nonuniform_gap_mm=(
-            0.5 * float(np.linalg.norm(ct_aff[:3, 0])) if "ct_nonuniform_spacing" in defects_t else 0.0
+            0.5 * float(np.linalg.norm(ct_aff[:3, 0]))
+            if "ct_nonuniform_spacing" in defects_t
+            else 0.0
         ),
         include_weight=include_weight,
     )
@@ -582,7 +584,6 @@ def write_pet_ct_study(
         include_weight=include_weight,
     )
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.PatientPosition = "HFS"
     ds.BodyPartExamined = "CHEST"
     ds.SeriesType = ["WHOLE BODY", "IMAGE"]
     ds.Units = pet_units

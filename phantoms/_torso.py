@@ -208,7 +208,9 @@ def _shape_mask(shape: Shape, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np
     zz, yy, xx = z[sz], y[sy], x[sx]
     if zz.size and yy.size and xx.size:
         out[sz, sy, sx] = shape.contains(
-            xx[np.newaxis, np.newaxis, :], yy[np.newaxis, :, np.newaxis], zz[:, np.newaxis, np.newaxis]
+            xx[np.newaxis, np.newaxis, :],
+            yy[np.newaxis, :, np.newaxis],
+            zz[:, np.newaxis, np.newaxis],
         )
     return out
 
@@ -235,7 +237,9 @@ def _paint(
         if not (zz.size and yy.size and xx.size):
             continue
         inside = shp.contains(
-            xx[np.newaxis, np.newaxis, :], yy[np.newaxis, :, np.newaxis], zz[:, np.newaxis, np.newaxis]
+            xx[np.newaxis, np.newaxis, :],
+            yy[np.newaxis, :, np.newaxis],
+            zz[:, np.newaxis, np.newaxis],
         )
         view = labels[sz, sy, sx]
         view[inside] = i + 1
@@ -276,28 +280,52 @@ def _structures(
         ),
         Structure("vertebral_column", spine, 700.0, 1.42, "ORGAN", (255, 255, 255)),
         Structure(
-            "lung_right", ell((-75.0, 0.0, 75.0), j(55.0, 72.0, 75.0)), -760.0, 0.26, "ORGAN",
+            "lung_right",
+            ell((-75.0, 0.0, 75.0), j(55.0, 72.0, 75.0)),
+            -760.0,
+            0.26,
+            "ORGAN",
             (0, 128, 255),
         ),
         Structure(
-            "lung_left", ell((78.0, 0.0, 75.0), j(50.0, 72.0, 75.0)), -760.0, 0.26, "ORGAN",
+            "lung_left",
+            ell((78.0, 0.0, 75.0), j(50.0, 72.0, 75.0)),
+            -760.0,
+            0.26,
+            "ORGAN",
             (0, 200, 255),
         ),
         Structure(
-            "liver", ell((-50.0, -15.0, -50.0), j(80.0, 65.0, 50.0)), 60.0, 1.06, "ORGAN",
+            "liver",
+            ell((-50.0, -15.0, -50.0), j(80.0, 65.0, 50.0)),
+            60.0,
+            1.06,
+            "ORGAN",
             (165, 80, 40),
         ),
         Structure(
-            "spleen", ell((90.0, 30.0, -35.0), j(32.0, 28.0, 38.0), 20.0), 50.0, 1.06, "ORGAN",
+            "spleen",
+            ell((90.0, 30.0, -35.0), j(32.0, 28.0, 38.0), 20.0),
+            50.0,
+            1.06,
+            "ORGAN",
             (160, 30, 200),
         ),
         Structure(
-            "kidney_right", ell((-70.0, 52.0, -115.0), j(32.0, 24.0, 44.0), -15.0), 35.0, 1.05,
-            "ORGAN", (255, 160, 0),
+            "kidney_right",
+            ell((-70.0, 52.0, -115.0), j(32.0, 24.0, 44.0), -15.0),
+            35.0,
+            1.05,
+            "ORGAN",
+            (255, 160, 0),
         ),
         Structure(
-            "kidney_left", ell((70.0, 52.0, -115.0), j(32.0, 24.0, 44.0), 15.0), 35.0, 1.05,
-            "ORGAN", (255, 200, 0),
+            "kidney_left",
+            ell((70.0, 52.0, -115.0), j(32.0, 24.0, 44.0), 15.0),
+            35.0,
+            1.05,
+            "ORGAN",
+            (255, 200, 0),
         ),
     ]
     for name, center, diameter in lesions:
@@ -372,9 +400,7 @@ def make_torso(
     labels = _paint(structures, z, y, x, (0.0, 0.0, 0.0))
     hu_lut = np.array([AIR_HU, *(s.hu for s in structures)], dtype=np.float32)
     rho_lut = np.array([AIR_DENSITY_G_PER_ML, *(s.density_g_per_ml for s in structures)])
-    masks = {
-        s.name: Volume(_shape_mask(s.shape, z, y, x), affine, "1") for s in structures
-    }
+    masks = {s.name: Volume(_shape_mask(s.shape, z, y, x), affine, "1") for s in structures}
     lesion_names = [s.name for s in structures if s.roi_type == "GTV"]
     diam = {s.name: 2.0 * s.shape.semi_axes_mm[0] for s in structures if s.roi_type == "GTV"}
     return TorsoPhantom(
