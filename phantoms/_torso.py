@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dosimetry import Volume
+
 from ._geometry import Ellipsoid, EllipticCylinder, Shape, axial_affine, axial_grid_axes
 
 __all__ = ["Structure", "TorsoPhantom", "make_torso", "DEFAULT_LESIONS"]
