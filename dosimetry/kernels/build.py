@@ -1,0 +1,318 @@
+"""Build the monoenergetic dose-point-kernel basis with the ompmc Monte Carlo code.
+
+Run once to produce the package data (needs the ``[mc]`` extra, ``pip install ompmc``)::
+
+    python -m dosimetry.kernels.build run  --raw RAWDIR --workers 16 --deadline-s 420
+    python -m dosimetry.kernels.build pack --raw RAWDIR --out dosimetry/kernels/data/dpk_ompmc_v1
+
+``run`` transports isotropic point sources of electrons, positrons and photons in water,
+one energy per process (the ompmc engine keeps global state and prints to stdout), and
+writes one ``.npz`` per (particle, energy) with the energy deposited per history in each
+ring x slab of an r-z cylinder around the source. It is resumable (finished files are
+skipped) and reproducible (each task's seeds are derived from its index; settings and
+seeds are written to ``RAWDIR/manifest.json``). ``pack`` converts the cylinder bins to
+spherical shells (energy-conserving MLEM deconvolution, see
+:func:`dosimetry.kernels._dpk.cylinder_to_shells`) and writes the basis ``basis.npz`` +
+``manifest.json``.
+
+ompmc settings (measured to matter; see docs/kernels.md): PEGS data ``521icru``, ECUT
+0.521 MeV total (10 keV kinetic), PCUT 0.01 MeV, no photon splitting; scoring bins for
+electrons of R_CSDA/20 out to 1.2 R_CSDA, then geometrically growing bins out to 40 cm so
+that the bremsstrahlung tail is kept; photon bins of 0.5 mm out to 1 cm then geometric
+to 40 cm; phantom 80 cm across. The source is an IAEA phase-space file whose particles
+start at the origin with isotropic directions.
+
+This module never imports ``ompmc`` at import time; the package does not use it.
+
+References
+----------
+Doerner E. ompMC: OpenMP parallel Monte Carlo photon and electron transport (an EGSnrc
+re-implementation), https://github.com/e0404/ompMC (GPL-3.0).
+
+Kawrakow I, Rogers DWO et al. The EGSnrc code system. NRCC Report PIRS-701.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SETTINGS", "energy_grid", "tasks", "scoring_grid"]
+
+#: Everything that defines the basis. Changing any of it changes BASIS_VERSION.
+SETTINGS: dict[str, Any] = {
+    "basis_version": "dpk_ompmc_v1",
+    "code": "ompmc",
+    "pegs": "521icru",
+    "medium": "H2O521ICRU",
+    "density_g_per_cm3": 1.0,
+    "ecut_total_mev": 0.521,
+    "pcut_mev": 0.01,
+    "n_split": 1,
+    "n_batches": 10,
+    "phantom_radius_cm": 40.0,
+    "phantom_half_length_cm": 40.0,
+    "electron_core_bins": 24,  # bins of R_CSDA/20 out to 1.2 R_CSDA
+    "electron_core_extent_rcsda": 1.2,
+    "tail_bins": 24,
+    "photon_core_bin_cm": 0.05,
+    "photon_core_extent_cm": 1.0,
+    "photon_tail_bins": 30,
+    "phsp_particles": 200000,
+    "base_seed": 20240611,
+    # particle -> (E_min MeV, E_max MeV, number of energies, histories per energy)
+    "grid": {
+        "electron": [0.012, 4.0, 26, 600000],
+        "positron": [0.015, 4.0, 16, 300000],
+        "photon": [0.010, 4.0, 26, 1200000],
+    },
+}
+_CODES = {"photon": 1, "electron": 2, "positron": 3}
+
+
+def energy_grid(particle: str, settings: dict[str, Any] | None = None) -> np.ndarray:
+    """Log-spaced kinetic energies (MeV) of the basis for one particle type."""
+    s = settings or SETTINGS
+    e_min, e_max, n, _ = s["grid"][particle]
+    return np.geomspace(e_min, e_max, int(n))
+
+
+def tasks(settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """All (particle, energy) runs with their histories and seeds."""
+    s = settings or SETTINGS
+    out = []
+    idx = 0
+    for particle in ("electron", "positron", "photon"):
+        n_hist = int(s["grid"][particle][3])
+        for e in energy_grid(particle, s):
+            idx += 1
+            out.append(
+                {
+                    "particle": particle,
+                    "energy_mev": float(e),
+                    "histories": n_hist,
+                    "seeds": [int(s["base_seed"]) % 30000 + 1, idx],
+                    "file": f"{particle}_{e:.6f}MeV.npz",
+                }
+            )
+    return out
+
+
+def _csda_cm(energy_mev: float) -> float:
+    from ._dpk import csda_range_cm
+
+    return float(csda_range_cm(energy_mev))
+
+
+def scoring_grid(
+    particle: str, energy_mev: float, settings: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ring and slab boundaries (cm) of the r-z scoring cylinder for one run.
+
+    The central slab straddles the source plane z = 0 (the source is never on a boundary).
+    """
+    s = settings or SETTINGS
+    r_out = float(s["phantom_radius_cm"])
+    z_out = float(s["phantom_half_length_cm"])
+    if particle == "photon":
+        h = float(s["photon_core_bin_cm"])
+        core = float(s["photon_core_extent_cm"])
+        n_tail = int(s["photon_tail_bins"])
+    else:
+        rc = _csda_cm(energy_mev)
+        core = float(s["electron_core_extent_rcsda"]) * rc
+        h = core / int(s["electron_core_bins"])
+        n_tail = int(s["tail_bins"])
+    n_core = int(round(core / h))
+    r_core = np.arange(n_core + 1) * h
+    r_tail = np.geomspace(r_core[-1], r_out, n_tail + 1)[1:]
+    r_bounds = np.concatenate([r_core, r_tail])
+    z_core = (np.arange(n_core) + 0.5) * h
+    z_tail = np.geomspace(z_core[-1], z_out, n_tail + 1)[1:]
+    z_pos = np.concatenate([z_core, z_tail])
+    z_bounds = np.concatenate([-z_pos[::-1], z_pos])
+    return r_bounds, z_bounds
+
+
+def _write_phsp(base: Path, code: int, energy_mev: float, n: int, seed: int) -> None:
+    """IAEA phase-space pair: n particles at the origin with isotropic directions."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(-1.0, 1.0, n)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    sin_t = np.sqrt(1.0 - w * w)
+    dt = np.dtype(
+        [
+            ("type", "i1"),
+            ("e", "<f4"),
+            ("x", "<f4"),
+            ("y", "<f4"),
+            ("z", "<f4"),
+            ("u", "<f4"),
+            ("v", "<f4"),
+            ("wt", "<f4"),
+        ]
+    )
+    rec = np.zeros(n, dt)
+    rec["type"] = np.where(w < 0, -code, code)  # sign of the type = sign of w
+    rec["e"] = -energy_mev  # negative energy: every particle starts a new history
+    rec["u"] = sin_t * np.cos(phi)
+    rec["v"] = sin_t * np.sin(phi)
+    rec["wt"] = 1.0
+    data = rec.tobytes()
+    base.with_suffix(".IAEAphsp").write_bytes(data)
+    contents = "\n".join(
+        f"    {v}     // {k}"
+        for k, v in [
+            ("X is stored ?", 1),
+            ("Y is stored ?", 1),
+            ("Z is stored ?", 1),
+            ("U is stored ?", 1),
+            ("V is stored ?", 1),
+            ("W is stored ?", 1),
+            ("Weight is stored ?", 1),
+            ("Extra floats stored ?", 0),
+            ("Extra longs stored ?", 0),
+        ]
+    )
+    header = (
+        "$IAEA_INDEX:\n0\n\n$TITLE:\nisotropic point source at the origin\n\n"
+        f"$FILE_TYPE:\n0\n\n$CHECKSUM:\n{len(data)}\n\n$RECORD_CONTENTS:\n{contents}\n\n"
+        f"$RECORD_CONSTANT:\n\n$RECORD_LENGTH:\n{dt.itemsize}\n\n$BYTE_ORDER:\n1234\n\n"
+        f"$ORIG_HISTORIES:\n{n}\n\n$PARTICLES:\n{n}\n\n"
+    )
+    base.with_suffix(".IAEAheader").write_text(header)
+
+
+def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | None = None) -> None:
+    """Transport one (particle, energy) task with ompmc and write its raw r-z result."""
+    import ompmc  # the [mc] extra; only here
+
+    s = settings or SETTINGS
+    particle, energy = task["particle"], float(task["energy_mev"])
+    r_b, z_b = scoring_grid(particle, energy, s)
+    geo = ompmc.CylinderGeometry(r_b, z_b, s["medium"], float(s["density_g_per_cm3"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "src"
+        n_phsp = min(int(s["phsp_particles"]), int(task["histories"]))
+        _write_phsp(base, _CODES[particle], energy, n_phsp, int(task["seeds"][1]))
+        physics = ompmc.Physics(
+            pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
+            global_ecut=float(s["ecut_total_mev"]),
+            global_pcut=float(s["pcut_mev"]),
+            n_split=int(s["n_split"]),
+            seeds=(int(task["seeds"][0]), int(task["seeds"][1])),
+            output_folder=os.path.join(tmp, ""),
+        )
+        t0 = time.perf_counter()
+        edep, unc, summary = ompmc.calc_radial(
+            geo,
+            ompmc.PhaseSpaceSource(str(base), order="random"),
+            None,
+            physics,
+            n_histories=int(task["histories"]),
+            n_batches=int(s["n_batches"]),
+            output_dose=False,
+        )
+        wall = time.perf_counter() - t0
+    tmp_out = out_file.with_suffix(".part.npz")
+    np.savez_compressed(
+        tmp_out,
+        edep_mev=np.asarray(edep, dtype=np.float64),
+        rel_unc=np.asarray(unc, dtype=np.float64),
+        r_bounds_cm=r_b,
+        z_bounds_cm=z_b,
+        particle=particle,
+        energy_mev=energy,
+        histories=int(summary.n_histories),
+        energy_fraction_in_phantom=float(summary.energy_fraction),
+        wall_s=wall,
+        seeds=np.asarray(task["seeds"]),
+        ompmc_version=str(ompmc.__version__),
+    )
+    os.replace(tmp_out, out_file)
+
+
+def run_all(raw: Path, workers: int, deadline_s: float, scale: float = 1.0) -> None:
+    """Run every missing task, at most ``workers`` processes at a time (resumable)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(json.dumps(SETTINGS))
+    for p in settings["grid"]:
+        settings["grid"][p][3] = max(1000, int(settings["grid"][p][3] * scale))
+    manifest = raw / "manifest.json"
+    if manifest.exists():
+        old = json.loads(manifest.read_text())["settings"]
+        if old != settings:
+            raise SystemExit(f"{manifest} was written with other settings; use a new folder")
+    else:
+        try:
+            import ompmc
+
+            version = str(ompmc.__version__)
+        except ImportError:  # pragma: no cover
+            raise SystemExit("the build needs ompmc: pip install 'dosimetry[mc]'") from None
+        manifest.write_text(json.dumps({"settings": settings, "ompmc_version": version}, indent=1))
+    todo = [t for t in tasks(settings) if not (raw / t["file"]).exists()]
+
+    # longest first: cost ~ histories x energy^0.7 (electrons/positrons), photons ~ 1/8
+    def cost(t: dict[str, Any]) -> float:
+        f = 0.125 if t["particle"] == "photon" else 1.0
+        return t["histories"] * t["energy_mev"] ** 0.7 * f
+
+    todo.sort(key=cost, reverse=True)
+    t_start = time.monotonic()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+
+    def launch(t: dict[str, Any]) -> str:
+        if time.monotonic() - t_start > deadline_s:
+            return f"skipped (deadline) {t['file']}"
+        cmd = [sys.executable, "-m", "dosimetry.kernels.build", "one", "--raw", str(raw)]
+        cmd += ["--file", t["file"]]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            return f"FAILED {t['file']}: {res.stderr[-2000:]}"
+        return f"done {t['file']} ({time.monotonic() - t_start:.0f} s)"
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for msg in pool.map(launch, todo):
+            print(msg, flush=True)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m dosimetry.kernels.build")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("run", help="run the Monte Carlo tasks (resumable)")
+    a.add_argument("--raw", type=Path, required=True)
+    a.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    a.add_argument("--deadline-s", type=float, default=float("inf"))
+    a.add_argument("--scale", type=float, default=1.0, help="history-count factor (tests)")
+    b = sub.add_parser("one", help="run one task (internal)")
+    b.add_argument("--raw", type=Path, required=True)
+    b.add_argument("--file", required=True)
+    c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
+    c.add_argument("--raw", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        run_all(args.raw, args.workers, args.deadline_s, args.scale)
+    elif args.cmd == "one":
+        settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
+        task = next(t for t in tasks(settings) if t["file"] == args.file)
+        run_one(task, args.raw / args.file, settings)
+    else:
+        from ._pack import pack
+
+        pack(args.raw, args.out)
+
+
+if __name__ == "__main__":
+    _main()
