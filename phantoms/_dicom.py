@@ -8,6 +8,7 @@ reproducible for a seed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
     RTStructureSetStorage,
-    generate_uid,
 )
 
 from ._torso import Structure
@@ -84,7 +84,9 @@ class UidFactory:
         self._seen: set[str] = set()
 
     def __call__(self, key: str) -> str:
-        uid = str(generate_uid(prefix=None, entropy_srcs=[self._ns, str(self._seed), key]))
+        digest = hashlib.sha256(f"{self._ns}|{self._seed}|{key}".encode()).digest()
+        # a UUID-derived UID (PS3.5 B.2): 2.25 followed by a 128-bit integer
+        uid = f"2.25.{int.from_bytes(digest[:16], 'big')}"
         if uid in self._seen:
             raise ValueError(f"UID key {key!r} used twice")
         self._seen.add(uid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,3 @@ def spect_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[phantoms.Spec
     t0 = time.perf_counter()
     truth = phantoms.write_lu177_spect_study(folder, seed=0)
     return truth, time.perf_counter() - t0
-
-
-def folder_size_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
