@@ -756,6 +756,16 @@ class PetSeries(ImageSeries):
         frts = [optional_float(h, "FrameReferenceTime") for h in headers]
         if any(f is None for f in frts):
             return
+        if mode == "START":
+            has_hl = self._first.get(
+                "RadiopharmaceuticalInformationSequence"
+            ) or self._overrides.get("nuclide")
+            if not has_hl:
+                self._note(
+                    "DecayFactor consistency check skipped: no half-life (no "
+                    "RadiopharmaceuticalInformationSequence); not needed for START"
+                )
+                return
         t_series = self._series_datetime
         t_ref = self.acquisition_time if mode == "START" else self.injection_time
         offset = (t_series - t_ref).total_seconds()

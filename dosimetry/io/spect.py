@@ -13,7 +13,10 @@ positive spacing (logged).
 
 Calibration (:meth:`SpectSeries.activity_at_acquisition`):
 
-* Units BQML (quantitative vendor reconstruction): values used as stored.
+* Units BQML (quantitative vendor reconstruction): with DecayCorrection START used as
+  stored; ADMIN: decayed from the administration to the acquisition start; without a
+  DecayCorrection attribute (or NONE) the values are the mean concentration over the
+  acquisition and are corrected to its start like counts (below).
 * Counts: ``A [Bq/mL] = counts / (T_acq * CF) * 1e6 / V_voxel`` with ``CF`` the system
   calibration factor in counts per second per MBq (user argument, required), ``V_voxel``
   in mL, and ``T_acq`` the acquisition duration: the sum over the Rotation Information
@@ -371,30 +374,57 @@ class SpectSeries(ImageSeries):
 
     @cached_property
     def injected_activity_bq(self) -> float:
-        """Administered activity (Bq): override or RadionuclideTotalDose (Bq)."""
+        """Administered activity (Bq): override, or RadionuclideTotalDose, which the NM
+        Isotope Module defines in MBq (PS3.3 C.8.4.10.1.7; the PET module uses Bq)."""
         ov = self._override("injected_activity_bq")
         if ov is not None:
-            return float(ov)
-        for item in self.info.first.get("RadiopharmaceuticalInformationSequence") or []:
-            a = optional_float(item, "RadionuclideTotalDose")
-            if a:
-                from .pet import INJECTED_ACTIVITY_RANGE_BQ
+            a_ov = float(ov)
+            if not a_ov > 0 or not math.isfinite(a_ov):
+                raise DicomInputError(f"injected_activity_bq={ov!r} must be a positive number")
+            return a_ov
+        from .pet import INJECTED_ACTIVITY_RANGE_BQ
 
+        for item in self.info.first.get("RadiopharmaceuticalInformationSequence") or []:
+            a_mbq = optional_float(item, "RadionuclideTotalDose")
+            if a_mbq:
+                a = a_mbq * 1e6
                 lo, hi = INJECTED_ACTIVITY_RANGE_BQ
                 if not lo <= a <= hi:
                     raise DicomInputError(
-                        f"RadionuclideTotalDose = {a:g} is outside {lo:g}-{hi:g} Bq; pass "
-                        "injected_activity_bq=...",
+                        f"RadionuclideTotalDose = {a_mbq:g} MBq (NM stores MBq) is outside "
+                        f"{lo:g}-{hi:g} Bq; a value in another unit is not rescaled by "
+                        "guessing: pass injected_activity_bq=...",
                         path=self.info.files[0],
                         tag="RadionuclideTotalDose",
                     )
-                self._use_tag("RadionuclideTotalDose", a)
+                self._use_tag("RadionuclideTotalDose", a_mbq)
+                self._note(f"RadionuclideTotalDose {a_mbq:g} MBq (NM unit) = {a:g} Bq")
                 return a
         raise DicomInputError(
             "RadionuclideTotalDose missing; pass injected_activity_bq=...",
             path=self.info.files[0],
             tag="RadionuclideTotalDose",
         )
+
+    def _mean_to_start(self) -> float:
+        """Factor from the mean activity over the acquisition to the activity at its start,
+        ``lambda T / (1 - exp(-lambda T))``; 1 (with a note) when T or the half-life is
+        unknown."""
+        try:
+            t = self.acquisition_duration_s
+            lam_t = math.log(2.0) / self.half_life_s * t
+        except DicomInputError as exc:
+            self._note(
+                "no correction for decay during the acquisition (values are the mean over "
+                f"the scan): {exc}"
+            )
+            return 1.0
+        f = lam_t / -math.expm1(-lam_t)
+        self._note(
+            f"decay during the {t:g} s acquisition corrected: x {f:.6g} (mean over the scan "
+            "-> activity at its start)"
+        )
+        return f
 
     @cached_property
     def injection_time(self) -> datetime:
@@ -447,11 +477,17 @@ class SpectSeries(ImageSeries):
                 f = math.exp(-math.log(2.0) / self.half_life_s * dt)
                 raw *= f
                 self._note(f"DecayCorrection ADMIN: x {f:.6g} to the acquisition start")
-            elif dc in ("", "START"):
+            elif dc == "START":
+                self._note("Units BQML, DecayCorrection START: values used as stored")
+            elif dc in ("", "NONE"):
                 self._note(
-                    "Units BQML: values used as stored, taken to refer to the acquisition start"
+                    "Units BQML without decay correction"
                     + ("" if dc else " (no DecayCorrection attribute)")
+                    + ": values are the mean activity concentration over the acquisition"
                 )
+                f = self._mean_to_start()
+                raw *= f
+                extra["decay_during_acquisition_factor"] = f
             else:
                 raise DicomInputError(
                     f"DecayCorrection {dc!r} on a BQML SPECT volume is not supported",
@@ -480,19 +516,7 @@ class SpectSeries(ImageSeries):
             t = self.acquisition_duration_s
             voxel_ml = self.geometry_voxel_ml()
             factor = 1e6 / (t * cf * voxel_ml)
-            try:
-                lam_t = math.log(2.0) / self.half_life_s * t
-                decay = lam_t / -math.expm1(-lam_t)
-                self._note(
-                    f"decay during the {t:g} s acquisition corrected: x {decay:.6g} "
-                    "(activity at the acquisition start)"
-                )
-            except DicomInputError:
-                decay = 1.0
-                self._note(
-                    "nuclide unknown: no correction for decay during the acquisition (result "
-                    "is the mean activity over the acquisition)"
-                )
+            decay = self._mean_to_start()
             raw *= factor * decay
             self._note(f"counts -> Bq/mL: / ({t:g} s x {cf:g} cps/MBq) x 1e6 / {voxel_ml:.6g} mL")
             extra.update(

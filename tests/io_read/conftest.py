@@ -161,11 +161,7 @@ def write_pet_series(
             ds.DecayCorrection = decay_correction
         ds.CorrectedImage = ["DECY", "ATTN"] if decay_correction != "NONE" else ["ATTN"]
         ds.ActualFrameDuration = int(frame_duration_s * 1000)
-        frt = (
-            frame_reference_s[k]
-            if frame_reference_s is not None
-            else frame_duration_s / 2.0
-        )
+        frt = frame_reference_s[k] if frame_reference_s is not None else frame_duration_s / 2.0
         ds.FrameReferenceTime = f"{frt * 1000.0:.3f}"
         if decay_factors and decay_correction in ("START", "ADMIN") and lam:
             ref = series_time if decay_correction == "START" else injection_time
@@ -337,7 +333,7 @@ def write_nm_recon(
             item.RadionuclideCodeSequence = DicomSequence([code])
         if injection_time is not None:
             item.RadiopharmaceuticalStartDateTime = dt(injection_time)
-            item.RadionuclideTotalDose = "7.4e9"
+            item.RadionuclideTotalDose = "7400"  # MBq: the NM Isotope Module unit
         ds.RadiopharmaceuticalInformationSequence = DicomSequence([item])
     set_pixels(ds, counts.astype(np.uint16), signed=False)
     return save(ds, path)

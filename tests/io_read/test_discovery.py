@@ -112,11 +112,17 @@ def test_no_pet_error_names_folder_and_contents(tmp_path):
 def test_two_pets_ambiguous_then_selected(tmp_path):
     study_uid = pydicom.uid.generate_uid()
     a = write_pet_series(
-        tmp_path / "a", n_slices=2, SeriesDescription="PET AC", SeriesNumber=3,
+        tmp_path / "a",
+        n_slices=2,
+        SeriesDescription="PET AC",
+        SeriesNumber=3,
         StudyInstanceUID=study_uid,
     )
     write_pet_series(
-        tmp_path / "b", n_slices=2, SeriesDescription="PET NAC", SeriesNumber=4,
+        tmp_path / "b",
+        n_slices=2,
+        SeriesDescription="PET NAC",
+        SeriesNumber=4,
         StudyInstanceUID=study_uid,
     )
     study = load_study(tmp_path)

@@ -108,9 +108,7 @@ def test_spacing_jitter_within_tolerance_accepted_outside_refused():
 def test_gantry_tilt_refused():
     iop = (1, 0, 0, 0, 1, 0)
     tilt = np.tan(np.radians(10.0))  # y shifts 10 degrees with z
-    planes = [
-        Plane((0.0, z * tilt, z), iop, (1.0, 1.0), (2, 2), f"f{z}") for z in (0.0, 2.0, 4.0)
-    ]
+    planes = [Plane((0.0, z * tilt, z), iop, (1.0, 1.0), (2, 2), f"f{z}") for z in (0.0, 2.0, 4.0)]
     with pytest.raises(DicomInputError, match="gantry tilt"):
         stack_planes(planes)
 
