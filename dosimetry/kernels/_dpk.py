@@ -50,3 +50,104 @@ def csda_range_cm(energy_mev: float | np.ndarray, density_g_per_ml: float = 1.0)
     y = np.where(x < le[0], lr[0] + slope_lo * (x - le[0]), y)
     y = np.where(x > le[-1], lr[-1] + slope_hi * (x - le[-1]), y)
     return np.exp(y) / density_g_per_ml
+
+
+# ---------------------------------------------------------------------------------------
+# the shipped monoenergetic basis
+# ---------------------------------------------------------------------------------------
+
+BASIS_VERSION = "dpk_ompmc_v1"
+E_MIN_MEV = {"electron": 0.012, "positron": 0.015, "photon": 0.010}
+ANNIHILATION_MEV = 0.51099895  # electron rest energy (CODATA 2018)
+
+
+@cache
+def basis() -> dict[str, np.ndarray]:
+    """Arrays of ``data/dpk_ompmc_v1/basis.npz`` (see its manifest.json), read-only."""
+    path = resources.files("dosimetry.kernels").joinpath(f"data/{BASIS_VERSION}/basis.npz")
+    with path.open("rb") as fh, np.load(fh) as z:
+        out = {k: np.array(z[k]) for k in z.files}
+    # cumulative energy (MeV) inside each shell edge, starting at 0
+    for p in ("electron", "positron", "photon"):
+        shells = out[f"{p}_shell_mev"]
+        out[f"{p}_cum_mev"] = np.concatenate(
+            [np.zeros((shells.shape[0], 1)), np.cumsum(shells, axis=1)], axis=1
+        )
+    # positrons: take out the two 511 keV photons (added back from the photon basis so
+    # that they are not range-scaled with the positron)
+    g = _photon_cum(ANNIHILATION_MEV, out["positron_edges_cm"], out)
+    out["positron_cum_mev"] = out["positron_cum_mev"] - 2.0 * g
+    for v in out.values():
+        v.setflags(write=False)
+    return out
+
+
+@cache
+def basis_manifest() -> dict[str, object]:
+    import json
+
+    path = resources.files("dosimetry.kernels").joinpath(f"data/{BASIS_VERSION}/manifest.json")
+    return dict(json.loads(path.read_text("utf-8")))
+
+
+def _bracket(grid: np.ndarray, e: float) -> tuple[int, int, float]:
+    """Indices i, j and log-weight t of e between grid[i] and grid[j] (clamped)."""
+    if e <= grid[0]:
+        return 0, 0, 0.0
+    if e >= grid[-1]:
+        n = len(grid) - 1
+        return n, n, 0.0
+    j = int(np.searchsorted(grid, e))
+    i = j - 1
+    t = float(np.log(e / grid[i]) / np.log(grid[j] / grid[i]))
+    return i, j, t
+
+
+def _photon_cum(e: float, r_cm: np.ndarray, b: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    b = b if b is not None else basis()
+    grid = b["photon_energy_mev"]
+    i, j, t = _bracket(grid, e)
+    out = np.zeros(np.shape(r_cm))
+    for k, w in ((i, 1.0 - t), (j, t)):
+        if w == 0.0:
+            continue
+        frac = b["photon_cum_mev"][k] / grid[k]
+        out = out + w * np.interp(r_cm, b["photon_edges_cm"][k], frac)
+    return out * e
+
+
+def cumulative_energy_mev(particle: str, energy_mev: float, r_cm: np.ndarray) -> np.ndarray:
+    """Energy (MeV) absorbed in water within radius r of an isotropic point source.
+
+    Electrons and positrons are interpolated between basis energies at equal scaled
+    radius r / R_CSDA(E) and linearly in log E (the absorbed-energy fraction); photons at
+    equal radius. Below the basis' lowest energy all energy is deposited at r = 0 (point
+    term); above its highest (4 MeV) the top kernel is range-scaled. Positrons include
+    their two 511 keV annihilation photons (taken from the photon basis).
+    """
+    r = np.asarray(r_cm, dtype=float)
+    e = float(energy_mev)
+    if particle not in E_MIN_MEV:
+        raise ValueError(f"particle must be electron, positron or photon, got {particle!r}")
+    b = basis()
+    if e < E_MIN_MEV[particle]:
+        out = np.full(r.shape, e)
+        if particle == "positron":
+            out = out + 2.0 * _photon_cum(ANNIHILATION_MEV, r)
+        return out
+    if particle == "photon":
+        return _photon_cum(e, r)
+    grid = b[f"{particle}_energy_mev"]
+    i, j, t = _bracket(grid, e)
+    r_e = float(csda_range_cm(e))
+    out = np.zeros(r.shape)
+    for k, w in ((i, 1.0 - t), (j, t)):
+        if w == 0.0:
+            continue
+        frac = b[f"{particle}_cum_mev"][k] / grid[k]
+        r_k = float(csda_range_cm(grid[k]))
+        out = out + w * np.interp(r * (r_k / r_e), b[f"{particle}_edges_cm"][k], frac)
+    out = out * e
+    if particle == "positron":
+        out = out + 2.0 * _photon_cum(ANNIHILATION_MEV, r)
+    return out
