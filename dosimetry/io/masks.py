@@ -43,9 +43,10 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import RTStructureSetStorage, SegmentationStorage
+from scipy import ndimage
 
 from ..errors import DicomInputError, GeometryMismatchError, InputDataError
-from ..volume import Volume, resample
+from ..volume import Volume
 
 __all__ = ["rtstruct_to_masks", "seg_to_masks", "read_label_map", "rasterize_polygons"]
 
@@ -441,22 +442,37 @@ def rtstruct_to_masks(
 
 # ----------------------------------------------------------------------------- SEG
 def _to_grid(source: Volume, grid: Volume, mode: Mode) -> np.ndarray:
-    """Occupancy of ``source`` (values in [0, 1]) on ``grid``, volume-conserving when coarser."""
+    """Occupancy of ``source`` (values in [0, 1]) on ``grid`` by sub-voxel point sampling.
+
+    Each target voxel is split into ``n`` sub-voxels per axis (``n = ceil(2 x target /
+    source spacing)``, 1 to 6) whose centres take the nearest source value; the occupancy
+    is their mean (unbiased, never above 1). A finer target grid reduces to nearest
+    neighbour.
+    """
     if source.same_grid(grid, atol_mm=1e-4):
         frac = np.asarray(source.array, dtype=np.float32)
-    elif grid.voxel_volume_ml >= source.voxel_volume_ml:
-        # coarser target: deposit sub-voxels (extensive quantity) -> occupied volume per voxel
-        content = source.with_array(np.asarray(source.array, dtype=np.float64), unit="Bq")
-        vol = resample(content, grid.with_array(np.zeros(grid.shape), unit="Bq"), "extensive")
-        ratio = source.voxel_volume_ml / grid.voxel_volume_ml
-        frac = np.clip(vol.array * ratio, 0.0, 1.0).astype(np.float32)
     else:
-        near = resample(
-            source.with_array(np.asarray(source.array, dtype=np.float32)),
-            grid.with_array(np.zeros(grid.shape, dtype=np.float32)),
-            "mask",
-        )
-        frac = np.asarray(near.array, dtype=np.float32)
+        src = np.asarray(source.array, dtype=np.float32)
+        m = np.linalg.inv(source.affine) @ grid.affine
+        ratio = np.array(grid.spacing_mm) / np.array(source.spacing_mm)
+        n = np.clip(np.ceil(2.0 * ratio - 1e-9), 1, 6).astype(int)
+        offsets = [(np.arange(k) + 0.5) / k - 0.5 for k in n]
+        acc = np.zeros(grid.shape, dtype=np.float64)
+        for dk in offsets[0]:
+            for dj in offsets[1]:
+                for di in offsets[2]:
+                    shift = m[:3, :3] @ np.array([dk, dj, di]) + m[:3, 3]
+                    acc += ndimage.affine_transform(
+                        src,
+                        m[:3, :3],
+                        offset=shift,
+                        output_shape=grid.shape,
+                        order=0,
+                        mode="constant",
+                        cval=0.0,
+                        prefilter=False,
+                    )
+        frac = (acc / float(np.prod(n))).astype(np.float32)
     return frac >= 0.5 if mode == "binary" else frac
 
 
@@ -487,8 +503,8 @@ def seg_to_masks(
         Path to the SEG file or its Dataset (read with highdicom).
     grid
         Target image grid. When the SEG lies on another grid of the same frame of reference,
-        each segment is mapped onto it: volume-conserving sub-voxel deposition for a coarser
-        grid (fractional occupancy), nearest neighbour for a finer one.
+        each segment is mapped onto it by sub-voxel point sampling (occupancy = fraction of
+        a target voxel's sub-voxel centres inside; nearest neighbour for a finer grid).
     names
         Segment labels to return (exact, then case-insensitive); default all segments.
     mode
@@ -603,7 +619,7 @@ def read_label_map(
         Allowed grid mismatch; default 0.1 x the smallest reference voxel spacing.
     on_mismatch
         ``"error"`` (default) raises :class:`GeometryMismatchError`; ``"resample"`` maps each
-        label onto the reference grid (volume-conserving for a coarser grid).
+        label onto the reference grid by sub-voxel point sampling (as :func:`seg_to_masks`).
 
     Returns
     -------
