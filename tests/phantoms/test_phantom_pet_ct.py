@@ -467,6 +467,7 @@ def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
+@pytest.mark.slow
 def test_seed_determinism(small_torso, tmp_path) -> None:
     a = phantoms.write_pet_ct_study(tmp_path / "a", small_torso, seed=5)
     b = phantoms.write_pet_ct_study(tmp_path / "b", small_torso, seed=5)

@@ -1,0 +1,233 @@
+"""The multi-time-point Lu-177 SPECT/CT phantom study."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.tag import Tag
+from pydicom.uid import CTImageStorage, NuclearMedicineImageStorage, RTStructureSetStorage
+from scipy import integrate
+
+import phantoms
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+LU177_HALF_LIFE_S = 6.647 * 86400.0  # ICRP Publication 107
+MEV_TO_J = 1.602176634e-13
+
+
+def frame_positions(ds: pydicom.Dataset) -> np.ndarray:
+    """LPS centre of voxel [k, 0, 0] of each frame: IPP + k * spacing * (row x column)."""
+    det = ds.DetectorInformationSequence[0]
+    iop = np.array(det.ImageOrientationPatient, dtype=float)
+    normal = np.cross(iop[:3], iop[3:])
+    ipp = np.array(det.ImagePositionPatient, dtype=float)
+    k = np.arange(int(ds.NumberOfFrames))
+    return ipp + float(ds.SpacingBetweenSlices) * k[:, None] * normal
+
+
+def test_files_and_sop_classes(spect_study) -> None:
+    truth, wall_s = spect_study
+    assert wall_s < 30.0  # 10 s budget on a developer machine; loaded CI runners are slower
+    assert len(truth.time_points) == 4
+    n_files = 0
+    for tp in truth.time_points:
+        (nm_path,) = tp.nm_paths
+        nm = pydicom.dcmread(nm_path)
+        assert nm.SOPClassUID == NuclearMedicineImageStorage and nm.Modality == "NM"
+        assert list(nm.ImageType)[2:] == ["RECON TOMO", "EMISSION"]
+        for p in tp.ct_paths[:2]:
+            assert pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID == CTImageStorage
+        n_files += 1 + len(tp.ct_paths)
+    rt = pydicom.dcmread(truth.rtstruct_path, stop_before_pixels=True)
+    assert rt.SOPClassUID == RTStructureSetStorage
+    assert len(list(truth.folder.iterdir())) == n_files + 1
+
+
+def test_nm_geometry_and_acquisition_attributes(spect_study) -> None:
+    truth, _ = spect_study
+    tp = truth.time_points[0]
+    nm = pydicom.dcmread(tp.nm_paths[0])
+    vol = tp.activity
+    assert int(nm.NumberOfFrames) == int(nm.NumberOfSlices) == vol.shape[0]
+    assert nm.FrameIncrementPointer == Tag(0x0054, 0x0080)
+    assert list(nm.SliceVector) == list(range(1, vol.shape[0] + 1))
+    assert [float(v) for v in nm.PixelSpacing] == list(vol.spacing_mm[1:])
+    assert float(nm.SpacingBetweenSlices) == pytest.approx(vol.spacing_mm[0])
+    pos = frame_positions(nm)
+    assert np.allclose(
+        pos,
+        vol.index_to_world(np.c_[np.arange(vol.shape[0]), np.zeros((vol.shape[0], 2))]),
+        atol=1e-5,
+    )
+    assert nm.FrameOfReferenceUID == tp.frame_of_reference_uid
+    ct0 = pydicom.dcmread(tp.ct_paths[0], stop_before_pixels=True)
+    assert ct0.FrameOfReferenceUID == tp.frame_of_reference_uid
+    assert ct0.StudyInstanceUID == nm.StudyInstanceUID
+    # energy window around the 208 keV photopeak
+    win = nm.EnergyWindowInformationSequence[0].EnergyWindowRangeSequence[0]
+    assert float(win.EnergyWindowLowerLimit) < 208.366 < float(win.EnergyWindowUpperLimit)
+    rot = nm.RotationInformationSequence[0]
+    assert int(rot.NumberOfFramesInRotation) * int(rot.ActualFrameDuration) / 1000.0 == (
+        tp.scan_duration_s
+    )
+    rp = nm.RadiopharmaceuticalInformationSequence[0]
+    assert float(rp.RadionuclideTotalDose) == pytest.approx(7400.0)  # MBq in NM (PS3.3 C.8.4.10)
+    assert rp.RadionuclideCodeSequence[0].CodeValue == "C-101ED"
+    assert rp.RadiopharmaceuticalStartDateTime.startswith("20240402103000")
+    assert nm.AcquisitionDate == "20240403" and nm.AcquisitionTime.startswith("103000")
+    assert "Units" not in nm
+    assert int(nm.CountsAccumulated) == tp.total_counts
+
+
+def test_counts_decode_with_calibration_and_scan_duration(spect_study) -> None:
+    truth, _ = spect_study
+    for tp in truth.time_points:
+        nm = pydicom.dcmread(tp.nm_paths[0])
+        rot = nm.RotationInformationSequence[0]
+        duration_s = int(rot.NumberOfFramesInRotation) * int(rot.ActualFrameDuration) / 1000.0
+        counts = nm.pixel_array.astype(float) * float(nm.get("RescaleSlope", 1.0))
+        bq = counts / (truth.calibration_cps_per_mbq * 1e-6 * duration_s)
+        assert np.allclose(bq, tp.expected_activity.array, rtol=1e-12)
+        # E[sum counts] = CF x integral of the activity over the scan (Poisson, 5 sigma)
+        mean_counts = (
+            truth.calibration_cps_per_mbq
+            * 1e-6
+            * duration_s
+            * sum(tp.organ_mean_activity_during_scan_bq[r] for r in ("body",))
+        )
+        assert abs(counts.sum() - mean_counts) < 5 * math.sqrt(mean_counts) + 1e-4 * mean_counts
+
+
+def test_time_activity_curves_and_tia(spect_study) -> None:
+    """Independent formulas: the documented exponentials, numerical quadrature for TIA."""
+    truth, _ = spect_study
+    a0 = truth.administered_activity_bq
+    ln2 = math.log(2)
+    lam_eff, lam_up = ln2 / (40 * 3600.0), ln2 / (1.5 * 3600.0)
+    for tp in truth.time_points:
+        t = tp.time_h * 3600.0
+        kidney = 0.0125 * a0 * (math.exp(-lam_eff * t) - math.exp(-(lam_eff + lam_up) * t))
+        assert tp.region_activity_bq["kidney_left"] == pytest.approx(kidney, rel=1e-12)
+        assert tp.organ_activity_bq["kidney_left"] == pytest.approx(kidney, rel=1e-9)
+        total = sum(tp.region_activity_bq.values())
+        assert tp.activity.total() == pytest.approx(total, rel=1e-9)
+        assert tp.activity.unit == "Bq" and tp.activity.reference_time == tp.acquisition_datetime
+        # the scan-mean activity lies within 1 % of the start activity (20 min scan)
+        for roi, a in tp.organ_mean_activity_during_scan_bq.items():
+            assert a == pytest.approx(tp.organ_activity_bq[roi], rel=0.01)
+    for region, tac in truth.kinetics.items():
+        numeric, err = integrate.quad(
+            lambda s, tac=tac: float(tac.fraction(s)), 0.0, 200 * 86400.0, limit=500
+        )
+        assert truth.region_tia_bq_s[region] == pytest.approx(a0 * numeric, rel=1e-6), region
+        # effective half-lives never exceed the physical half-life
+        assert max(tac.half_lives_s) <= LU177_HALF_LIFE_S
+    assert truth.tia.unit == "Bq s"
+    assert truth.tia.total() == pytest.approx(sum(truth.region_tia_bq_s.values()), rel=1e-9)
+    assert truth.organ_tia_bq_s["liver"] == pytest.approx(
+        truth.region_tia_bq_s["liver"] + truth.region_tia_bq_s["lesion_1"], rel=1e-9
+    )
+
+
+@pytest.mark.validation
+def test_organ_absorbed_doses_per_activity_match_published_ranges(spect_study) -> None:
+    """LED with the ICRP-107 Lu-177 electron energy: kidney and liver Gy/GBq vs literature.
+
+    Violet J et al. J Nucl Med 2019;60:517 (kidneys 0.39, liver 0.1 Gy/GBq); Delker A et al.
+    EJNMMI 2016;43:42 (kidneys ~0.6); Kabasakal L et al. EJNMMI 2015;42:1976 (kidneys 0.88).
+    """
+    truth, _ = spect_study
+    with open(DATA / "icrp107_energy_per_decay.csv") as f:
+        rows = {r["nuclide"]: r for r in csv.DictReader(ln for ln in f if not ln.startswith("#"))}
+    e_j = float(rows["Lu-177"]["E_electron_total_MeV"]) * MEV_TO_J
+    gbq = truth.administered_activity_bq / 1e9
+    ph = truth.phantom
+
+    def dose_per_gbq(region: str, density: float) -> float:
+        mass_kg = ph.analytic_volume_ml(region) * density / 1000.0
+        return truth.region_tia_bq_s[region] * e_j / mass_kg / gbq
+
+    assert 0.3 < dose_per_gbq("kidney_left", 1.05) < 0.9
+    liver_ml = ph.analytic_volume_ml("liver") - ph.analytic_volume_ml("lesion_1")
+    liver = truth.region_tia_bq_s["liver"] * e_j / (liver_ml * 1.06e-3) / gbq
+    assert 0.05 < liver < 0.3
+
+
+def test_shifts_move_the_anatomy_and_frames_of_reference_differ(tmp_path) -> None:
+    torso = phantoms.make_torso(voxel_mm=4.0)
+    shift = (9.592, -4.7952, 14.3856)  # exactly (2, -1, 3) SPECT voxels
+    truth = phantoms.write_lu177_spect_study(
+        tmp_path / "s",
+        (24.0, 72.0),
+        phantom=torso,
+        shifts_mm=[(0, 0, 0), shift],
+        noise=False,
+        ct_noise_hu=0.0,
+    )
+    tp0, tp1 = truth.time_points
+    assert tp0.frame_of_reference_uid != tp1.frame_of_reference_uid
+    m0 = tp0.masks["kidney_right"].array
+    m1 = tp1.masks["kidney_right"].array
+    c0 = np.argwhere(m0).mean(axis=0)
+    c1 = np.argwhere(m1).mean(axis=0)
+    assert np.allclose(c1 - c0, (3, -1, 2), atol=0.05)
+    # the CT of the second session shows the spleen (the only 50 HU tissue) moved by the shift
+    ct0, ct1 = tp0.ct_expected_hu, tp1.ct_expected_hu
+    s0 = ct0.index_to_world(np.argwhere(ct0.array == 50.0)).mean(axis=0)
+    s1 = ct1.index_to_world(np.argwhere(ct1.array == 50.0)).mean(axis=0)
+    assert np.allclose(s1 - s0, shift, atol=1.0)
+    # RTSTRUCT only on the first CT, in its frame of reference
+    rt = pydicom.dcmread(truth.rtstruct_path, stop_before_pixels=True)
+    assert rt.FrameOfReferenceUID == tp0.frame_of_reference_uid
+
+
+def test_bqml_single_frame_files(tmp_path) -> None:
+    torso = phantoms.make_torso(voxel_mm=4.0)
+    truth = phantoms.write_lu177_spect_study(
+        tmp_path / "s", (24.0,), phantom=torso, units="BQML", multiframe=False
+    )
+    tp = truth.time_points[0]
+    assert len(tp.nm_paths) == tp.activity.shape[0]
+    vml = tp.activity.voxel_volume_ml
+    for k, p in enumerate(tp.nm_paths[::7]):
+        ds = pydicom.dcmread(p)
+        assert ds.Units == "BQML" and int(ds.NumberOfFrames) == 1
+        rwv = ds.RealWorldValueMappingSequence[0]
+        assert rwv.MeasurementUnitsCodeSequence[0].CodeValue == "Bq/ml"
+        assert float(rwv.RealWorldValueSlope) == float(ds.RescaleSlope)
+        z = float(ds.DetectorInformationSequence[0].ImagePositionPatient[2])
+        kk = int(round(tp.activity.world_to_index(np.array([0.0, 0.0, z]))[0]))
+        assert kk == 7 * k
+        bqml = ds.pixel_array * float(ds.RescaleSlope)
+        assert np.allclose(bqml * vml, tp.expected_activity.array[kk], rtol=1e-12)
+
+
+def test_seed_determinism_and_bad_arguments(tmp_path) -> None:
+    torso = phantoms.make_torso(voxel_mm=4.0)
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+    a = phantoms.write_lu177_spect_study(tmp_path / "a", (24.0,), phantom=torso, seed=2)
+    b = phantoms.write_lu177_spect_study(tmp_path / "b", (24.0,), phantom=torso, seed=2)
+    assert digest(a.folder) == digest(b.folder)
+    for kwargs, match in (
+        ({"times_h": (48.0, 24.0)}, "increasing"),
+        ({"units": "cps"}, "units"),
+        ({"agent": "Lu-177-DOTATATE"}, "agent"),
+        ({"shifts_mm": [(0.0, 0.0, 0.0)] * 3}, "shifts_mm"),
+        ({"calibration_cps_per_mbq": 0.0}, "calibration"),
+        ({"n_projections": 3}, "n_projections"),
+        (
+            {"kinetics": {"liver": phantoms.TimeActivityCurve((0.1,), (200 * 86400.0,))}},
+            "physical half-life",
+        ),
+    ):
+        with pytest.raises(ValueError, match=match):
+            phantoms.write_lu177_spect_study(tmp_path / "e", phantom=torso, **kwargs)
