@@ -708,11 +708,11 @@ class ImageSeries:
         intercept = optional_float(ds, "RescaleIntercept")
         return (1.0 if slope is None else slope), (0.0 if intercept is None else intercept)
 
-    def _raw_stack(self) -> np.ndarray:
+    def _raw_stack(self, dtype: type = np.float64) -> np.ndarray:
         """Stored values after Rescale, sorted ``[n, rows, cols]`` (before resampling)."""
         frames = self._sorted_frames()
         rows, cols = frames[0].plane.shape
-        out = np.empty((len(frames), rows, cols), dtype=np.float64)
+        out = np.empty((len(frames), rows, cols), dtype=dtype)
         cache: dict[int, tuple[Dataset, np.ndarray]] = {}
         for k, fr in enumerate(frames):
             if fr.file_index not in cache:
@@ -779,7 +779,16 @@ class ImageSeries:
     @cached_property
     def volume(self) -> Volume:
         """The image as stored (after Rescale Slope/Intercept), in the stored unit."""
-        return self._make_volume(self._raw_stack(), self._stored_unit(), dtype=self._volume_dtype)
+        return self._make_volume(
+            self._raw_stack(self._volume_dtype),
+            self._stored_unit(),
+            dtype=self._volume_dtype,
+            extra=self._volume_extra(),
+        )
+
+    def _volume_extra(self) -> dict[str, Any]:
+        """Extra provenance of :attr:`volume` (e.g. the DICOM unit as stored)."""
+        return {}
 
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:

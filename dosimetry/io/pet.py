@@ -287,6 +287,7 @@ class PetSeries(ImageSeries):
     """
 
     modality_name = "PET"
+    _acquisition_from_ge = False
     override_names = frozenset(
         {
             "allow_nonuniform",
@@ -327,6 +328,9 @@ class PetSeries(ImageSeries):
 
     def _stored_unit(self) -> str:
         return {"BQML": "Bq/mL", "CNTS": "counts", "GML": "g/mL SUV"}.get(self.units, "1")
+
+    def _volume_extra(self) -> dict[str, Any]:
+        return {"stored_units": self.units}
 
     @property
     def _radiopharmaceutical(self) -> Dataset:
@@ -660,6 +664,7 @@ class PetSeries(ImageSeries):
         if acq and min(acq) < t_series - timedelta(seconds=1):
             ge = self._ge_scan_datetime()
             if ge is not None:
+                self._acquisition_from_ge = True
                 self._note(
                     f"SeriesTime is later than the earliest AcquisitionTime ({min(acq)}): "
                     f"GE private scan date-time (0009,100D) {ge.isoformat()} used as the "
@@ -713,7 +718,7 @@ class PetSeries(ImageSeries):
         acq = None
         for h, p in zip(self.slice_headers(), self._slice_paths(), strict=True):
             frt = optional_float(h, "FrameReferenceTime")
-            if frt is not None:
+            if frt is not None and not self._acquisition_from_ge:
                 out.append(frt / 1000.0 + offset)
                 continue
             if acq is None:
@@ -749,6 +754,13 @@ class PetSeries(ImageSeries):
             self._note("DecayFactor consistency check skipped: timing overridden by the user")
             return
         mode = self.decay_correction
+        _ = self.acquisition_time
+        if getattr(self, "_acquisition_from_ge", False):
+            self._note(
+                "DecayFactor consistency check skipped: the series time was reset after the "
+                "scan, so FrameReferenceTime offsets are not relative to the scan start"
+            )
+            return
         headers = self.slice_headers()
         dfs = [optional_float(h, "DecayFactor") for h in headers]
         if mode == "NONE" or all(d is None for d in dfs):

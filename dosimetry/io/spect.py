@@ -278,6 +278,9 @@ class SpectSeries(ImageSeries):
     def _stored_unit(self) -> str:
         return "Bq/mL" if self.units == "BQML" else "counts"
 
+    def _volume_extra(self) -> dict[str, Any]:
+        return {"stored_units": self.units or "counts"}
+
     @cached_property
     def acquisition_time(self) -> datetime:
         """Acquisition start: override, AcquisitionDateTime, Acquisition Date/Time, or

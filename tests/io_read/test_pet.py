@@ -212,6 +212,8 @@ def test_cnts_without_factor_and_unknown_units(tmp_path):
     with pytest.raises(DicomInputError, match="PROPCNTS.*units_scale_bq_per_ml") as e:
         load_study(tmp_path / "p").pet().activity_at_acquisition()
     assert e.value.tag == "Units"
+    stored = load_study(tmp_path / "p").pet().volume
+    assert stored.unit == "1" and stored.provenance["stored_units"] == "PROPCNTS"
     pet = load_study(tmp_path / "p").pet(units_scale_bq_per_ml=37.0)
     act = pet.activity_at_acquisition()
     oracle = stored_pet_values(paths)
@@ -325,6 +327,21 @@ def test_series_time_after_acquisition_time_refused(tmp_path):
     assert e.value.tag == "SeriesTime"
     pet = load_study(tmp_path).pet(acquisition_time=datetime(2024, 3, 1, 9, 30))
     assert pet.activity_at_acquisition().reference_time == datetime(2024, 3, 1, 9, 30)
+
+
+def test_series_time_after_acquisition_time_ge_private_scan_datetime(tmp_path):
+    def ge(ds, k):
+        ds.AcquisitionTime = "093000.000000"
+        block = ds.private_block(0x0009, "GEMS_PETD_01", create=True)
+        block.add_new(0x0D, "DT", "20240301093000.00")  # GE scan date-time
+
+    paths = write_pet_series(tmp_path, n_slices=2, extra=ge)
+    pet = load_study(tmp_path).pet()
+    assert pet.acquisition_time == datetime(2024, 3, 1, 9, 30)
+    act = pet.activity_at_acquisition()  # START: values refer to the GE scan start
+    np.testing.assert_array_equal(act.array[0], stored_pet_values(paths)[pet.files[0]])
+    assert act.reference_time == datetime(2024, 3, 1, 9, 30)
+    assert any("GE private" in d for d in pet.provenance["derivations"])
 
 
 # ---------------------------------------------------------------------------- SUV kinds
