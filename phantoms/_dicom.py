@@ -23,6 +23,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     RTStructureSetStorage,
@@ -155,8 +156,8 @@ def new_dataset(
     """A dataset with file meta, SOP Common, Patient, General Study/Series/Equipment,
     and (when ``frame_of_reference_uid`` is given) Frame of Reference modules filled in."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = "DOSIM_PHANTOM"
@@ -229,7 +230,7 @@ def image_plane(
     ds.SliceLocation = _ds(z_mm)
 
 
-def _ds(v: float) -> str:
+def _ds(v: float | np.floating) -> str:
     """Decimal string that round-trips ``v`` to ~1e-6 mm and fits the 16-char DS limit."""
     s = f"{float(v):.6f}".rstrip("0").rstrip(".")
     if s in ("-0", ""):
@@ -330,9 +331,9 @@ def write_ct_series(
     for k in range(n):
         if k == dropped:
             continue
-        sop_uid = ds.SOPInstanceUID if k == 0 else uids(f"{key}-{k}")
+        sop_uid = str(ds.SOPInstanceUID) if k == 0 else uids(f"{key}-{k}")
         ds.SOPInstanceUID = sop_uid
-        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
         ds.InstanceNumber = int(instance_numbers[k])
         image_plane(ds, affine, k, float(z_all[k]), thickness)
         pixel_module(ds, stored[k], signed=True)

@@ -67,7 +67,7 @@ class TimeActivityCurve:
     >>> round(float(tac.fraction(0.0)), 12)
     0.0
     >>> round(tac.integral_s() / 3600.0, 4)  # 0.02 * (40 - 1/(1/40 + 1/1.5)) / ln 2
-    1.1112
+    1.1124
     """
 
     coefficients: tuple[float, ...]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import PositronEmissionTomographyImageStorage
+from pydicom.uid import UID, PositronEmissionTomographyImageStorage
 from scipy import ndimage
 
 from dosimetry import Volume
@@ -365,10 +365,10 @@ def write_pet_ct_study(
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     truth = write_pet_ct_study(d, seed=1)
+    ...     truth = write_pet_ct_study(d, make_torso(voxel_mm=4.0), seed=1)
     ...     n_ct, n_pet = len(truth.ct_paths), len(truth.pet_paths)
     >>> n_ct, n_pet, truth.pet_units, truth.decay_correction
-    (160, 80, 'BQML', 'START')
+    (80, 80, 'BQML', 'START')
     """
     folder = Path(folder)
     if tracer not in TRACERS:
@@ -623,9 +623,9 @@ def write_pet_ct_study(
             continue
         b = int(bed_of_slice[k])
         t_acq = t_pet + timedelta(seconds=bed_offsets[b])
-        sop_uid = ds.SOPInstanceUID if k == 0 else uids(f"pet-{k}")
+        sop_uid = str(ds.SOPInstanceUID) if k == 0 else uids(f"pet-{k}")
         ds.SOPInstanceUID = sop_uid
-        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
         ds.AcquisitionDate = da(t_acq)
         ds.AcquisitionTime = tm(t_acq)
         ds.InstanceNumber = int(instance_numbers[k])

@@ -73,7 +73,9 @@ class RegionRaster:
             idx = np.arange(i0, i1)
             offs = ((np.arange(sub) + 0.5) / sub - 0.5) * spacing
             fine_axes.append((ax0 + spacing * idx[:, None] + offs[None, :]).ravel())
-        self.fine_labels = _paint(phantom.structures, *fine_axes, shift_mm)
+        self.fine_labels = _paint(
+            phantom.structures, fine_axes[0], fine_axes[1], fine_axes[2], shift_mm
+        )
         self._fine_axes = fine_axes
         self.fine_voxel_ml = float(np.prod(sp / sub) / 1000.0)
         self.region_counts = np.bincount(

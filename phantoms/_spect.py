@@ -316,7 +316,7 @@ def write_lu177_spect_study(
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     truth = write_lu177_spect_study(d, times_h=(24.0, 96.0), seed=1)
+    ...     truth = write_lu177_spect_study(d, (24.0, 96.0), phantom=make_torso(voxel_mm=4.0))
     >>> [tp.time_h for tp in truth.time_points], len(truth.time_points[0].nm_paths)
     ([24.0, 96.0], 1)
     """

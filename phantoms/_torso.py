@@ -386,7 +386,10 @@ def make_torso(
     >>> round(ph.analytic_volume_ml("lesion_1"), 2)  # 30 mm sphere
     14.14
     """
-    sp = (float(voxel_mm),) * 3 if np.isscalar(voxel_mm) else tuple(float(v) for v in voxel_mm)  # type: ignore[arg-type]
+    if isinstance(voxel_mm, int | float):
+        sp: tuple[float, ...] = (float(voxel_mm),) * 3
+    else:
+        sp = tuple(float(v) for v in voxel_mm)
     if len(sp) != 3 or any(not math.isfinite(v) or v <= 0 for v in sp):
         raise ValueError(f"voxel_mm must be positive (one value or three), got {voxel_mm!r}")
     if not 0.0 <= anatomy_jitter <= 0.2:
