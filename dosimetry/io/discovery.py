@@ -712,7 +712,7 @@ class ImageSeries:
         """Stored values after Rescale, sorted ``[n, rows, cols]`` (before resampling)."""
         frames = self._sorted_frames()
         rows, cols = frames[0].plane.shape
-        out = np.empty((len(frames), rows, cols), dtype=dtype)
+        out: np.ndarray = np.empty((len(frames), rows, cols), dtype=dtype)
         cache: dict[int, tuple[Dataset, np.ndarray]] = {}
         for k, fr in enumerate(frames):
             if fr.file_index not in cache:
