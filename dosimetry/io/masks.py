@@ -274,12 +274,16 @@ def _rasterize_roi(
     grid: Volume,
     spacing_k: float,
     supersample: int,
+    mode: Mode,
 ) -> tuple[np.ndarray, bool]:
-    """Fractional occupancy of one ROI on ``grid``; also whether it was clipped."""
+    """Mask of one ROI on ``grid`` (bool or float32 occupancy); also whether it was clipped.
+
+    The occupancy is accumulated in the ROI's bounding box only, then placed in the grid.
+    """
     nk, nj, ni = grid.shape
-    frac = np.zeros(grid.shape, dtype=np.float32)
     clipped = False
     ks = [p[0] for p in planes]
+    jobs = []
     for n, (k_c, polys) in enumerate(planes):
         lo = k_c - 0.5 * spacing_k
         hi = k_c + 0.5 * spacing_k
@@ -292,19 +296,32 @@ def _rasterize_roi(
         jmax, imax = np.floor(pts.max(axis=0) + 0.5).astype(int)
         if lo < -0.5 or hi > nk - 0.5 or jmin < 0 or imin < 0 or jmax >= nj or imax >= ni:
             clipped = True
-        j0, j1 = max(jmin, 0), min(jmax, nj - 1)
-        i0, i1 = max(imin, 0), min(imax, ni - 1)
+        j0, j1 = max(int(jmin), 0), min(int(jmax), nj - 1)
+        i0, i1 = max(int(imin), 0), min(int(imax), ni - 1)
         k_first = max(int(math.floor(lo + 0.5)), 0)
         k_last = min(int(math.ceil(hi - 0.5)), nk - 1)
         if j1 < j0 or i1 < i0 or k_last < k_first:
             continue
+        jobs.append((lo, hi, k_first, k_last, j0, j1, i0, i1, polys))
+    out = np.zeros(grid.shape, dtype=bool if mode == "binary" else np.float32)
+    if not jobs:
+        return out, clipped
+    bk0, bk1 = min(j[2] for j in jobs), max(j[3] for j in jobs)
+    bj0, bj1 = min(j[4] for j in jobs), max(j[5] for j in jobs)
+    bi0, bi1 = min(j[6] for j in jobs), max(j[7] for j in jobs)
+    frac = np.zeros((bk1 - bk0 + 1, bj1 - bj0 + 1, bi1 - bi0 + 1), dtype=np.float32)
+    for lo, hi, k_first, k_last, j0, j1, i0, i1, polys in jobs:
         f2 = rasterize_polygons(polys, (j1 - j0 + 1, i1 - i0 + 1), supersample, (j0, i0))
         for k in range(k_first, k_last + 1):
             w = min(hi, k + 0.5) - max(lo, k - 0.5)
             if w > 1e-9:
-                frac[k, j0 : j1 + 1, i0 : i1 + 1] += np.float32(w) * f2
+                frac[k - bk0, j0 - bj0 : j1 - bj0 + 1, i0 - bi0 : i1 - bi0 + 1] += (
+                    np.float32(w) * f2
+                )
     np.clip(frac, 0.0, 1.0, out=frac)
-    return frac, clipped
+    box = (slice(bk0, bk1 + 1), slice(bj0, bj1 + 1), slice(bi0, bi1 + 1))
+    out[box] = frac >= 0.5 if mode == "binary" else frac
+    return out, clipped
 
 
 def rtstruct_to_masks(
@@ -417,10 +434,9 @@ def rtstruct_to_masks(
                     roi["name"],
                     sk,
                 )
-        frac, clipped = _rasterize_roi(planes, grid, gap, s)
+        array, clipped = _rasterize_roi(planes, grid, gap, s, mode)
         if clipped:
             log.warning("ROI %r extends beyond the grid; its mask is clipped", roi["name"])
-        array: np.ndarray = frac >= 0.5 if mode == "binary" else frac
         out[key] = Volume(
             array,
             grid.affine,

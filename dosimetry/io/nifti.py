@@ -30,6 +30,7 @@ from ..units import VOLUME_UNITS
 from ..volume import Volume
 from ._atomic import PathLike, atomic_write_many
 from ._uids import software_version
+from .sitk import sitk_to_volume, volume_to_sitk
 
 __all__ = ["write_nifti", "read_nifti", "sidecar_path"]
 
@@ -60,31 +61,10 @@ def sidecar_path(path: PathLike) -> Path:
     return p.with_name(p.name[: -len(suffix)] + ".json")
 
 
-def _volume_to_sitk(volume: Volume) -> sitk.Image:
-    arr = np.asarray(volume.array)
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    elif arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
-    a = volume.affine
-    sp = np.linalg.norm(a[:3, :3], axis=0)  # slice, row, col
-    direction = np.column_stack([a[:3, 2] / sp[2], a[:3, 1] / sp[1], a[:3, 0] / sp[0]])
-    img.SetSpacing((float(sp[2]), float(sp[1]), float(sp[0])))
-    img.SetDirection(tuple(float(v) for v in direction.ravel()))
-    img.SetOrigin(tuple(float(v) for v in a[:3, 3]))
-    return img
-
-
-def _sitk_affine(img: sitk.Image) -> np.ndarray:
-    d = np.array(img.GetDirection(), dtype=float).reshape(3, 3)
-    sp = np.array(img.GetSpacing(), dtype=float)
-    a = np.eye(4)
-    a[:3, 0] = d[:, 2] * sp[2]
-    a[:3, 1] = d[:, 1] * sp[1]
-    a[:3, 2] = d[:, 0] * sp[0]
-    a[:3, 3] = img.GetOrigin()
-    return a
+def _to_sitk(volume: Volume) -> sitk.Image:
+    if volume.array.dtype == np.float16:
+        volume = volume.with_array(volume.array.astype(np.float32))
+    return volume_to_sitk(volume)
 
 
 def _read_image(path: Path, unit: str) -> Volume:
@@ -101,7 +81,7 @@ def _read_image(path: Path, unit: str) -> Volume:
         img = img[:, :, :, 0]
     if img.GetDimension() != 3:
         raise DicomInputError(f"{path} is {img.GetDimension()}-D; a 3-D image is needed", path)
-    return Volume(sitk.GetArrayFromImage(img), _sitk_affine(img), unit)
+    return sitk_to_volume(img, unit)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -153,7 +133,7 @@ def write_nifti(
     """
     target = Path(path)
     _image_suffix(target)
-    img = _volume_to_sitk(volume)
+    img = _to_sitk(volume)
 
     def _write_image(tmp: Path) -> None:
         sitk.WriteImage(img, str(tmp), useCompression=target.name.lower().endswith(".gz"))
@@ -241,7 +221,7 @@ def read_nifti(path: PathLike, *, unit: str | None = None) -> Volume:
         vol.array,
         affine,
         chosen,
-        frame_of_reference_uid=meta.get("frame_of_reference_uid"),
+        frame_of_reference_uid=meta.get("frame_of_reference_uid", vol.frame_of_reference_uid),
         reference_time=None if ref_time is None else datetime.fromisoformat(ref_time),
         provenance={**dict(meta.get("provenance") or {}), "read_from": str(p)},
     )
