@@ -525,6 +525,82 @@ def _require_grid(kernel: Kernel, source: Volume) -> None:
         )
 
 
+_PHOTON_COMPONENTS: tuple[str, ...] = ("photon", "gamma", "X", "annihilation")
+
+
+def _default_kernel(nuclide: str, source: Volume, medium: str, chain: bool) -> Kernel:
+    from .kernels import vsv_kernel
+
+    try:
+        return vsv_kernel(nuclide, source.spacing_mm, medium=medium, chain=chain)
+    except KernelError as exc:
+        raise KernelError(
+            f"no default kernel for {nuclide} at voxel_mm={source.spacing_mm} in {medium!r}: "
+            f"{exc}. Pass one explicitly, e.g. kernel=dosimetry.vsv_kernel({nuclide!r}, "
+            f"{source.spacing_mm[0]:g}, medium={medium!r}, source='lanconelli2012') where the "
+            "published table covers the voxel size."
+        ) from exc
+
+
+def _convolution_array(
+    kernel: Kernel, energies: EnergyPerDecay, include_photons: bool
+) -> tuple[np.ndarray, str, list[str]]:
+    """Kernel array without its alpha part (deposited locally) and optionally photons."""
+    arr = np.array(kernel.array, dtype=np.float64)
+    removed: list[str] = []
+    comps = dict(kernel.components)
+    alpha_keys = [k for k in comps if k in _ALPHA_COMPONENTS]
+    if alpha_keys:
+        for k in alpha_keys:
+            arr -= comps[k]
+        removed += alpha_keys
+    elif energies.alpha_j > 0 and not comps:
+        raise KernelError(
+            f"{kernel!r} has no per-class components, so its alpha part cannot be separated "
+            "for local deposition and RBE weighting. Use a kernel with components "
+            "(source='dpk') or method='led'."
+        )
+    if not include_photons:
+        photon_keys = [k for k in comps if k in _PHOTON_COMPONENTS]
+        if not photon_keys and energies.photon_j > 0:
+            raise KernelError(
+                f"include_photons=False needs a kernel with per-class components; {kernel!r} "
+                "has none. Use a kernel with components or keep the photons."
+            )
+        for k in photon_keys:
+            arr -= comps[k]
+        removed += photon_keys
+    np.maximum(arr, 0.0, out=arr)  # rounding of the subtraction
+    key = kernel.sha256 if not removed else f"{kernel.sha256}-minus-{'+'.join(sorted(removed))}"
+    return arr, key, removed
+
+
+def _check_kernel(kernel: Kernel, energies: EnergyPerDecay, source: Volume) -> None:
+    if not isinstance(kernel, Kernel):
+        raise KernelError(f"kernel must be a dosimetry.Kernel, got {type(kernel).__name__}")
+    if kernel.nuclide != energies.members[0][0]:
+        raise KernelError(
+            f"kernel is for {kernel.nuclide}, the map counts decays of {energies.members[0][0]}"
+        )
+    _require_grid(kernel, source)
+
+
+def _kernel_record(kernel: Kernel, removed: list[str]) -> dict[str, Any]:
+    return {
+        "nuclide": kernel.nuclide,
+        "medium": kernel.medium,
+        "density_g_per_ml": kernel.density_g_per_ml,
+        "voxel_mm": list(kernel.voxel_mm),
+        "shape": list(kernel.shape),
+        "radius_mm": kernel.radius_mm,
+        "energy_fraction": kernel.energy_fraction,
+        "source": kernel.source,
+        "library_version": kernel.library_version,
+        "sha256": kernel.sha256,
+        "components_removed": removed,
+    }
+
+
 def _kernel_method(
     values: np.ndarray,
     source: Volume,
@@ -542,4 +618,67 @@ def _kernel_method(
     dtype: str,
     workers: int | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    raise KernelError(f"method={method!r} is not available yet; use method='led'")
+    from .engine import choose_path, convolve
+    from .engine.density import TISSUE_CLASSES, density_scale, tissue_classes
+    from .engine.led import local_dose
+
+    voxel_ml = source.voxel_volume_ml
+    prov: dict[str, Any] = {"convolution_dtype": dtype}
+    if method == "vsv":
+        if isinstance(kernel, Mapping):
+            raise InputDataError("method='vsv' takes one Kernel, not a mapping of kernels")
+        k = kernel if kernel is not None else _default_kernel(nuclide, source, "soft tissue", chain)
+        _check_kernel(k, energies, source)
+        arr, key, removed = _convolution_array(k, energies, include_photons)
+        chosen = choose_path(values, arr, path, dtype)
+        dose = convolve(values, arr, chosen, dtype, workers, key=key).astype(np.float64)
+        dose *= w_other
+        if energies.alpha_j > 0:
+            dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, k.density_g_per_ml)
+        prov["kernel"] = _kernel_record(k, removed)
+        prov["convolution_path"] = chosen
+        return dose, prov
+
+    # vsv-density
+    if density is None:
+        raise InputDataError(
+            "method='vsv-density' needs density= (a g/mL Volume on the map's grid, e.g. from "
+            "the CT's HU->density calibration)"
+        )
+    classes = tissue_classes(density)
+    present = [int(c) for c in np.unique(classes)]
+    dose = np.zeros(values.shape, dtype=np.float64)
+    records: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    for c in present:
+        medium = TISSUE_CLASSES[c]
+        if isinstance(kernel, Kernel):
+            k = kernel
+        elif isinstance(kernel, Mapping):
+            if medium not in kernel:
+                raise KernelError(
+                    f"the density map has {medium!r} voxels but kernel= has no {medium!r} entry "
+                    f"(keys: {', '.join(kernel)}); add one or pass a single Kernel."
+                )
+            k = kernel[medium]
+        else:
+            k = _default_kernel(nuclide, source, medium, chain)
+        _check_kernel(k, energies, source)
+        arr, key, removed = _convolution_array(k, energies, include_photons)
+        chosen = choose_path(values, arr, path, dtype)
+        conv = convolve(values, arr, chosen, dtype, workers, key=key)
+        mask = classes == c
+        dose[mask] = density_scale(conv[mask], k.density_g_per_ml, density[mask])
+        records[medium] = _kernel_record(k, removed)
+        paths[medium] = chosen
+    dose *= w_other
+    if energies.alpha_j > 0:
+        dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, density)
+    prov["kernels"] = records
+    prov["convolution_path"] = paths
+    prov["tissue_class_bounds_g_per_ml"] = {
+        "lung_max": parameters.get("density_class_lung_max_g_per_ml"),
+        "bone_min": parameters.get("density_class_bone_min_g_per_ml"),
+    }
+    prov["density_correction"] = "dose x rho_kernel / rho_voxel (Dieudonne et al. 2013)"
+    return dose, prov

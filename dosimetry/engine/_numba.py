@@ -19,7 +19,6 @@ __all__ = [
     "row_extents",
     "convolve_direct_symmetric",
     "convolve_direct_general",
-    "block_sum",
     "nonzero_bounds",
 ]
 
@@ -107,8 +106,11 @@ def convolve_direct_symmetric(
                             if f < 0:
                                 continue
                             g = ext[kk, jj, 1]
-                            for i in range(f, g + 1):
-                                s[h2 + i] += src[kk, jj, i]
+                            # slice views (not index arithmetic) let LLVM vectorise
+                            srow = src[kk, jj, f : g + 1]
+                            sbuf = s[h2 + f : h2 + g + 1]
+                            for i in range(g + 1 - f):
+                                sbuf[i] += srow[i]
                             if f < lo:
                                 lo = f
                             if g > hi:
@@ -121,15 +123,19 @@ def convolve_direct_symmetric(
                         touched_lo = ilo
                     if ihi > touched_hi:
                         touched_hi = ihi
+                    m = ihi + 1 - ilo
+                    av = acc[ilo : ihi + 1]
                     w0 = octant[a, b, 0]
-                    for i in range(ilo, ihi + 1):
-                        acc[i] += w0 * s[h2 + i]
+                    mid = s[h2 + ilo : h2 + ihi + 1]
+                    for i in range(m):
+                        av[i] += w0 * mid[i]
                     for c in range(1, h2 + 1):
                         w = octant[a, b, c]
-                        for i in range(ilo, ihi + 1):
-                            acc[i] += w * (s[h2 + i - c] + s[h2 + i + c])
-                    for i in range(lo, hi + 1):
-                        s[h2 + i] = 0.0
+                        left = s[h2 + ilo - c : h2 + ihi + 1 - c]
+                        right = s[h2 + ilo + c : h2 + ihi + 1 + c]
+                        for i in range(m):
+                            av[i] += w * (left[i] + right[i])
+                    s[h2 + lo : h2 + hi + 1] = 0.0
             for i in range(n2):
                 out[k, j, i] = 0.0
             for i in range(touched_lo, touched_hi + 1):
@@ -172,27 +178,14 @@ def convolve_direct_general(
                         # output i receives src[i - c]; src index in [f, g]
                         ilo = max(0, f + c)
                         ihi = min(n2 - 1, g + c)
-                        for i in range(ilo, ihi + 1):
-                            acc[i] += w * src[kk, jj, i - c]
+                        if ihi < ilo:
+                            continue
+                        av = acc[ilo : ihi + 1]
+                        sv = src[kk, jj, ilo - c : ihi + 1 - c]
+                        for i in range(ihi + 1 - ilo):
+                            av[i] += w * sv[i]
             for i in range(n2):
                 out[k, j, i] = acc[i]
-
-
-@njit(cache=True, parallel=True)
-def block_sum(src: np.ndarray, f0: int, f1: int, f2: int) -> np.ndarray:
-    """Sum ``src`` over ``f0 x f1 x f2`` blocks (zero-extended at the far edges), float64."""
-    n0, n1, n2 = src.shape
-    m0 = (n0 + f0 - 1) // f0
-    m1 = (n1 + f1 - 1) // f1
-    m2 = (n2 + f2 - 1) // f2
-    out = np.zeros((m0, m1, m2), dtype=np.float64)
-    for p in prange(m0):
-        for k in range(p * f0, min(n0, (p + 1) * f0)):
-            for j in range(n1):
-                q = j // f1
-                for i in range(n2):
-                    out[p, q, i // f2] += src[k, j, i]
-    return out
 
 
 @njit(cache=True, parallel=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from typing import Literal
 
 import numpy as np
@@ -149,7 +150,7 @@ def convolve(
         ``"float64"`` or ``"float32"``: precision of the FFT path and of the result; the
         direct path accumulates in float64 either way.
     workers
-        Threads for :mod:`scipy.fft` (``None``: all cores). The direct path uses Numba's
+        Threads for :mod:`scipy.fft` (``None``: all CPUs). The direct path uses Numba's
         thread pool (``numba.set_num_threads``).
     key
         Identity of the kernel for the spectrum cache (computed when omitted).
@@ -183,6 +184,8 @@ def convolve(
         src = src.astype(np.float64)
     src = np.ascontiguousarray(src)
     key = kernel_key(kernel) if key is None else key
+    if workers is None:
+        workers = os.cpu_count() or 1
     chosen = choose_path(src, kernel, path, dtype)
     if path != "auto":
         log.info(

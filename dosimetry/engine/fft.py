@@ -73,13 +73,25 @@ def fft_shape(
     maps of slightly different extent on the same grid share a cached kernel spectrum.
 
     >>> fft_shape((100, 100, 100), (0, 0, 0), (0, 0, 0), (5, 5, 5))
-    (108, 108, 108)
+    (112, 112, 120)
     """
     out = []
     for ax in range(3):
         need = box[ax] + half[ax] + max(reach_lo[ax], reach_hi[ax])
         out.append(int(sfft.next_fast_len(_round_up(need, 8), real=(ax == 2))))
     return (out[0], out[1], out[2])
+
+
+def _take_wrapped(a: np.ndarray, axis: int, before: int, after: int) -> np.ndarray:
+    """Entries ``-before .. after-1`` (indices modulo the axis length) along ``axis``."""
+    n = a.shape[axis]
+    head = [slice(None)] * a.ndim
+    head[axis] = slice(0, after)
+    if before == 0:
+        return a[tuple(head)]
+    tail = [slice(None)] * a.ndim
+    tail[axis] = slice(n - before, n)
+    return np.concatenate((a[tuple(tail)], a[tuple(head)]), axis=axis)
 
 
 def nonzero_bounds(src: np.ndarray) -> tuple[list[int], list[int]] | None:
@@ -184,17 +196,21 @@ def fft_convolve(
     shape = fft_shape(box, reach_lo, reach_hi, eff)
     spec = _spectrum(kernel, shape, key, dt, workers)
     block = np.asarray(src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=dt)
-    f = sfft.rfftn(block, s=shape, workers=workers)
+    # Pruned transforms: the forward passes skip the zero padding of axes not yet
+    # transformed, the inverse passes keep only the output rows that are needed.
+    f = sfft.rfft(block, n=shape[2], axis=2, workers=workers)
     del block
+    f = sfft.fft(f, n=shape[1], axis=1, workers=workers, overwrite_x=True)
+    f = sfft.fft(f, n=shape[0], axis=0, workers=workers, overwrite_x=True)
     f *= spec
-    res = sfft.irfftn(f, s=shape, workers=workers, overwrite_x=True)
+    f = sfft.ifft(f, axis=0, workers=workers, overwrite_x=True)
+    f = _take_wrapped(f, 0, reach_lo[0], box[0] + reach_hi[0])
+    f = sfft.ifft(f, axis=1, workers=workers, overwrite_x=True)
+    f = _take_wrapped(f, 1, reach_lo[1], box[1] + reach_hi[1])
+    res = sfft.irfft(f, n=shape[2], axis=2, workers=workers, overwrite_x=True)
     del f
-    # output voxel x (relative to the box start) sits at index x mod L
-    idx = [np.arange(-reach_lo[a], box[a] + reach_hi[a]) % shape[a] for a in range(3)]
-    sl = tuple(slice(out_lo[a], out_hi[a]) for a in range(3))
-    if all(reach_lo[a] == 0 for a in range(3)):
-        out[sl] = res[: idx[0].size, : idx[1].size, : idx[2].size]
-    else:
-        out[sl] = res[np.ix_(*idx)]
+    out[out_lo[0] : out_hi[0], out_lo[1] : out_hi[1], out_lo[2] : out_hi[2]] = _take_wrapped(
+        res, 2, reach_lo[2], box[2] + reach_hi[2]
+    )
     log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
     return out
