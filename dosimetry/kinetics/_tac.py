@@ -583,8 +583,6 @@ def fit_tac(
     p = outcome.physical
     k = m.n_params
     t0, tn = float(t[0]), float(t[-1])
-    f_t0 = float(m.evaluate(p, np.array([t0]))[0])
-    f_tn = float(m.evaluate(p, np.array([tn]))[0])
 
     def parts_and_grad(pp: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         grad = np.zeros(k)
@@ -625,7 +623,6 @@ def fit_tac(
     chi2 = float(np.sum(((model_y - y) / sigma) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.sum((model_y - y) ** 2)) / ss_tot if ss_tot > 0 else math.nan
-    del f_t0, f_tn
     return TacFit(
         model=chosen,
         params=dict(zip(m.param_names(), (float(v) for v in p), strict=True)),
