@@ -49,6 +49,25 @@ _LAZY: dict[str, str] = {
     "fit_tac": "dosimetry.kinetics",
     "stp_tia": "dosimetry.kinetics",
     "fit_voxels": "dosimetry.kinetics",
+    "hu_to_density": "dosimetry.io",
+    "find_series": "dosimetry.io",
+    "read_rtdose": "dosimetry.io",
+}
+
+# submodules reachable as attributes (``ds.planning``, ``ds.io``) without an explicit import
+_SUBMODULES = {
+    "io",
+    "planning",
+    "kinetics",
+    "projection",
+    "registration",
+    "metrics",
+    "engine",
+    "kernels",
+    "nuclides",
+    "dose",
+    "viewer",
+    "report",
 }
 
 __all__ = [
@@ -71,6 +90,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"dosimetry.{name}")
+        globals()[name] = module
+        return module
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -79,4 +102,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
