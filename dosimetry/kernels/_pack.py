@@ -49,12 +49,15 @@ def ring_slab_sphere_volume(
 
 def _overlap(r_b: np.ndarray, z_b: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Matrix (n_bins, n_shells): volume of each ring x slab bin inside each shell."""
-    r1, r2 = np.meshgrid(r_b[:-1], z_b[:-1], indexing="ij")[0], None
     rr1, zz1 = np.meshgrid(r_b[:-1], z_b[:-1], indexing="ij")
     rr2, zz2 = np.meshgrid(r_b[1:], z_b[1:], indexing="ij")
-    del r1, r2
-    args = [a.ravel()[:, None] for a in (rr1, rr2, zz1, zz2)]
-    v = ring_slab_sphere_volume(*args, edges[None, :])
+    v = ring_slab_sphere_volume(
+        rr1.ravel()[:, None],
+        rr2.ravel()[:, None],
+        zz1.ravel()[:, None],
+        zz2.ravel()[:, None],
+        edges[None, :],
+    )
     return np.diff(v, axis=1)
 
 
@@ -149,7 +152,7 @@ def pack(raw: Path, out: Path) -> None:
             "max_reprojection_misfit": max(misfits),
         }
     target = out / "basis.npz"
-    np.savez_compressed(target, **arrays)
+    np.savez_compressed(target, **arrays)  # type: ignore[arg-type]
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     manifest = {
         "basis_version": settings["basis_version"],

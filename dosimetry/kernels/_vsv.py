@@ -207,7 +207,7 @@ def _cached(
             tmp,
             array=kernel.array,
             meta=np.array(json.dumps(meta)),
-            **{f"c_{c}": a for c, a in kernel.components.items()},
+            **{f"c_{c}": a for c, a in kernel.components.items()},  # type: ignore[arg-type]
         )
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home must not stop the calculation
@@ -248,7 +248,11 @@ def _build(
         radius = max(r_e_mm + diag, 5.0 * h_max)
     else:
         radius = radius_mm
-    half = tuple(int(np.ceil(radius / v - 1e-9)) for v in vm)
+    half = (
+        int(np.ceil(radius / vm[0] - 1e-9)),
+        int(np.ceil(radius / vm[1] - 1e-9)),
+        int(np.ceil(radius / vm[2] - 1e-9)),
+    )
     # radial grid (mm in the medium), fine enough for the near field
     dr = min(vm) / 20.0
     r_far = float(np.sqrt(sum(((n + 1) * v) ** 2 for n, v in zip(half, vm, strict=True))))
