@@ -405,8 +405,15 @@ def rtstruct_to_masks(
     # nominal plane spacing of the whole structure set (fallback for ROIs with < 3 planes)
     all_planes: dict[int, list[tuple[float, list[np.ndarray]]]] = {}
     every_k: list[float] = []
+    wanted = set(selected.values())
     for number, roi in rois.items():
-        planes = _contour_planes(roi["contours"], grid, plane_tolerance_mm, roi["name"], path)
+        try:
+            planes = _contour_planes(roi["contours"], grid, plane_tolerance_mm, roi["name"], path)
+        except GeometryMismatchError:
+            if number in wanted:
+                raise
+            log.info("ROI %r (not requested) is not parallel to the grid; ignored", roi["name"])
+            continue
         all_planes[number] = planes
         every_k.extend(p[0] for p in planes)
     uniq: list[float] = []

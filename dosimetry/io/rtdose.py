@@ -320,6 +320,21 @@ def write_rtdose(
     pixels = np.clip(np.rint(arr / scaling), 0, max_int).astype(
         np.uint32 if bits == 32 else np.uint16
     )
+    # quantisation error actually made (documented bound: scaling / 2)
+    err = np.abs(pixels * scaling - arr)
+    vmax = float(arr.max())
+    above = arr >= 1e-4 * vmax
+    rel = float(np.max(err[above] / arr[above])) if vmax > 0 and np.any(above) else 0.0
+    level = logging.WARNING if rel > 1e-4 else logging.INFO
+    log.log(
+        level,
+        "RT Dose quantisation: max abs error %.3g %s (bound %.3g); max relative error %.3g for "
+        "voxels above 1e-4 x max",
+        float(err.max()),
+        dose.unit,
+        0.5 * scaling,
+        rel,
+    )
 
     ds = Dataset()
     copy_patient_study(ref, ds)

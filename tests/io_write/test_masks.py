@@ -254,3 +254,37 @@ def test_not_an_rtstruct(ct_header):
     grid = _grid((3.0, 2.0, 2.0), (2, 3, 4), (0, 0, 0))
     with pytest.raises(DicomInputError, match="RT Structure Set"):
         rtstruct_to_masks(ct_header, grid)
+
+
+def test_reversed_slice_axis_same_volume(make_rtstruct, sphere):
+    """A grid whose slices run feet-wards gives the same mask in world space."""
+    contours, v_contours = sphere
+    up = _centered_grid((3.0, 1.2, 1.2), (31, 60, 60), Z_PLANES[0])
+    down_dir = AXIAL.copy()
+    down_dir[:, 0] *= -1.0
+    down = Volume.from_spacing(
+        np.zeros(up.shape, np.float32),
+        up.spacing_mm,
+        up.index_to_world([30, 0, 0]),
+        direction=down_dir,
+        unit="1",
+        frame_of_reference_uid=FOR,
+    )
+    rs = make_rtstruct({"Sphere": contours}, FOR)
+    a = rtstruct_to_masks(rs, up, mode="fraction")["Sphere"].array
+    b = rtstruct_to_masks(rs, down, mode="fraction")["Sphere"].array
+    np.testing.assert_array_equal(a, b[::-1])
+    assert a.sum(dtype=np.float64) * up.voxel_volume_ml * 1000 == pytest.approx(
+        v_contours, rel=2e-3
+    )
+
+
+def test_unrequested_oblique_roi_is_ignored(make_rtstruct, sphere):
+    contours = sphere[0]
+    tilted = contours[10].copy()
+    tilted[:, 2] += np.linspace(0, 5, len(tilted))  # not planar along the slice axis
+    rs = make_rtstruct({"Sphere": contours, "Odd": [tilted]}, FOR)
+    grid = _centered_grid((3.0, 2.0, 2.0), (31, 40, 40), Z_PLANES[0])
+    assert set(rtstruct_to_masks(rs, grid, ["Sphere"])) == {"Sphere"}
+    with pytest.raises(GeometryMismatchError, match="Odd"):
+        rtstruct_to_masks(rs, grid, ["Odd"])

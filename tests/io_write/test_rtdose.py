@@ -347,3 +347,15 @@ def test_does_not_modify_input(tmp_path, ct_header):
     write_rtdose(dose, tmp_path / "d.dcm", ct_header)
     np.testing.assert_array_equal(dose.array, before)
     assert ct_header.to_json_dict() == ref_before
+
+
+def test_16_bit_quantisation_bound(tmp_path, ct_header):
+    """16 bits: error within half a step, s = max / 65535 (module docstring)."""
+    dose = _dose(ct_header)
+    path = write_rtdose(dose, tmp_path / "d16.dcm", ct_header, bits=16)
+    ds = pydicom.dcmread(path)
+    assert ds.BitsAllocated == 16 and ds.pixel_array.dtype == np.uint16
+    s = float(ds.DoseGridScaling)
+    assert s <= dose.array.max() / 65535 * (1 + 1e-8)
+    err = np.abs(read_rtdose(path).array - dose.array)
+    assert np.all(err <= 0.5 * s * (1 + 1e-9))
