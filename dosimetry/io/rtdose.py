@@ -321,7 +321,7 @@ def write_rtdose(
         np.uint32 if bits == 32 else np.uint16
     )
     # quantisation error actually made (documented bound: scaling / 2)
-    err = np.abs(pixels * scaling - arr)
+    err = np.abs(pixels.astype(np.float64) * scaling - arr)
     vmax = float(arr.max())
     above = arr >= 1e-4 * vmax
     rel = float(np.max(err[above] / arr[above])) if vmax > 0 and np.any(above) else 0.0
