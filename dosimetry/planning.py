@@ -140,6 +140,26 @@ def _external_roi_names(study: Any) -> set[str]:
     return names
 
 
+def _rois_without_prior(
+    agent: str,
+    masks: Mapping[str, Volume],
+    external: set[str],
+    user: Mapping[str, float] | None,
+) -> set[str]:
+    """VOIs for which neither the user nor the population table gives a half-life."""
+    from .kinetics import population_effective_half_life_s
+
+    missing: set[str] = set()
+    for name in masks:
+        if name in external or (user and name in user):
+            continue
+        try:
+            population_effective_half_life_s(agent, name)
+        except DosimetryError:
+            missing.add(name)
+    return missing
+
+
 def plan_from_pet(
     study: Any,
     *,
@@ -209,11 +229,17 @@ def plan_from_pet(
     masks = dict(masks)
 
     external = _external_roi_names(study)
+    no_prior = _rois_without_prior(therapy, masks, external, effective_half_life_s)
+    if no_prior:
+        log.warning(
+            "no population half-life for %s and none given: treated as background "
+            "(whole-body clearance)", ", ".join(sorted(no_prior))
+        )
     # Where VOIs overlap (a lesion inside the liver) the smaller, more specific VOI's
     # kinetics apply: order by volume and let earlier masks keep their weight.
     kinetic_masks = dict(
         sorted(
-            ((k, v) for k, v in masks.items() if k not in external),
+            ((k, v) for k, v in masks.items() if k not in external | no_prior),
             key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64)),
         )
     )
@@ -261,6 +287,14 @@ def plan_from_pet(
     table = dose_statistics(dose, masks, density=density)
 
     assumptions = list(getattr(projection, "assumptions", []))
+    for name in sorted(no_prior):
+        assumptions.append(
+            {
+                "name": f"{name} kinetics",
+                "value": "background (whole-body clearance)",
+                "source": "no population prior for this VOI and no user value",
+            }
+        )
     assumptions.append(
         {
             "name": "dose method",
