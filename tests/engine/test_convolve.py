@@ -1,0 +1,261 @@
+"""Exact linear convolution: placement, cropping, no wrap-around, paths vs SciPy oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal
+
+from dosimetry import InputDataError, KernelError
+from dosimetry.engine import _numba as nb
+from dosimetry.engine import (
+    choose_path,
+    clear_spectrum_cache,
+    convolve,
+    spectrum_cache_info,
+)
+
+PATHS = ["direct", "fft"]
+
+
+def _sym_kernel(shape=(7, 9, 5), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    k = rng.random(shape)
+    for ax in range(3):
+        k = k + np.flip(k, axis=ax)
+    return k
+
+
+def _asym_kernel(shape=(5, 3, 7), seed=1) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape)
+
+
+def _map(shape, fraction, seed) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = rng.gamma(2.0, 1.0, size=shape)
+    a[rng.random(shape) >= fraction] = 0.0
+    return a
+
+
+def _expected_single(shape, pos, kernel) -> np.ndarray:
+    """Kernel pasted with its centre at ``pos``, cropped at the grid border (by hand)."""
+    out = np.zeros(shape)
+    h = [s // 2 for s in kernel.shape]
+    src_sl, dst_sl = [], []
+    for a in range(3):
+        lo = max(0, pos[a] - h[a])
+        hi = min(shape[a], pos[a] + h[a] + 1)
+        dst_sl.append(slice(lo, hi))
+        src_sl.append(slice(lo - (pos[a] - h[a]), hi - (pos[a] - h[a])))
+    out[tuple(dst_sl)] = kernel[tuple(src_sl)]
+    return out
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["symmetric", "asymmetric"])
+@pytest.mark.parametrize(
+    "pos",
+    [(6, 7, 8), (0, 0, 0), (12, 14, 16), (0, 7, 16), (6, 0, 8), (12, 3, 0), (1, 13, 2)],
+    ids=["centre", "corner0", "corner1", "edge-edge", "face", "edge", "near-corner"],
+)
+def test_single_voxel_returns_kernel_in_place(path, kind, pos):
+    shape = (13, 15, 17)
+    k = _sym_kernel() if kind == "symmetric" else _asym_kernel()
+    src = np.zeros(shape)
+    src[pos] = 1.0
+    out = convolve(src, k, path=path)
+    np.testing.assert_allclose(out, _expected_single(shape, pos, k), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_kernel_larger_than_map_is_cropped_not_wrapped(path):
+    k = _sym_kernel(shape=(21, 21, 21), seed=5)
+    shape = (4, 6, 5)
+    src = np.zeros(shape)
+    src[3, 0, 2] = 2.5
+    out = convolve(src, k, path=path)
+    np.testing.assert_allclose(
+        out, 2.5 * _expected_single(shape, (3, 0, 2), k), rtol=1e-12, atol=1e-13
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_no_wrap_around(path):
+    # source on the first slice; a 7-wide kernel reaches 3 voxels: the far side stays 0
+    shape = (20, 12, 12)
+    src = np.zeros(shape)
+    src[0, :, :] = 1.0
+    out = convolve(src, np.ones((7, 7, 7)), path=path)
+    assert np.all(out[4:] == 0.0)  # exactly zero, not merely small
+    assert np.all(out[:4] > 0)
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.2, 1.0])
+@pytest.mark.parametrize("kind", ["symmetric", "asymmetric"])
+def test_paths_match_scipy_oracle(fraction, kind):
+    src = _map((14, 19, 23), fraction, seed=int(fraction * 100))
+    k = _sym_kernel((9, 7, 11)) if kind == "symmetric" else _asym_kernel((7, 5, 9))
+    ref = signal.convolve(src, k, mode="same", method="direct")
+    direct = convolve(src, k, path="direct")
+    fft = convolve(src, k, path="fft")
+    peak = np.abs(ref).max()
+    np.testing.assert_allclose(direct, ref, rtol=1e-10, atol=1e-12 * peak)
+    np.testing.assert_allclose(fft, ref, rtol=1e-10, atol=1e-12 * peak)
+    # the two paths agree to 1e-6 relative (float64), far better in practice
+    np.testing.assert_allclose(direct, fft, rtol=1e-6, atol=1e-12 * peak)
+
+
+def test_float32_fft_error_floor():
+    src = _map((16, 20, 24), 0.3, seed=3)
+    k = _sym_kernel((9, 9, 9), seed=2)
+    ref = signal.fftconvolve(src, k, mode="same")
+    out = convolve(src, k, path="fft", dtype="float32")
+    assert out.dtype == np.float32
+    assert np.abs(out - ref).max() <= 1e-6 * np.abs(ref).max()
+    out_d = convolve(src, k, path="direct", dtype="float32")
+    assert out_d.dtype == np.float32
+    assert np.abs(out_d - ref).max() <= 1e-6 * np.abs(ref).max()
+
+
+def test_input_not_modified_and_int_input():
+    src = _map((8, 9, 10), 0.3, seed=4)
+    copy = src.copy()
+    k = _sym_kernel((3, 3, 3))
+    convolve(src, k, path="fft")
+    convolve(src, k, path="direct")
+    np.testing.assert_array_equal(src, copy)
+    ints = (src > 0).astype(np.int32)
+    ref = signal.convolve(ints.astype(float), k, mode="same", method="direct")
+    np.testing.assert_allclose(convolve(ints, k), ref, rtol=1e-10, atol=1e-13 * ref.max())
+
+
+def test_empty_map_gives_zeros():
+    for path in PATHS:
+        out = convolve(np.zeros((5, 6, 7)), _sym_kernel((3, 3, 3)), path=path)
+        assert out.shape == (5, 6, 7) and not out.any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    a=st.floats(-3.0, 3.0),
+    b=st.floats(-3.0, 3.0),
+    seed=st.integers(0, 10_000),
+    path=st.sampled_from(PATHS),
+)
+def test_linearity(a, b, seed, path):
+    x = _map((7, 8, 9), 0.3, seed)
+    y = _map((7, 8, 9), 0.5, seed + 1)
+    k = _asym_kernel((3, 5, 3), seed=seed % 7)
+    lhs = convolve(a * x + b * y, k, path=path)
+    rhs = a * convolve(x, k, path=path) + b * convolve(y, k, path=path)
+    scale = (abs(a) + abs(b) + 1.0) * np.abs(convolve(np.abs(x) + np.abs(y), k)).max()
+    np.testing.assert_allclose(lhs, rhs, rtol=0, atol=1e-12 * scale)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shift=st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.integers(-3, 3)),
+    seed=st.integers(0, 10_000),
+    path=st.sampled_from(PATHS),
+)
+def test_shift_invariance(shift, seed, path):
+    # sources kept 3 + h voxels away from the border so nothing is cropped
+    n, h = 20, 2
+    core = _map((6, 6, 6), 0.4, seed)
+    x = np.zeros((n, n, n))
+    x[7:13, 7:13, 7:13] = core
+    xs = np.roll(x, shift, axis=(0, 1, 2))
+    k = _asym_kernel((2 * h + 1,) * 3, seed=seed % 5)
+    out = convolve(x, k, path=path)
+    outs = convolve(xs, k, path=path)
+    np.testing.assert_allclose(
+        outs, np.roll(out, shift, axis=(0, 1, 2)), rtol=1e-12, atol=1e-13 * out.max()
+    )
+
+
+def test_spectrum_cache_reused_per_grid_kernel_dtype():
+    clear_spectrum_cache()
+    k = _sym_kernel((5, 5, 5))
+    m1 = _map((10, 11, 12), 1.0, seed=1)
+    convolve(m1, k, path="fft")
+    convolve(2.0 * m1, k, path="fft")  # same grid and kernel: hit
+    info = spectrum_cache_info()
+    assert info["misses"] == 1 and info["hits"] == 1 and info["entries"] == 1
+    convolve(m1, k, path="fft", dtype="float32")  # other dtype: miss
+    convolve(m1, 2.0 * k, path="fft")  # other kernel: miss
+    info = spectrum_cache_info()
+    assert info["misses"] == 3 and info["entries"] == 3
+    clear_spectrum_cache()
+    assert spectrum_cache_info()["entries"] == 0
+
+
+def test_choose_path():
+    k11 = _sym_kernel((11, 11, 11))
+    sparse = np.zeros((40, 60, 60))
+    sparse[20, 30, 30] = 1.0
+    assert choose_path(sparse, k11) == "direct"
+    dense = np.ones((40, 60, 60))
+    assert choose_path(dense, _sym_kernel((41, 41, 41))) == "fft"
+    assert choose_path(dense, k11, path="direct") == "direct"
+    with pytest.raises(InputDataError, match="path"):
+        choose_path(dense, k11, path="gpu")
+
+
+def test_bad_arguments():
+    with pytest.raises(KernelError, match="odd"):
+        convolve(np.ones((4, 4, 4)), np.ones((2, 3, 3)))
+    with pytest.raises(KernelError, match="NaN"):
+        convolve(np.ones((4, 4, 4)), np.full((3, 3, 3), np.nan))
+    with pytest.raises(InputDataError, match="NaN"):
+        bad = np.ones((4, 4, 4))
+        bad[1, 1, 1] = np.inf
+        convolve(bad, np.ones((3, 3, 3)))
+    with pytest.raises(InputDataError, match="3-D"):
+        convolve(np.ones((4, 4)), np.ones((3, 3, 3)))
+    with pytest.raises(InputDataError, match="dtype"):
+        convolve(np.ones((4, 4, 4)), np.ones((3, 3, 3)), dtype="float16")
+
+
+# ---- Numba kernels against NumPy/SciPy oracles -----------------------------------------
+def test_numba_row_extents_oracle():
+    src = _map((5, 6, 30), 0.1, seed=9)
+    ext = nb.row_extents(src)
+    for k in range(5):
+        for j in range(6):
+            nz = np.flatnonzero(src[k, j])
+            if nz.size:
+                assert tuple(ext[k, j]) == (nz[0], nz[-1])
+            else:
+                assert tuple(ext[k, j]) == (-1, -2)
+
+
+def test_numba_nonzero_bounds_oracle():
+    src = np.zeros((9, 10, 11))
+    src[2, 7, 1] = 1.0
+    src[5, 3, 9] = 2.0
+    b = nb.nonzero_bounds(src)
+    nz = np.argwhere(src)
+    np.testing.assert_array_equal(b[:, 0], nz.min(axis=0))
+    np.testing.assert_array_equal(b[:, 1], nz.max(axis=0) + 1)
+    assert np.all(nb.nonzero_bounds(np.zeros((2, 2, 2))) == -1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_direct_symmetric_oracle(dtype):
+    src = _map((9, 12, 15), 0.3, seed=11).astype(dtype)
+    k = _sym_kernel((5, 7, 9), seed=3)
+    out = np.empty(src.shape, dtype=np.float64)
+    nb.convolve_direct_symmetric(src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out)
+    ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
+
+
+def test_numba_direct_general_oracle():
+    src = _map((9, 12, 15), 0.3, seed=12)
+    k = _asym_kernel((5, 3, 7), seed=4)
+    out = np.empty(src.shape)
+    nb.convolve_direct_general(src, k, nb.row_extents(src), out)
+    ref = signal.convolve(src, k, mode="same", method="direct")
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
