@@ -82,9 +82,11 @@ class SpectTimePoint:
         True activity (Bq per voxel) at ``acquisition_datetime`` on the SPECT grid, before
         blur and noise.
     expected_activity
-        What a correct reader recovers from the NM file (Bq per voxel): counts / (
-        calibration x scan duration) or Bq/mL x voxel volume, i.e. the mean activity
-        during the scan (blurred, noisy, quantised).
+        What a correct reader recovers from the NM file (Bq per voxel, blurred, noisy,
+        quantised): the activity at the scan start assuming physical decay during the
+        scan, ``counts / (calibration x T_eff)`` with ``T_eff = (1 - exp(-lambda T)) /
+        lambda`` (``T`` the scan duration; ``T_eff`` is 0.07 % below ``T`` for a 20 min
+        Lu-177 scan), or Bq/mL x voxel volume.
     region_activity_bq, organ_activity_bq
         True activity (Bq) at ``acquisition_datetime`` of each exclusive region / inside
         each ROI shape.
@@ -254,8 +256,9 @@ def write_lu177_spect_study(
     ``units="counts"``: uint16 counts (a RescaleSlope appears only if the counts exceed
     65535); the reader needs the calibration factor (not in the files) and the scan
     duration. ``units="BQML"``: Units (0054,1001) BQML with RescaleSlope and a
-    RealWorldValueMappingSequence (UCUM Bq/ml), values = mean activity concentration
-    during the scan (no decay correction).
+    RealWorldValueMappingSequence (UCUM Bq/ml), values = activity concentration at the
+    scan start (counts corrected for physical decay during the scan; ``DECY`` in
+    CorrectedImage).
 
     Parameters
     ----------
@@ -362,6 +365,9 @@ def write_lu177_spect_study(
     a_adm = float(administered_activity_bq)
     views_per_head = n_projections // n_heads
     scan_s = views_per_head * time_per_projection_s
+    lam_p = math.log(2.0) / nuc.half_life_s
+    # counts / (cf * t_eff) is the activity at the scan start if only physical decay acts
+    t_eff = -math.expm1(-lam_p * scan_s) / lam_p
     cf = calibration_cps_per_mbq * 1e-6  # counts per (Bq s)
 
     # grids
@@ -422,9 +428,9 @@ def write_lu177_spect_study(
         counts = rng.poisson(expected_counts).astype(np.float64) if noise else expected_counts
         if units == "counts":
             stored_real = counts
-            to_bq = 1.0 / (cf * scan_s)
+            to_bq = 1.0 / (cf * t_eff)
         else:
-            stored_real = counts / (cf * scan_s) / voxel_ml
+            stored_real = counts / (cf * t_eff) / voxel_ml
             to_bq = voxel_ml
         mx = float(stored_real.max())
         if units == "counts" and mx <= 65535 and noise:
@@ -645,7 +651,7 @@ def _write_nm(
         ds.BodyPartExamined = "CHEST"
         ds.CountsAccumulated = total_counts
         ds.AcquisitionTerminationCondition = "TIME"
-        ds.CorrectedImage = ["UNIF", "COR", "ATTN", "SCAT"]
+        ds.CorrectedImage = ["UNIF", "COR", "ATTN", "SCAT"] + (["DECY"] if units == "BQML" else [])
         ds.NumberOfFrames = len(frames)
         ds.FrameIncrementPointer = Tag(0x0054, 0x0080)
         # a single-frame file is a one-slice RECON TOMO image placed by its position

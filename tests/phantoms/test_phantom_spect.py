@@ -92,8 +92,10 @@ def test_counts_decode_with_calibration_and_scan_duration(spect_study) -> None:
         rot = nm.RotationInformationSequence[0]
         duration_s = int(rot.NumberOfFramesInRotation) * int(rot.ActualFrameDuration) / 1000.0
         counts = nm.pixel_array.astype(float) * float(nm.get("RescaleSlope", 1.0))
-        bq = counts / (truth.calibration_cps_per_mbq * 1e-6 * duration_s)
-        assert np.allclose(bq, tp.expected_activity.array, rtol=1e-12)
+        lam = math.log(2) / LU177_HALF_LIFE_S
+        t_eff = (1 - math.exp(-lam * duration_s)) / lam  # decay during the scan
+        bq = counts / (truth.calibration_cps_per_mbq * 1e-6 * t_eff)
+        assert np.allclose(bq, tp.expected_activity.array, rtol=1e-9)
         # E[sum counts] = CF x integral of the activity over the scan (Poisson, 5 sigma)
         mean_counts = (
             truth.calibration_cps_per_mbq
