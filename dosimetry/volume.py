@@ -47,8 +47,9 @@ def affine_from_geometry(
         LPS position (mm) of the centre of voxel ``[0, 0, 0]``.
     direction
         3x3 matrix whose columns are the unit vectors of the slice, row and column
-        index axes in LPS. Identity (axial, head-first supine would have the slice axis
-        along +S) when omitted.
+        index axes in LPS. Identity when omitted, i.e. slice axis along +L (x), rows along
+        +P (y), columns along +S (z). An axial DICOM series read by :mod:`dosimetry.io`
+        has the slice axis along +/-S instead: pass its direction explicitly.
 
     >>> affine_from_geometry((3.0, 2.0, 2.0))[:3, :3].diagonal().tolist()
     [3.0, 2.0, 2.0]

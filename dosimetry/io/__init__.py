@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "write_nifti": "dosimetry.io.nifti",
     "read_nifti": "dosimetry.io.nifti",
     "write_rtstruct": "dosimetry.io.rtstruct_write",
+    "isodose_masks": "dosimetry.io.rtstruct_write",
     "write_seg": "dosimetry.io.seg_write",
 }
 
