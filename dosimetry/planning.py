@@ -233,7 +233,8 @@ def plan_from_pet(
     if no_prior:
         log.warning(
             "no population half-life for %s and none given: treated as background "
-            "(whole-body clearance)", ", ".join(sorted(no_prior))
+            "(whole-body clearance)",
+            ", ".join(sorted(no_prior)),
         )
     # Where VOIs overlap (a lesion inside the liver) the smaller, more specific VOI's
     # kinetics apply: order by volume and let earlier masks keep their weight.
@@ -257,9 +258,7 @@ def plan_from_pet(
         overlap="first",
         effective_half_life_s=dict(effective_half_life_s) if effective_half_life_s else None,
     )
-    tia = projection.tia_per_bq.with_array(
-        projection.tia_per_bq.array * activity_bq, unit="Bq s"
-    )
+    tia = projection.tia_per_bq.with_array(projection.tia_per_bq.array * activity_bq, unit="Bq s")
 
     chosen = method
     kernel = None
@@ -378,8 +377,9 @@ def run_plan_from_folder(
     t0 = time.perf_counter()
     progress(f"reading DICOM folder {folder}")
     study = load_study(folder)
-    plan = plan_from_pet(study, therapy=therapy, activity=activity, method=method,
-                         progress=progress)
+    plan = plan_from_pet(
+        study, therapy=therapy, activity=activity, method=method, progress=progress
+    )
     progress(f"writing RTDOSE, NIfTI and the dose table to {out}")
     write_plan(plan, out, overwrite=overwrite, input_dirs=(folder,))
     plan.elapsed_s = time.perf_counter() - t0

@@ -131,13 +131,24 @@ def fused_slice(
     else:
         fig = ax.figure  # type: ignore[assignment]
     if bg is not None:
-        ax.imshow(extract_slice(bg, overlay, view, index), cmap="gray", vmin=window[0],
-                  vmax=window[1], interpolation="nearest")
+        ax.imshow(
+            extract_slice(bg, overlay, view, index),
+            cmap="gray",
+            vmin=window[0],
+            vmax=window[1],
+            interpolation="nearest",
+        )
     ov = extract_slice(np.asarray(overlay.array, dtype=float), overlay, view, index)
     vmax = float(np.max(overlay.array)) if overlay.array.size else 1.0
     thr = 0.01 * vmax if threshold is None else threshold
-    wash = ax.imshow(np.ma.masked_less(ov, thr), cmap=cmap, alpha=alpha, vmin=thr,
-                     vmax=max(vmax, thr * 1.0001), interpolation="nearest")
+    wash = ax.imshow(
+        np.ma.masked_less(ov, thr),
+        cmap=cmap,
+        alpha=alpha,
+        vmin=thr,
+        vmax=max(vmax, thr * 1.0001),
+        interpolation="nearest",
+    )
     if isodoses:
         ax.contour(ov, levels=sorted(isodoses), colors="w", linewidths=0.8)
     if masks:
@@ -168,17 +179,27 @@ def slice_viewer(
     import matplotlib.pyplot as plt
 
     bg = _on_grid(background, overlay)
-    bg_vol = None if bg is None else overlay.with_array(bg, unit=background.unit if background
-                                                        else "1")
+    bg_vol = (
+        None if bg is None else overlay.with_array(bg, unit=background.unit if background else "1")
+    )
     vmax = float(np.max(overlay.array)) or 1.0
-    view = w.Dropdown(options=["axial", "coronal", "sagittal"], value="axial",
-                      description="view")
+    view = w.Dropdown(options=["axial", "coronal", "sagittal"], value="axial", description="view")
     axis0 = _axis_of(overlay, "axial")
-    sl = w.IntSlider(min=0, max=overlay.shape[axis0] - 1, value=overlay.shape[axis0] // 2,
-                     description="slice", continuous_update=False)
+    sl = w.IntSlider(
+        min=0,
+        max=overlay.shape[axis0] - 1,
+        value=overlay.shape[axis0] // 2,
+        description="slice",
+        continuous_update=False,
+    )
     op = w.FloatSlider(min=0.0, max=1.0, step=0.05, value=0.5, description="opacity")
-    th = w.FloatLogSlider(value=0.01 * vmax, base=10, min=np.log10(vmax) - 5,
-                          max=np.log10(vmax), description="threshold")
+    th = w.FloatLogSlider(
+        value=0.01 * vmax,
+        base=10,
+        min=np.log10(vmax) - 5,
+        max=np.log10(vmax),
+        description="threshold",
+    )
     out = w.Output()
 
     def _view_changed(change: Any) -> None:
@@ -190,8 +211,17 @@ def slice_viewer(
     def _draw(*_: Any) -> None:
         with out:
             out.clear_output(wait=True)
-            fig = fused_slice(overlay, bg_vol, view=view.value, index=sl.value, masks=masks,
-                              isodoses=isodoses, threshold=th.value, alpha=op.value, cmap=cmap)
+            fig = fused_slice(
+                overlay,
+                bg_vol,
+                view=view.value,
+                index=sl.value,
+                masks=masks,
+                isodoses=isodoses,
+                threshold=th.value,
+                alpha=op.value,
+                cmap=cmap,
+            )
             plt.show()
             plt.close(fig)
 
@@ -215,8 +245,7 @@ def dvh_plot(dvhs: Mapping[str, Any], ax: Axes | None = None, *, unit: str = "Gy
         fig = ax.figure  # type: ignore[assignment]
     for name, h in dvhs.items():
         edges = np.asarray(h.bin_edges_gy)
-        ax.step(edges[:-1], np.asarray(h.cumulative_fraction)[: len(edges) - 1] * 100.0,
-                where="post", label=name)
+        ax.step(edges, np.asarray(h.cumulative_fraction) * 100.0, where="post", label=name)
     ax.set_xlabel(f"dose ({unit})")
     ax.set_ylabel("volume (%)")
     ax.set_ylim(0, 101)
@@ -252,8 +281,13 @@ def tac_plot(
         a = np.asarray(fit.activities_bq, dtype=float)
         grid = np.linspace(0.0, float(t.max()) * 1.3, 200)
         ax.plot(t / ts, a / ab, "o", color=colors(n % 10))
-        ax.plot(grid / ts, np.asarray(fit.predict(grid)) / ab, "-", color=colors(n % 10),
-                label=f"{name} ({fit.model})")
+        ax.plot(
+            grid / ts,
+            np.asarray(fit.predict(grid)) / ab,
+            "-",
+            color=colors(n % 10),
+            label=f"{name} ({fit.model})",
+        )
     ax.set_xlabel(f"time after administration ({time_unit})")
     ax.set_ylabel(f"activity ({activity_unit})")
     ax.grid(alpha=0.3)

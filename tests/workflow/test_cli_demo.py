@@ -1,0 +1,162 @@
+"""The end-to-end path: phantom DICOM -> 177Lu dose map -> RTDOSE, NIfTI, table; the CLI."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import dosimetry as ds
+from dosimetry.cli import main
+from dosimetry.planning import plan_from_pet, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    plan = run_demo(out, activity="7.4 GBq", seed=0)
+    return out, plan
+
+
+def test_demo_writes_every_output(demo):
+    out, plan = demo
+    for name in ("dose.dcm", "dose.nii.gz", "dose_table.csv"):
+        assert (out / name).is_file(), name
+    assert any((out / "phantom_study").rglob("*")), "phantom study not written"
+    assert plan.dose.unit == "Gy"
+    assert np.all(np.isfinite(plan.dose.array)) and plan.dose.array.min() >= 0
+
+
+def test_rtdose_reads_back_the_computed_map(demo):
+    out, plan = demo
+    rd = pydicom.dcmread(out / "dose.dcm")
+    assert rd.Modality == "RTDOSE"
+    assert rd.DoseUnits == "GY"
+    back = rd.pixel_array.astype(np.float64) * float(rd.DoseGridScaling)
+    dose = plan.dose.array.astype(np.float64)
+    assert back.shape == dose.shape
+    # 32-bit quantisation: |error| <= DoseGridScaling / 2 everywhere, so every voxel above
+    # 1e-5 of the peak is reproduced to 1e-4 relative (the acceptance criterion).
+    scale = float(rd.DoseGridScaling)
+    assert np.max(np.abs(back - dose)) <= 0.5 * scale * (1 + 1e-9)
+    big = dose > 1e-5 * dose.max()
+    rel = np.abs(back[big] - dose[big]) / dose[big]
+    assert rel.max() <= 1e-4
+
+
+def test_rtdose_geometry_matches_the_reference_series(demo):
+    out, plan = demo
+    rd = pydicom.dcmread(out / "dose.dcm")
+    study = ds.load_study(out / "phantom_study")
+    pet = study.pet()
+    first = pydicom.dcmread(pet.files[0], stop_before_pixels=True)
+    assert rd.FrameOfReferenceUID == first.FrameOfReferenceUID
+    assert rd.StudyInstanceUID == first.StudyInstanceUID
+    assert rd.PatientID == first.PatientID
+    np.testing.assert_allclose(
+        [float(v) for v in rd.ImageOrientationPatient],
+        [float(v) for v in first.ImageOrientationPatient],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        [float(v) for v in rd.ImagePositionPatient],
+        [float(v) for v in first.ImagePositionPatient],
+        atol=1e-3,
+    )
+    np.testing.assert_allclose(
+        [float(v) for v in rd.PixelSpacing], [float(v) for v in first.PixelSpacing], atol=1e-6
+    )
+    # every frame sits on a PET slice position
+    z_pet = [
+        float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])
+        for f in pet.files
+    ]
+    z_dose = float(rd.ImagePositionPatient[2]) + np.array(
+        [float(v) for v in rd.GridFrameOffsetVector]
+    )
+    np.testing.assert_allclose(np.sort(z_dose), np.sort(z_pet), atol=1e-3)
+    back = ds.io.read_rtdose(out / "dose.dcm")
+    assert back.same_grid(plan.dose, atol_mm=1e-3)
+
+
+def test_nifti_and_table(demo):
+    out, plan = demo
+    nii = ds.io.read_nifti(out / "dose.nii.gz")
+    assert nii.unit == "Gy"
+    np.testing.assert_allclose(nii.array, plan.dose.array, rtol=1e-6, atol=0)
+    assert nii.same_grid(plan.dose, atol_mm=1e-3)
+    rows = list(csv.DictReader((out / "dose_table.csv").open()))
+    names = {r["name"] for r in rows}
+    assert {"liver", "kidney_left", "kidney_right", "spleen"} <= names
+    for r in rows:
+        assert float(r["mean_gy_per_gbq"]) == pytest.approx(float(r["mean_gy"]) / 7.4, rel=1e-4)
+        assert float(r["max_gy"]) >= float(r["mean_gy"]) >= 0
+
+
+def test_led_plan_conserves_energy(demo):
+    """Sum(dose x voxel mass) equals Sum(TIA x energy absorbed locally) for LED."""
+    out, _ = demo
+    study = ds.load_study(out / "phantom_study")
+    plan = plan_from_pet(study, activity="7.4 GBq", method="led")
+    assert plan.method == "led"
+    rho = (
+        plan.density.array
+        if plan.density is not None
+        else ds.parameters.get("density_soft_tissue_g_per_ml")
+    )
+    mass_kg = rho * plan.dose.voxel_volume_ml * 1e-3
+    deposited = float(np.sum(plan.dose.array.astype(np.float64) * mass_kg))
+    lu = ds.nuclide("Lu-177")
+    released = plan.tia.total() * lu.nonpenetrating_energy_mev() * ds.units.MEV_TO_J
+    assert deposited == pytest.approx(released, rel=1e-6)
+
+
+def test_demo_refuses_to_overwrite(demo, capsys):
+    out, _ = demo
+    assert main(["demo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dosimetry: error:") and "overwrite" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_help_and_bad_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "demo" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["plan", str(empty), "--out", str(tmp_path / "o"), "--activity", "7.4 GBq"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dosimetry: error:")
+
+
+def test_console_script_runs():
+    r = subprocess.run(
+        [sys.executable, "-m", "dosimetry.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert r.returncode == 0 and "demo" in r.stdout
+
+
+def test_plan_rejects_bad_activity(demo):
+    out, _ = demo
+    study = ds.load_study(out / "phantom_study")
+    with pytest.raises(ds.UnitError):
+        plan_from_pet(study, activity="7.4 furlongs")
+    with pytest.raises(ds.DosimetryError):
+        plan_from_pet(study, activity=-1.0)
+
+
+def test_demo_output_path_is_reported(demo):
+    out, plan = demo
+    text = plan.summary()
+    assert "kidney_left" in text and str(Path(out) / "dose.dcm") in text
