@@ -19,6 +19,7 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -77,97 +78,127 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any, float]:
     return statistics.median(times), out, peak / 2**20
 
 
+def _ours(tia: np.ndarray, kernel: np.ndarray, path: str, workers: int) -> np.ndarray:
+    from dosimetry.engine import convolve
+
+    return convolve(tia, kernel, path=path, dtype="float32", workers=workers)
+
+
+def _scipy(tia: np.ndarray, kernel32: np.ndarray) -> np.ndarray:
+    return signal.fftconvolve(tia, kernel32, mode="same")
+
+
+def _four(maps: list[np.ndarray], kernel: np.ndarray, workers: int) -> list[np.ndarray]:
+    from dosimetry.engine import clear_spectrum_cache, convolve
+
+    clear_spectrum_cache()  # the spectrum is computed once inside each timed run
+    return [convolve(m, kernel, dtype="float32", workers=workers) for m in maps]
+
+
+def _four_scipy(maps: list[np.ndarray], kernel32: np.ndarray) -> list[np.ndarray]:
+    return [signal.fftconvolve(m, kernel32, mode="same") for m in maps]
+
+
+def bench_map(label: str, tia: np.ndarray, args: argparse.Namespace) -> None:
+    from dosimetry.engine import clear_spectrum_cache
+    from dosimetry.engine.convolve import choose_path
+
+    nz = 100.0 * np.count_nonzero(tia) / tia.size
+    for side in args.kernels:
+        k64 = synthetic_kernel(side)
+        k32 = k64.astype(np.float32)
+        t_sp, ref, mem_sp = timed(partial(_scipy, tia, k32), args.repeats)
+        auto = choose_path(tia, k64, "auto", "float32")
+        clear_spectrum_cache()
+        t0 = time.perf_counter()
+        _ours(tia, k64, "fft", args.workers)
+        t_first = time.perf_counter() - t0
+        t_fft, out_fft, mem_fft = timed(partial(_ours, tia, k64, "fft", args.workers), args.repeats)
+        if side <= args.direct_max_side or auto == "direct":
+            t_dir, out_dir, mem_dir = timed(
+                partial(_ours, tia, k64, "direct", args.workers), args.repeats
+            )
+        else:
+            t_dir, out_dir, mem_dir = float("nan"), None, float("nan")
+        ours, out, mem = (t_fft, out_fft, mem_fft) if auto == "fft" else (t_dir, out_dir, mem_dir)
+        peak = float(np.max(np.abs(ref)))
+        diff = float(np.max(np.abs(out.astype(np.float64) - ref))) / peak
+        print(
+            f"{label:>14} {nz:5.1f} {side:>4} {auto:>6} {ours:8.3f} {t_dir:8.3f} {t_fft:8.3f} "
+            f"{t_first:8.3f} {t_sp:8.3f} {t_sp / ours:6.2f} {t_sp / t_first:6.2f} {diff:9.1e} "
+            f"{mem:7.0f} {mem_sp:8.0f} {tia.nbytes / 2**20:6.0f}",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["128", "256x256x160"], choices=list(SIZES))
     ap.add_argument("--kernels", nargs="+", type=int, default=[11, 21, 41, 81])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--fraction", type=float, default=0.2, help="non-zero fraction of the map")
+    ap.add_argument(
+        "--sparse-fraction",
+        type=float,
+        default=0.02,
+        help="non-zero fraction of the extra sparse map (lesions only); 0 to skip",
+    )
+    ap.add_argument("--direct-max-side", type=int, default=11, help="time direct up to this side")
     ap.add_argument("--no-end-to-end", action="store_true")
+    ap.add_argument("--no-time-points", action="store_true")
     args = ap.parse_args(argv)
 
     import numba
 
-    from dosimetry.engine import clear_spectrum_cache, convolve
-    from dosimetry.engine.convolve import choose_path
+    from dosimetry.engine import convolve
 
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"numba threads {numba.get_num_threads()}, scipy.fft workers {args.workers}, "
-        f"repeats {args.repeats} (medians)"
+        f"repeats {args.repeats} (medians); times in s, memory in MiB (tracemalloc peak)"
     )
-    # compile once outside the timings
     warm = np.zeros((8, 8, 8), np.float32)
     warm[4, 4, 4] = 1
-    convolve(warm, synthetic_kernel(3), path="direct", dtype="float32")
-    hdr = (
-        f"{'map':>12} {'nz%':>5} {'kernel':>6} {'auto':>6} {'ours s':>8} {'direct s':>9} "
-        f"{'fft s':>8} {'fft 1st':>8} {'scipy s':>8} {'ratio':>6} {'maxdiff/peak':>12} "
+    convolve(warm, synthetic_kernel(3), path="direct", dtype="float32")  # compile
+    print(
+        f"{'map':>14} {'nz%':>5} {'side':>4} {'auto':>6} {'ours':>8} {'direct':>8} {'fft':>8} "
+        f"{'fft cold':>8} {'scipy':>8} {'ratio':>6} {'r cold':>6} {'diff/pk':>9} "
         f"{'ourMiB':>7} {'scipyMiB':>8} {'mapMiB':>6}"
     )
-    print(hdr)
     for size in args.sizes:
         shape = SIZES[size]
         tia = realistic_map(shape, fraction=args.fraction)
-        nz = 100.0 * np.count_nonzero(tia) / tia.size
-        for side in args.kernels:
+        bench_map(size, tia, args)
+        if args.sparse_fraction > 0:
+            sparse = lesion_map(shape, args.sparse_fraction)
+            bench_map(size + "-sp", sparse, argparse.Namespace(**{**vars(args), "kernels": [11]}))
+        if not args.no_time_points:
+            side = 41 if 41 in args.kernels else args.kernels[0]
             k64 = synthetic_kernel(side)
-            k32 = k64.astype(np.float32)
-            t_sp, ref, mem_sp = timed(
-                lambda k32=k32: signal.fftconvolve(tia, k32, mode="same"), args.repeats
-            )
-            auto = choose_path(tia, k64, "auto", "float32")
-            clear_spectrum_cache()
-            t0 = time.perf_counter()
-            convolve(tia, k64, path="fft", dtype="float32", workers=args.workers)
-            t_first = time.perf_counter() - t0
-            t_fft, out_fft, mem_fft = timed(
-                lambda k64=k64: convolve(
-                    tia, k64, path="fft", dtype="float32", workers=args.workers
-                ),
-                args.repeats,
-            )
-            if side <= 21 or args.fraction <= 0.2:
-                t_dir, out_dir, mem_dir = timed(
-                    lambda k64=k64: convolve(tia, k64, path="direct", dtype="float32"),
-                    max(1, args.repeats if side <= 21 else 1),
-                )
-            else:
-                t_dir, out_dir, mem_dir = float("nan"), None, float("nan")
-            ours = t_fft if auto == "fft" else t_dir
-            out = out_fft if auto == "fft" else out_dir
-            mem = mem_fft if auto == "fft" else mem_dir
-            peak = float(np.max(np.abs(ref)))
-            diff = float(np.max(np.abs(out.astype(np.float64) - ref))) / peak
+            maps = [tia * np.float32(0.5**t) for t in range(4)]
+            t4, _, _ = timed(partial(_four, maps, k64, args.workers), args.repeats)
+            s4, _, _ = timed(partial(_four_scipy, maps, k64.astype(np.float32)), args.repeats)
             print(
-                f"{size:>12} {nz:5.1f} {side:>6} {auto:>6} {ours:8.3f} {t_dir:9.3f} {t_fft:8.3f} "
-                f"{t_first:8.3f} {t_sp:8.3f} {t_sp / ours:6.2f} {diff:12.2e} {mem:7.0f} "
-                f"{mem_sp:8.0f} {tia.nbytes / 2**20:6.0f}",
+                f"# {size}: 4 time points, kernel side {side}: ours {t4:.3f} s (spectrum "
+                f"computed once per run), scipy {s4:.3f} s, ratio {s4 / t4:.2f}",
                 flush=True,
             )
-        # four time points, one kernel: spectrum computed once, reused
-        side = 41 if 41 in args.kernels else args.kernels[0]
-        k64 = synthetic_kernel(side)
-        k32 = k64.astype(np.float32)
-        maps = [tia * np.float32(0.5**t) for t in range(4)]
-        clear_spectrum_cache()
-
-        def ours4(k64: np.ndarray = k64) -> list[np.ndarray]:
-            return [convolve(m, k64, dtype="float32", workers=args.workers) for m in maps]
-
-        def scipy4(k32: np.ndarray = k32) -> list[np.ndarray]:
-            return [signal.fftconvolve(m, k32, mode="same") for m in maps]
-
-        t4, _, _ = timed(lambda: (clear_spectrum_cache(), ours4()), args.repeats)
-        s4, _, _ = timed(scipy4, args.repeats)
-        print(
-            f"# {size}: 4 time points, kernel {side}: ours {t4:.3f} s (spectrum computed once "
-            f"per run), scipy {s4:.3f} s, ratio {s4 / t4:.2f}",
-            flush=True,
-        )
     if not args.no_end_to_end:
         end_to_end(args)
+
+
+def lesion_map(shape: tuple[int, int, int], fraction: float, seed: int = 1) -> np.ndarray:
+    """Sparse float32 map: uniform spheres (lesions, kidneys) filling ``fraction``."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape, dtype=np.float32)
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    while np.count_nonzero(m) < fraction * m.size:
+        c = [rng.integers(s // 5, 4 * s // 5) for s in shape]
+        r = rng.uniform(3, 12)
+        sph = (k - c[0]) ** 2 + (j - c[1]) ** 2 + (i - c[2]) ** 2 <= r * r
+        m[sph] += np.float32(rng.uniform(1e6, 2e7))
+    return m
 
 
 def end_to_end(args: argparse.Namespace) -> None:
@@ -179,21 +210,20 @@ def end_to_end(args: argparse.Namespace) -> None:
         tia_arr = realistic_map(shape, fraction=args.fraction).astype(np.float64) * 3600.0
         tia = ds.Volume.from_spacing(tia_arr, (4.8, 4.8, 4.8), unit="Bq s")
         kernel = ds.vsv_kernel("Lu-177", tia.spacing_mm, source="lanconelli2012")
+        k32 = kernel.array.astype(np.float32)
+        tia32 = tia_arr.astype(np.float32)
+        ts, ref, _ = timed(partial(_scipy, tia32, k32), args.repeats)
         for dtype in ("float32", "float64"):
             t, dose, _ = timed(
-                lambda dtype=dtype: ds.absorbed_dose(
-                    tia, "Lu-177", method="vsv", kernel=kernel, dtype=dtype
-                ),
+                partial(ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype=dtype),
                 args.repeats,
             )
-            k32 = kernel.array.astype(np.float32)
-            tia32 = tia_arr.astype(np.float32)
-            ts, ref, _ = timed(lambda: signal.fftconvolve(tia32, k32, mode="same"), args.repeats)
             diff = float(np.max(np.abs(dose.array - ref))) / float(ref.max())
             print(
-                f"# end to end {size} Lu-177 4.8 mm lanconelli2012 {kernel.shape} {dtype}: "
-                f"absorbed_dose {t:.3f} s (path {dose.provenance.get('convolution_path')}), "
-                f"fftconvolve float32 {ts:.3f} s, ratio {ts / t:.2f}, max diff/peak {diff:.1e}",
+                f"# end to end {size}, Lu-177 4.8 mm lanconelli2012 kernel {kernel.shape}, "
+                f"{dtype}: absorbed_dose {t:.3f} s (path "
+                f"{dose.provenance.get('convolution_path')}), fftconvolve float32 {ts:.3f} s, "
+                f"ratio {ts / t:.2f}, max diff/peak {diff:.1e}",
                 flush=True,
             )
 
