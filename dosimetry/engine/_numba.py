@@ -51,7 +51,7 @@ def row_extents(src: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, parallel=True)
 def convolve_direct_symmetric(
-    src: np.ndarray, octant: np.ndarray, ext: np.ndarray, out: np.ndarray
+    src: np.ndarray, octant: np.ndarray, ext: np.ndarray, out: np.ndarray, swap: bool
 ) -> None:
     """Linear "same" convolution with a kernel symmetric under each axis flip.
 
@@ -66,6 +66,10 @@ def convolve_direct_symmetric(
         :func:`row_extents` of ``src``.
     out
         ``(n0, n1, n2)`` output, overwritten.
+    swap
+        The octant is also symmetric under exchanging its first two axes (cubic voxels,
+        ``octant[a, b, :] == octant[b, a, :]``; requires ``h0 == h1``): the rows of
+        ``(a, b)`` and ``(b, a)`` are summed together, saving ~40 % of the work.
 
     Notes
     -----
@@ -86,35 +90,41 @@ def convolve_direct_symmetric(
             touched_lo = n2
             touched_hi = -1
             for a in range(h0 + 1):
-                for b in range(h1 + 1):
+                for b in range(a if swap else 0, h1 + 1):
                     lo = n2
                     hi = -1
-                    # gather the distinct rows (k +- a, j +- b) into s
-                    for sa in range(2):
-                        if a == 0 and sa == 1:
+                    # gather the distinct rows (k +- a, j +- b) into s, and with the
+                    # a <-> b symmetry also (k +- b, j +- a), which share the kernel row
+                    for t in range(2):
+                        if t == 1 and (not swap or a == b):
                             continue
-                        kk = k + a if sa == 0 else k - a
-                        if kk < 0 or kk >= n0:
-                            continue
-                        for sb in range(2):
-                            if b == 0 and sb == 1:
+                        ra = a if t == 0 else b
+                        rb = b if t == 0 else a
+                        for sa in range(2):
+                            if ra == 0 and sa == 1:
                                 continue
-                            jj = j + b if sb == 0 else j - b
-                            if jj < 0 or jj >= n1:
+                            kk = k + ra if sa == 0 else k - ra
+                            if kk < 0 or kk >= n0:
                                 continue
-                            f = ext[kk, jj, 0]
-                            if f < 0:
-                                continue
-                            g = ext[kk, jj, 1]
-                            # slice views (not index arithmetic) let LLVM vectorise
-                            srow = src[kk, jj, f : g + 1]
-                            sbuf = s[h2 + f : h2 + g + 1]
-                            for i in range(g + 1 - f):
-                                sbuf[i] += srow[i]
-                            if f < lo:
-                                lo = f
-                            if g > hi:
-                                hi = g
+                            for sb in range(2):
+                                if rb == 0 and sb == 1:
+                                    continue
+                                jj = j + rb if sb == 0 else j - rb
+                                if jj < 0 or jj >= n1:
+                                    continue
+                                f = ext[kk, jj, 0]
+                                if f < 0:
+                                    continue
+                                g = ext[kk, jj, 1]
+                                # slice views (not index arithmetic) let LLVM vectorise
+                                srow = src[kk, jj, f : g + 1]
+                                sbuf = s[h2 + f : h2 + g + 1]
+                                for i in range(g + 1 - f):
+                                    sbuf[i] += srow[i]
+                                if f < lo:
+                                    lo = f
+                                if g > hi:
+                                    hi = g
                     if hi < 0:
                         continue
                     ilo = max(0, lo - h2)

@@ -34,9 +34,10 @@ Path = Literal["auto", "fft", "direct"]
 PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 
 #: Relative cost of one FFT "unit" (L log2 L per transformed voxel) against one
-#: multiply-add of the direct loop; measured on a 2-vCPU Xeon (AVX-512) with float32
-#: transforms (benchmarks/engine.py). Only the ratio matters.
-_FFT_UNIT_COST = 2.2
+#: multiply-add of the direct loop; calibrated on a 2-vCPU Xeon (AVX-512) with float32
+#: transforms and 11^3 kernels on 160x256x256 maps (benchmarks/engine.py): direct
+#: ~2-3e-10 s per counted operation, FFT ~4.7e-10 s per unit / 2.2. Only the ratio matters.
+_FFT_UNIT_COST = 4.0
 _FFT_FLOAT64_FACTOR = 1.6
 
 _SYM_CACHE: dict[str, bool] = {}
@@ -200,7 +201,11 @@ def convolve(
         if _symmetric(kernel, key):
             h = [s // 2 for s in kernel.shape]
             octant = np.ascontiguousarray(kernel[h[0] :, h[1] :, h[2] :])
-            _numba.convolve_direct_symmetric(src, octant, ext, out)
+            scale = float(np.max(np.abs(octant))) or 1.0
+            swap = h[0] == h[1] and bool(
+                np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
+            )
+            _numba.convolve_direct_symmetric(src, octant, ext, out, swap)
         else:
             _numba.convolve_direct_general(src, np.ascontiguousarray(kernel), ext, out)
     if not np.all(np.isfinite(out)):

@@ -82,6 +82,26 @@ def fft_shape(
     return (out[0], out[1], out[2])
 
 
+def _wrap_along(a: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """Zero-pad the centred odd axis to ``length`` with the centre at index 0."""
+    h = a.shape[axis] // 2
+    pos = [slice(None)] * a.ndim
+    pos[axis] = slice(h, None)
+    neg = [slice(None)] * a.ndim
+    neg[axis] = slice(0, h)
+    out_shape = list(a.shape)
+    out_shape[axis] = length
+    out = np.zeros(out_shape, dtype=a.dtype)
+    dst_pos = [slice(None)] * a.ndim
+    dst_pos[axis] = slice(0, h + 1)
+    out[tuple(dst_pos)] = a[tuple(pos)]
+    if h:
+        dst_neg = [slice(None)] * a.ndim
+        dst_neg[axis] = slice(length - h, length)
+        out[tuple(dst_neg)] = a[tuple(neg)]
+    return out
+
+
 def _take_wrapped(a: np.ndarray, axis: int, before: int, after: int) -> np.ndarray:
     """Entries ``-before .. after-1`` (indices modulo the axis length) along ``axis``."""
     n = a.shape[axis]
@@ -127,12 +147,13 @@ def _spectrum(
             _STATS["hits"] += 1
             return spec
         _STATS["misses"] += 1
-    h = [s // 2 for s in kernel.shape]
-    wrapped = np.zeros(shape, dtype=np.float64)
-    idx = [np.arange(-h[a], h[a] + 1) % shape[a] for a in range(3)]
-    wrapped[np.ix_(*idx)] = kernel  # centre at index 0, negative offsets at the end
-    full = sfft.rfftn(wrapped, workers=workers)
-    del wrapped
+    # Pruned transform of the kernel placed with its centre at index 0 (negative offsets
+    # wrapped to the end): each axis is padded only when it is transformed, so the first
+    # two passes touch only the kernel's own rows. Computed in the working precision.
+    work = np.float32 if dtype == np.float32 else np.float64
+    full = sfft.rfft(_wrap_along(kernel.astype(work), 2, shape[2]), axis=2, workers=workers)
+    full = sfft.fft(_wrap_along(full, 1, shape[1]), axis=1, workers=workers, overwrite_x=True)
+    full = sfft.fft(_wrap_along(full, 0, shape[0]), axis=0, workers=workers, overwrite_x=True)
     if _is_symmetric(kernel):
         spec = np.ascontiguousarray(full.real, dtype=dtype)
     else:

@@ -247,8 +247,23 @@ def test_numba_direct_symmetric_oracle(dtype):
     src = _map((9, 12, 15), 0.3, seed=11).astype(dtype)
     k = _sym_kernel((5, 7, 9), seed=3)
     out = np.empty(src.shape, dtype=np.float64)
-    nb.convolve_direct_symmetric(src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out)
+    nb.convolve_direct_symmetric(
+        src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out, False
+    )
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
+
+
+def test_numba_direct_symmetric_swap_oracle():
+    # kernel symmetric under axis flips and under exchanging the slice and row axes
+    src = _map((11, 12, 13), 0.3, seed=13)
+    k = _sym_kernel((7, 7, 5), seed=6)
+    k = k + k.transpose(1, 0, 2)
+    out = np.empty(src.shape)
+    nb.convolve_direct_symmetric(
+        src, np.ascontiguousarray(k[3:, 3:, 2:]), nb.row_extents(src), out, True
+    )
+    ref = signal.convolve(src, k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
 
 
