@@ -1,10 +1,14 @@
 """Population effective half-lives of therapy agents, with their literature source.
 
-The table ``dosimetry/data/population_kinetics.csv`` holds one row per (agent, organ):
-the published effective half-life (hours, as reported), which statistic it is (mean or
-median), its spread, the number of patients, how it was measured and the citation.
-Only values that the cited paper reports are listed; a missing (agent, organ) pair is an
-error that tells the user to supply the half-life explicitly.
+The table ``dosimetry/data/population_kinetics.csv`` holds, per (agent, organ), one or
+more rows: the published effective half-life (hours, as reported), which statistic it is
+(mean or median), its spread, the number of patients, how it was measured, the citation,
+free-text notes (caveats, other sources) and a ``priority``. The row with priority 1 is
+the default that :func:`population_effective_half_life_s` returns; rows with a larger
+priority are published alternatives kept for comparison and listed by
+:func:`population_table`. Only values that the cited source reports are listed; a
+missing (agent, organ) pair is an error that tells the user to supply the half-life
+explicitly.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ _AGENT_NUCLIDE: dict[str, str] = {"Lu-177-PSMA-617": "Lu-177", "Lu-177-DOTATATE"
 
 @dataclass(frozen=True)
 class PopulationHalfLife:
-    """One row of the population table."""
+    """One row of the population table (``priority`` 1 = the default for its organ)."""
 
     agent: str
     organ: str
@@ -96,35 +100,106 @@ class PopulationHalfLife:
     n_patients: str
     method: str
     citation: str
+    priority: int = 1
+    notes: str = ""
+
+
+_REQUIRED_COLUMNS = (
+    "agent",
+    "organ",
+    "effective_half_life_h",
+    "statistic",
+    "spread_h",
+    "n_patients",
+    "method",
+    "citation",
+)
+
+
+def _parse(text: str) -> list[PopulationHalfLife]:
+    """Rows of a population-table CSV text, validated.
+
+    Checks: the required columns exist; every half-life is finite and > 0; the statistic
+    is ``mean`` or ``median``; the priority is an integer >= 1 (empty means 1); no
+    (agent, organ, priority) appears twice; every (agent, organ) has a priority-1 row.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DosimetryError(f"population_kinetics.csv lacks the column(s) {', '.join(missing)}")
+    rows: list[PopulationHalfLife] = []
+    seen: set[tuple[str, str, int]] = set()
+    for row in reader:
+        agent, organ = row["agent"].strip(), row["organ"].strip()
+        try:
+            value_h = float(row["effective_half_life_h"])
+            priority = int((row.get("priority") or "1").strip() or "1")
+        except ValueError as exc:
+            raise DosimetryError(
+                f"population_kinetics.csv: bad number for {(agent, organ)}: {exc}"
+            ) from exc
+        if not np.isfinite(value_h) or value_h <= 0:
+            raise DosimetryError(
+                f"population_kinetics.csv: bad half-life for {(agent, organ)}: {value_h}"
+            )
+        if priority < 1:
+            raise DosimetryError(
+                f"population_kinetics.csv: priority of {(agent, organ)} must be >= 1, got {priority}"
+            )
+        statistic = row["statistic"].strip()
+        if statistic not in ("mean", "median"):
+            raise DosimetryError(
+                f"population_kinetics.csv: statistic of {(agent, organ)} must be 'mean' or "
+                f"'median', got {statistic!r}"
+            )
+        key = (agent, organ, priority)
+        if key in seen:
+            raise DosimetryError(f"population_kinetics.csv lists {key} twice")
+        seen.add(key)
+        rows.append(
+            PopulationHalfLife(
+                agent=agent,
+                organ=organ,
+                effective_half_life_s=value_h * 3600.0,
+                statistic=statistic,
+                spread=row["spread_h"].strip(),
+                n_patients=row["n_patients"].strip(),
+                method=row["method"].strip(),
+                citation=row["citation"].strip(),
+                priority=priority,
+                notes=(row.get("notes") or "").strip(),
+            )
+        )
+    for agent, organ in {(r.agent, r.organ) for r in rows}:
+        if (agent, organ, 1) not in seen:
+            raise DosimetryError(
+                f"population_kinetics.csv: {(agent, organ)} has no default (priority 1) row"
+            )
+    return sorted(rows, key=lambda r: (r.agent, r.organ, r.priority))
 
 
 @lru_cache(maxsize=1)
-def _load() -> dict[tuple[str, str], PopulationHalfLife]:
+def _all_rows() -> tuple[PopulationHalfLife, ...]:
     text = resources.files("dosimetry").joinpath("data/population_kinetics.csv").read_text("utf-8")
-    out: dict[tuple[str, str], PopulationHalfLife] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        key = (row["agent"].strip(), row["organ"].strip())
-        if key in out:
-            raise DosimetryError(f"population_kinetics.csv lists {key} twice")
-        value_h = float(row["effective_half_life_h"])
-        if not np.isfinite(value_h) or value_h <= 0:
-            raise DosimetryError(f"population_kinetics.csv: bad half-life for {key}: {value_h}")
-        out[key] = PopulationHalfLife(
-            agent=key[0],
-            organ=key[1],
-            effective_half_life_s=value_h * 3600.0,
-            statistic=row["statistic"].strip(),
-            spread=row["spread_h"].strip(),
-            n_patients=row["n_patients"].strip(),
-            method=row["method"].strip(),
-            citation=row["citation"].strip(),
-        )
-    return out
+    return tuple(_parse(text))
+
+
+def _load() -> dict[tuple[str, str], PopulationHalfLife]:
+    """Default (priority 1) row per (agent, organ)."""
+    return {(r.agent, r.organ): r for r in _all_rows() if r.priority == 1}
 
 
 def population_table() -> list[PopulationHalfLife]:
-    """All rows of the population table, sorted by agent and organ."""
-    return [v for _, v in sorted(_load().items())]
+    """All rows of the population table, sorted by agent, organ and priority.
+
+    Rows with ``priority == 1`` are the defaults used by
+    :func:`population_effective_half_life_s`; the others are published alternatives.
+
+    >>> defaults = [r for r in population_table() if r.priority == 1]
+    >>> len({(r.agent, r.organ) for r in defaults}) == len(defaults)
+    True
+    """
+    return list(_all_rows())
 
 
 def _squash(text: str) -> str:
@@ -207,8 +282,9 @@ def population_effective_half_life_s(agent: str, organ: str) -> tuple[float, str
     Returns
     -------
     (float, str)
-        Effective half-life in seconds (for the agent's own nuclide, ¹⁷⁷Lu) and a citation
-        string that also names the statistic (mean/median) and cohort size.
+        Effective half-life in seconds (for the agent's own nuclide, ¹⁷⁷Lu) of the default
+        (priority 1) row, and a citation string that also names the statistic (mean/median),
+        cohort size, method and the row's notes (caveats, alternative published values).
 
     Raises
     ------
@@ -224,6 +300,8 @@ def population_effective_half_life_s(agent: str, organ: str) -> tuple[float, str
     """
     row = _row(agent, organ)
     cite = f"{row.citation} [{row.statistic}, {row.spread} h, n={row.n_patients}; {row.method}]"
+    if row.notes:
+        cite = f"{cite} (note: {row.notes})"
     return row.effective_half_life_s, cite
 
 
