@@ -332,7 +332,7 @@ def write_plan(
     overwrite: bool = False,
     input_dirs: tuple[str | Path, ...] = (),
 ) -> dict[str, Path]:
-    """Write ``dose.dcm`` (RTDOSE), ``dose.nii.gz`` (+ JSON sidecar) and ``dose_table.csv``.
+    """Write ``dose.dcm`` (RTDOSE), ``dose.nii.gz`` (+ JSON sidecar), ``dose_table.csv``, ``report.md``.
 
     Existing files are refused unless ``overwrite``; nothing is written into ``input_dirs``.
     """
@@ -358,6 +358,12 @@ def write_plan(
     write_text_atomic(table_path, plan.table_csv(), overwrite=overwrite, input_dirs=input_dirs)
     files["dose table"] = table_path
     plan.files.update(files)
+    from .report import plan_report
+
+    report_path = out / "report.md"
+    plan.files["report"] = report_path
+    write_text_atomic(report_path, plan_report(plan), overwrite=overwrite, input_dirs=input_dirs)
+    files["report"] = report_path
     return files
 
 

@@ -25,7 +25,7 @@ def demo(tmp_path_factory):
 
 def test_demo_writes_every_output(demo):
     out, plan = demo
-    for name in ("dose.dcm", "dose.nii.gz", "dose_table.csv"):
+    for name in ("dose.dcm", "dose.nii.gz", "dose_table.csv", "report.md"):
         assert (out / name).is_file(), name
     assert any((out / "phantom_study").rglob("*")), "phantom study not written"
     assert plan.dose.unit == "Gy"
@@ -160,3 +160,15 @@ def test_demo_output_path_is_reported(demo):
     out, plan = demo
     text = plan.summary()
     assert "kidney_left" in text and str(Path(out) / "dose.dcm") in text
+
+
+def test_report_states_inputs_assumptions_and_table(demo):
+    out, plan = demo
+    text = (out / "report.md").read_text()
+    assert "## Assumptions" in text and "## Absorbed dose per VOI" in text
+    # every assumption and every VOI of the plan appears in the report
+    for a in plan.assumptions:
+        assert str(a["name"]) in text
+    for row in plan.table:
+        assert f"| {row['name']} |" in text
+    assert str(plan.reference.series_instance_uid) in text
