@@ -89,8 +89,12 @@ def _costs(
     direct = per_row * ((h[2] + 1) if symmetric else (2 * h[2] + 1))
     if symmetric:
         direct /= 2.0  # pairs of rows summed once, not twice
-    bounds = _numba.nonzero_bounds(src)
-    box = [int(bounds[a, 1] - bounds[a, 0]) for a in range(3)]
+    from .fft import bounds_from_extents
+
+    bounds = bounds_from_extents(ext)
+    if bounds is None:
+        return 0.0, 0.0
+    box = [bounds[1][a] - bounds[0][a] for a in range(3)]
     size = [box[a] + 2 * h[a] for a in range(3)]
     vol = float(np.prod(size))
     fft = _FFT_UNIT_COST * vol * math.log2(max(vol, 2.0))
@@ -100,7 +104,11 @@ def _costs(
 
 
 def choose_path(
-    src: np.ndarray, kernel: np.ndarray, path: str = "auto", dtype: str = "float64"
+    src: np.ndarray,
+    kernel: np.ndarray,
+    path: str = "auto",
+    dtype: str = "float64",
+    extents: np.ndarray | None = None,
 ) -> str:
     """The path :func:`convolve` will take: ``"direct"`` or ``"fft"``.
 
@@ -114,7 +122,7 @@ def choose_path(
         return path
     src = np.ascontiguousarray(src)
     key = kernel_key(kernel)
-    ext = _numba.row_extents(src)
+    ext = _numba.row_extents(src) if extents is None else extents
     direct, fft = _costs(src, kernel.shape, ext, _symmetric(kernel, key), dtype)
     chosen = "direct" if direct <= fft else "fft"
     log.info(
@@ -187,17 +195,19 @@ def convolve(
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
-    chosen = choose_path(src, kernel, path, dtype)
+    ext = _numba.row_extents(src)
+    chosen = choose_path(src, kernel, path, dtype, extents=ext)
     if path != "auto":
         log.info(
             "convolve: path=%s (requested), kernel %s, map %s", chosen, kernel.shape, src.shape
         )
     out: np.ndarray
     if chosen == "fft":
-        out = fft_convolve(src, kernel, key=key, dtype=np.dtype(dtype), workers=workers)
+        out = fft_convolve(
+            src, kernel, key=key, dtype=np.dtype(dtype), workers=workers, extents=ext
+        )
     else:
         out = np.empty(src.shape, dtype=np.dtype(dtype))
-        ext = _numba.row_extents(src)
         if _symmetric(kernel, key):
             h = [s // 2 for s in kernel.shape]
             octant = np.ascontiguousarray(kernel[h[0] :, h[1] :, h[2] :])

@@ -102,16 +102,16 @@ def _wrap_along(a: np.ndarray, axis: int, length: int) -> np.ndarray:
     return out
 
 
-def _take_wrapped(a: np.ndarray, axis: int, before: int, after: int) -> np.ndarray:
-    """Entries ``-before .. after-1`` (indices modulo the axis length) along ``axis``."""
-    n = a.shape[axis]
-    head = [slice(None)] * a.ndim
-    head[axis] = slice(0, after)
-    if before == 0:
-        return a[tuple(head)]
-    tail = [slice(None)] * a.ndim
-    tail[axis] = slice(n - before, n)
-    return np.concatenate((a[tuple(tail)], a[tuple(head)]), axis=axis)
+def bounds_from_extents(ext: np.ndarray) -> tuple[list[int], list[int]] | None:
+    """Non-zero bounding box from per-row extents (see ``_numba.row_extents``)."""
+    rows = ext[:, :, 0] >= 0
+    if not np.any(rows):
+        return None
+    k = np.flatnonzero(rows.any(axis=1))
+    j = np.flatnonzero(rows.any(axis=0))
+    i_lo = int(ext[:, :, 0][rows].min())
+    i_hi = int(ext[:, :, 1][rows].max()) + 1
+    return [int(k[0]), int(j[0]), i_lo], [int(k[-1]) + 1, int(j[-1]) + 1, i_hi]
 
 
 def nonzero_bounds(src: np.ndarray) -> tuple[list[int], list[int]] | None:
@@ -174,6 +174,7 @@ def fft_convolve(
     key: str,
     dtype: type[np.floating] | np.dtype[Any] = np.float64,
     workers: int | None = None,
+    extents: np.ndarray | None = None,
 ) -> np.ndarray:
     """Linear "same" convolution of ``src`` with the centred odd-sided ``kernel`` by FFT.
 
@@ -189,6 +190,8 @@ def fft_convolve(
         ``float32`` or ``float64``: precision of the transforms.
     workers
         Threads for :mod:`scipy.fft` (``None``: all cores).
+    extents
+        :func:`dosimetry.engine._numba.row_extents` of ``src`` when already known.
 
     Returns
     -------
@@ -199,7 +202,7 @@ def fft_convolve(
     dt = np.dtype(dtype)
     n = src.shape
     out = np.zeros(n, dtype=dt)
-    bounds = nonzero_bounds(src)
+    bounds = nonzero_bounds(src) if extents is None else bounds_from_extents(extents)
     if bounds is None:
         return out
     lo, hi = bounds
@@ -216,22 +219,31 @@ def fft_convolve(
         key = f"{key}/crop{eff}"
     shape = fft_shape(box, reach_lo, reach_hi, eff)
     spec = _spectrum(kernel, shape, key, dt, workers)
-    block = np.asarray(src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], dtype=dt)
-    # Pruned transforms: the forward passes skip the zero padding of axes not yet
-    # transformed, the inverse passes keep only the output rows that are needed.
-    f = sfft.rfft(block, n=shape[2], axis=2, workers=workers)
-    del block
-    f = sfft.fft(f, n=shape[1], axis=1, workers=workers, overwrite_x=True)
-    f = sfft.fft(f, n=shape[0], axis=0, workers=workers, overwrite_x=True)
-    f *= spec
-    f = sfft.ifft(f, axis=0, workers=workers, overwrite_x=True)
-    f = _take_wrapped(f, 0, reach_lo[0], box[0] + reach_hi[0])
-    f = sfft.ifft(f, axis=1, workers=workers, overwrite_x=True)
-    f = _take_wrapped(f, 1, reach_lo[1], box[1] + reach_hi[1])
-    res = sfft.irfft(f, n=shape[2], axis=2, workers=workers, overwrite_x=True)
-    del f
-    out[out_lo[0] : out_hi[0], out_lo[1] : out_hi[1], out_lo[2] : out_hi[2]] = _take_wrapped(
-        res, 2, reach_lo[2], box[2] + reach_hi[2]
-    )
+    # The box is placed at offset reach_lo inside the FFT lengths, so the kept output
+    # (box start - reach_lo .. box end + reach_hi) occupies indices 0 .. o-1: no wrapped
+    # pieces to reassemble. Pruned transforms: each axis is padded only when it is
+    # transformed, and the inverse passes keep only the output rows that are needed.
+    r = reach_lo
+    o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
+    cdt = np.complex64 if dt == np.float32 else np.complex128
+    buf = np.zeros((box[0], box[1], shape[2]), dtype=dt)
+    buf[:, :, r[2] : r[2] + box[2]] = src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    f1 = sfft.rfft(buf, axis=2, workers=workers, overwrite_x=True)
+    del buf
+    f2 = np.zeros((box[0], shape[1], f1.shape[2]), dtype=cdt)
+    f2[:, r[1] : r[1] + box[1]] = f1
+    del f1
+    f2 = sfft.fft(f2, axis=1, workers=workers, overwrite_x=True)
+    f3 = np.zeros((shape[0], shape[1], f2.shape[2]), dtype=cdt)
+    f3[r[0] : r[0] + box[0]] = f2
+    del f2
+    f3 = sfft.fft(f3, axis=0, workers=workers, overwrite_x=True)
+    f3 *= spec
+    f3 = sfft.ifft(f3, axis=0, workers=workers, overwrite_x=True)
+    g = sfft.ifft(f3[: o[0]], axis=1, workers=workers)
+    del f3
+    res = sfft.irfft(g[:, : o[1]], n=shape[2], axis=2, workers=workers)
+    del g
+    out[out_lo[0] : out_hi[0], out_lo[1] : out_hi[1], out_lo[2] : out_hi[2]] = res[:, :, : o[2]]
     log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
     return out

@@ -62,7 +62,7 @@ def test_single_source_voxel_gives_the_kernel(path):
     d = absorbed_dose(tia, "Lu-177", method="vsv", kernel=kern, path=path)
     expected = np.zeros_like(a)
     expected[0:6, 2:13, 9:15] = 1e9 * kern.array[5:, :, :6]
-    np.testing.assert_allclose(d.array, expected, rtol=1e-12, atol=1e-25)
+    np.testing.assert_allclose(d.array, expected, rtol=1e-10, atol=1e-13 * expected.max())
     assert d.provenance["kernel"]["sha256"] == kern.sha256
     assert d.provenance["convolution_path"] == path
     assert d.provenance["method"] == "vsv"
