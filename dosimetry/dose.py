@@ -443,6 +443,7 @@ def _dose(
         "weighting": weighting,
         "source_unit": source.unit,
         "source_provenance": dict(source.provenance),
+        "dosimetry_version": _version(),
         "energy_per_decay_mev": {
             "electron": energies.electron_j / MEV_TO_J,
             "photon": energies.photon_j / MEV_TO_J,
@@ -491,8 +492,7 @@ def _dose(
             workers=workers,
         )
         prov.update(kprov)
-    if dtype == "float32":
-        out = out.astype(np.float32)
+    out = out.astype(np.float32 if dtype == "float32" else np.float64, copy=False)
     if not np.all(np.isfinite(out)):
         raise InputDataError(
             "the dose computation produced non-finite values; check the density map and kernel"
@@ -507,6 +507,12 @@ def _dose(
         unit_out,
     )
     return result
+
+
+def _version() -> str:
+    from . import __version__
+
+    return str(__version__)
 
 
 def _density_for_kernel(method: str, density: Volume, source: Volume) -> np.ndarray:
@@ -633,8 +639,9 @@ def _kernel_method(
         _check_kernel(k, energies, source)
         arr, key, removed = _convolution_array(k, energies, include_photons)
         chosen = choose_path(values, arr, path, dtype)
-        dose = convolve(values, arr, chosen, dtype, workers, key=key).astype(np.float64)
-        dose *= w_other
+        dose = convolve(values, arr, chosen, dtype, workers, key=key)  # new array, `dtype`
+        if w_other != 1.0:
+            dose *= w_other
         if energies.alpha_j > 0:
             dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, k.density_g_per_ml)
         prov["kernel"] = _kernel_record(k, removed)
