@@ -56,14 +56,17 @@ def csda_range_cm(energy_mev: float | np.ndarray, density_g_per_ml: float = 1.0)
 # the shipped monoenergetic basis
 # ---------------------------------------------------------------------------------------
 
-BASIS_VERSION = "dpk_ompmc_v1"
+#: v2: the Monte Carlo runs of v1 (run set "dpk_ompmc_v1", build.SETTINGS) converted to
+#: spherical shells with energy uniform in radius inside each shell (v1 assumed uniform
+#: density, which put 13 % too much energy in the innermost shell; see docs/kernels.md)
+BASIS_VERSION = "dpk_ompmc_v2"
 E_MIN_MEV = {"electron": 0.012, "positron": 0.015, "photon": 0.010}
 ANNIHILATION_MEV = 0.51099895  # electron rest energy (CODATA 2018)
 
 
 @cache
 def basis() -> dict[str, np.ndarray]:
-    """Arrays of ``data/dpk_ompmc_v1/basis.npz`` (see its manifest.json), read-only."""
+    """Arrays of ``data/<BASIS_VERSION>/basis.npz`` (see its manifest.json), read-only."""
     path = resources.files("dosimetry.kernels").joinpath(f"data/{BASIS_VERSION}/basis.npz")
     with path.open("rb") as fh, np.load(fh) as z:
         out = {k: np.array(z[k]) for k in z.files}

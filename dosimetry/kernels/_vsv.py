@@ -18,11 +18,17 @@ from ..nuclides import nuclide as _nuclide
 from ..units import MEV_TO_J
 from ._dpk import BASIS_VERSION, csda_range_cm
 from ._fold import COMPONENTS, nuclide_dpk, resolve_exclude
-from ._integrate import geometric_factors, integrate_vsv
+from ._integrate import (
+    integrate_vsv,
+    near_extent,
+    near_offsets,
+    radial_grid,
+    shell_mean_geometric_factors,
+)
 from ._kernel import Kernel
 from ._lanconelli import lanconelli_kernel
 
-__all__ = ["vsv_kernel", "MEDIA", "cache_dir"]
+__all__ = ["vsv_kernel", "MEDIA", "cache_dir", "geometry_table"]
 
 _log = logging.getLogger(__name__)
 
@@ -67,10 +73,48 @@ def _voxel(voxel_mm: float | Sequence[float]) -> tuple[float, float, float]:
     return (float(vm[0]), float(vm[1]), float(vm[2]))
 
 
+#: identity of the geometric-factor tables (bump when their computation changes)
+GEOMETRY_VERSION = "g2"
+
+
+def _shape_key(vm: tuple[float, float, float]) -> tuple[float, float, float]:
+    h = min(vm)
+    return (round(vm[0] / h, 9), round(vm[1] / h, 9), round(vm[2] / h, 9))
+
+
 @lru_cache(maxsize=16)
-def _g_table(voxel_key: tuple[float, float, float], n_shells: int, dr_mm: float) -> np.ndarray:
-    mid = (np.arange(n_shells) + 0.5) * dr_mm
-    g = geometric_factors(voxel_key, mid)
+def geometry_table(shape: tuple[float, float, float]) -> np.ndarray:
+    """Shell-mean geometric factors for a voxel of relative edge lengths ``shape``
+    (smallest edge 1) on the shells of :func:`radial_grid` that reach a near target voxel.
+
+    The table depends only on the voxel's shape (geometric factors scale with the voxel
+    size), so every cubic voxel size shares one table. Computed once (seconds), then read
+    from memory or from the disk cache (``cache_dir()/geometry``). Read-only.
+    """
+    u = radial_grid(near_extent(shape))
+    n = int(np.searchsorted(u, near_extent(shape))) + 1
+    u = u[: n + 1]
+    key = json.dumps([GEOMETRY_VERSION, shape, u.size, float(u[-1])])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    path = cache_dir() / "geometry" / f"{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                g = np.array(z["g"])
+                if g.shape == (len(near_offsets()), u.size - 1) and np.array_equal(z["u"], u):
+                    g.setflags(write=False)
+                    return g
+        except (OSError, KeyError, ValueError):
+            pass
+        _log.warning("ignoring unreadable geometry cache file %s", path)
+    g = shell_mean_geometric_factors(shape, u)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, g=g, u=u)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home must not stop the calculation
+        _log.warning("could not write geometry cache %s: %s", path, exc)
     g.setflags(write=False)
     return g
 
@@ -169,7 +213,7 @@ def _cached(
     chain: bool,
     exclude: tuple[str, ...],
 ) -> Kernel:
-    key = json.dumps([BASIS_VERSION, name, vm, med, radius_mm, chain, exclude, "v1"])
+    key = json.dumps([BASIS_VERSION, GEOMETRY_VERSION, name, vm, med, radius_mm, chain, exclude])
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     path = cache_dir() / "kernels" / f"{digest}.npz"
     if path.exists():
@@ -253,18 +297,13 @@ def _build(
         int(np.ceil(radius / vm[1] - 1e-9)),
         int(np.ceil(radius / vm[2] - 1e-9)),
     )
-    # radial grid (mm in the medium), fine enough for the near field
-    dr = min(vm) / 20.0
+    # radial grid (mm in the medium): see radial_grid
+    h_min = min(vm)
     r_far = float(np.sqrt(sum(((n + 1) * v) ** 2 for n, v in zip(half, vm, strict=True))))
-    n_shells = int(np.ceil(r_far / dr)) + 1
-    r_mm = np.arange(n_shells + 1) * dr
+    r_mm = radial_grid(r_far / h_min) * h_min
     # water-equivalent radii: electrons range-scaled by rho*s, photons by rho
     mass_kg = float(np.prod(vm)) * 1e-6 * rho
-    near_key = (vm, int(np.ceil(3.0 * diag / dr)) + 1, dr)
-    g = _g_table(*near_key)
-    g_full = np.zeros((g.shape[0], n_shells))
-    m = min(g.shape[1], n_shells)
-    g_full[:, :m] = g[:, :m]
+    g = geometry_table(_shape_key(vm))
     comps: dict[str, np.ndarray] = {}
     emitted_j = 0.0
     notes: list[str] = []
@@ -282,7 +321,7 @@ def _build(
                 pass
             if not np.any(cum):
                 continue
-            arr = integrate_vsv(r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g_full)
+            arr = integrate_vsv(r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g)
             comps[comp] = comps[comp] + arr if comp in comps else arr
             emitted_j += w * src.emitted_mev[comp] * MEV_TO_J
     if not comps:

@@ -3,7 +3,7 @@
 Run once to produce the package data (needs the ``[mc]`` extra, ``pip install ompmc``)::
 
     python -m dosimetry.kernels.build run  --raw RAWDIR --workers 16 --deadline-s 420
-    python -m dosimetry.kernels.build pack --raw RAWDIR --out dosimetry/kernels/data/dpk_ompmc_v1
+    python -m dosimetry.kernels.build pack --raw RAWDIR --out dosimetry/kernels/data/dpk_ompmc_v2
 
 ``run`` transports isotropic point sources of electrons, positrons and photons in water,
 one energy per process (the ompmc engine keeps global state and prints to stdout), and
@@ -12,7 +12,7 @@ ring x slab of an r-z cylinder around the source. It is resumable (finished file
 skipped) and reproducible (each task's seeds are derived from its index; settings and
 seeds are written to ``RAWDIR/manifest.json``). ``pack`` converts the cylinder bins to
 spherical shells (energy-conserving MLEM deconvolution, see
-:func:`dosimetry.kernels._dpk.cylinder_to_shells`) and writes the basis ``basis.npz`` +
+:func:`dosimetry.kernels._pack.cylinder_to_shells`) and writes the basis ``basis.npz`` +
 ``manifest.json``.
 
 ompmc settings (measured to matter; see docs/kernels.md): PEGS data ``521icru``, ECUT
@@ -49,7 +49,9 @@ import numpy as np
 
 __all__ = ["SETTINGS", "energy_grid", "tasks", "scoring_grid"]
 
-#: Everything that defines the basis. Changing any of it changes BASIS_VERSION.
+#: Everything that defines the Monte Carlo runs. Changing any of it needs a new run set
+#: name here and a new BASIS_VERSION (``_dpk``); the packed basis dpk_ompmc_v2 is this run
+#: set with the v2 cylinder-to-shell conversion.
 SETTINGS: dict[str, Any] = {
     "basis_version": "dpk_ompmc_v1",
     "code": "ompmc",
@@ -287,6 +289,45 @@ def run_all(raw: Path, workers: int, deadline_s: float, scale: float = 1.0) -> N
             print(msg, flush=True)
 
 
+def run_direct(
+    raw: Path, particle: str, energies_mev: list[float], histories: int, seed_base: int = 1000
+) -> None:
+    """Check runs at energies off the basis grid (same settings and scoring as the basis).
+
+    Writes ``RAWDIR/<particle>_<E>MeV.npz`` like :func:`run_one`, one process per energy
+    (the ompmc engine keeps global state); resumable (finished files are skipped). Used to
+    measure the interpolation error of the energy basis against direct runs.
+    """
+    raw.mkdir(parents=True, exist_ok=True)
+    if particle not in _CODES:
+        raise SystemExit(f"particle must be one of {', '.join(_CODES)}")
+    for i, e in enumerate(energies_mev):
+        out = raw / f"{particle}_{e:.6f}MeV.npz"
+        if out.exists():
+            print(f"exists {out.name}", flush=True)
+            continue
+        task = {
+            "particle": particle,
+            "energy_mev": float(e),
+            "histories": int(histories),
+            "seeds": [int(SETTINGS["base_seed"]) % 30000 + 1, int(seed_base) + i],
+            "file": out.name,
+        }
+        t0 = time.monotonic()
+        cmd = [
+            sys.executable,
+            "-c",
+            f"from dosimetry.kernels.build import run_one; "
+            f"from pathlib import Path; run_one({task!r}, Path({str(out)!r}))",
+        ]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            print(f"FAILED {out.name}: {res.stderr[-2000:]}", flush=True)
+            continue
+        print(f"done {out.name} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+
 def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dosimetry.kernels.build")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -298,12 +339,20 @@ def _main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("one", help="run one task (internal)")
     b.add_argument("--raw", type=Path, required=True)
     b.add_argument("--file", required=True)
+    d = sub.add_parser("direct", help="check runs at energies off the basis grid")
+    d.add_argument("--raw", type=Path, required=True)
+    d.add_argument("--particle", required=True)
+    d.add_argument("--energies", type=float, nargs="+", required=True, help="MeV")
+    d.add_argument("--histories", type=int, required=True)
+    d.add_argument("--seed-base", type=int, default=1000)
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
     c.add_argument("--raw", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run_all(args.raw, args.workers, args.deadline_s, args.scale)
+    elif args.cmd == "direct":
+        run_direct(args.raw, args.particle, args.energies, args.histories, args.seed_base)
     elif args.cmd == "one":
         settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
         task = next(t for t in tasks(settings) if t["file"] == args.file)
