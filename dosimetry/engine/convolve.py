@@ -220,4 +220,32 @@ def convolve(
             _numba.convolve_direct_general(src, np.ascontiguousarray(kernel), ext, out)
     if not np.all(np.isfinite(out)):
         raise InputDataError("convolution produced non-finite values (overflow?)")
+    if chosen == "fft":
+        _clear_fft_roundoff(out, src, kernel)
     return out
+
+
+def _clear_fft_roundoff(out: np.ndarray, src: np.ndarray, kernel: np.ndarray) -> None:
+    """Set FFT round-off below zero to zero when both operands are non-negative.
+
+    The convolution of non-negative arrays is non-negative; an FFT computes it with an
+    absolute error of order ``eps * log2(N) * max(out)`` (Gentleman & Sande 1966), which
+    shows as tiny negative values where the true result is zero. Values above
+    ``-tol`` with ``tol = 64 * eps * log2(N) * sum(src) * max(kernel)`` (a bound on that
+    error, ``sum(src) * max(kernel)`` bounding the peak) are set to 0; anything more
+    negative is not round-off and raises.
+    """
+    if src.size == 0 or float(np.min(src)) < 0.0 or float(np.min(kernel)) < 0.0:
+        return
+    low = float(np.min(out))
+    if low >= 0.0:
+        return
+    eps = float(np.finfo(out.dtype).eps)
+    bound = float(np.sum(src, dtype=np.float64)) * float(np.max(kernel))
+    tol = 64.0 * eps * max(np.log2(max(out.size, 2)), 1.0) * bound
+    if low < -tol:
+        raise InputDataError(
+            f"FFT convolution gave {low:.3g}, below the round-off bound -{tol:.3g} for "
+            "non-negative inputs; use path='direct' and report this map"
+        )
+    np.maximum(out, 0.0, out=out)
