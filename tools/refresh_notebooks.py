@@ -1,0 +1,58 @@
+"""Execute notebooks and keep only the outputs nbval should compare.
+
+Usage: ``python tools/refresh_notebooks.py notebooks/01_quickstart.ipynb [...]``
+
+Each notebook is run top to bottom in the current environment. Cells that start with
+``# NBVAL_IGNORE_OUTPUT`` (figures, widgets, tables, timings) are stored without outputs;
+the other cells keep their text output (stdout and plain-text results), which nbval then
+compares on every test run. Execution counts are renumbered 1, 2, ... and cell metadata
+cleared so that a re-run produces a minimal diff.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+KEEP_MIME = "text/plain"
+
+
+def refresh(path: Path, timeout_s: int = 600) -> None:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        count += 1
+        cell.execution_count = count  # nbval refuses outputs of cells marked as never run
+        cell.metadata = {}
+        if cell.source.lstrip().startswith("# NBVAL_IGNORE_OUTPUT"):
+            cell.outputs = []
+            continue
+        kept = []
+        for out in cell.outputs:
+            if out.output_type == "stream" and out.name == "stdout":
+                kept.append(out)
+            elif out.output_type == "execute_result" and KEEP_MIME in out.data:
+                out.data = {KEEP_MIME: out.data[KEEP_MIME]}
+                out.metadata = {}
+                out.execution_count = count
+                kept.append(out)
+        cell.outputs = kept
+    nbformat.write(nb, path)
+
+
+def main(argv: list[str]) -> int:
+    for name in argv:
+        refresh(Path(name))
+        print(f"refreshed {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
