@@ -1,0 +1,35 @@
+"""The README's Python example and commands stay true."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(tmp_path, capsys):
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block, "README has no python example"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(block.group(1), "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert "kidney_left" in out and " Gy" in out
+    assert (tmp_path / "dose.dcm").is_file()
+
+
+def test_readme_commands_match_the_project():
+    assert 'pip install -e ".[test]"' in README
+    assert "\npytest " in README
+    assert "dosimetry demo --out demo-output" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[test]"' in ci and "\npytest" in ci
