@@ -161,13 +161,22 @@ def geometric_factors(voxel_mm: tuple[float, float, float], d_mm: np.ndarray) ->
     d = np.asarray(d_mm, dtype=float).ravel()
     offs = near_offsets().astype(float)
     out = np.zeros((offs.shape[0], d.size))
-    pos = d > 0
-    out[0, ~pos] = 1.0
-    dp = d[pos]
+    out[0, d <= 0] = 1.0
+    done: dict[tuple[tuple[float, float], ...], int] = {}
     for io, o in enumerate(offs):
-        for k0 in range(0, dp.size, 128):
-            idx = np.flatnonzero(pos)[k0 : k0 + 128]
-            out[io, idx] = _g_one(h, o, dp[k0 : k0 + 128])
+        # offsets that differ by swapping axes of equal edge length share their factors
+        key = tuple(sorted(zip(h.tolist(), o.tolist(), strict=True)))
+        if key in done:
+            out[io] = out[done[key]]
+            continue
+        done[key] = io
+        # G_o vanishes outside the range of distances between the two voxels
+        d_lo = float(np.sqrt(np.sum((np.clip(o - 1.0, 0.0, None) * h) ** 2)))
+        d_hi = float(np.sqrt(np.sum(((o + 1.0) * h) ** 2)))
+        idx = np.flatnonzero((d > 0) & (d > d_lo) & (d < d_hi))
+        for k0 in range(0, idx.size, 128):
+            sel = idx[k0 : k0 + 128]
+            out[io, sel] = _g_one(h, o, d[sel])
     return out
 
 

@@ -86,32 +86,34 @@ def shell_bin_weights(r_b: np.ndarray, z_b: np.ndarray, edges: np.ndarray) -> np
     r_b, z_b, edges = (np.asarray(x, dtype=float) for x in (r_b, z_b, edges))
     rr1, zz1 = np.meshgrid(r_b[:-1], z_b[:-1], indexing="ij")
     rr2, zz2 = np.meshgrid(r_b[1:], z_b[1:], indexing="ij")
-    r1, r2 = rr1.ravel()[:, None], rr2.ravel()[:, None]
-    z1, z2 = zz1.ravel()[:, None], zz2.ravel()[:, None]
-    e0, e1 = edges[None, :-1], edges[1:][None, :]
+    r1a, r2a, z1a, z2a = rr1.ravel(), rr2.ravel(), zz1.ravel(), zz2.ravel()
+    n_b, n_s = r1a.size, edges.size - 1
+    # only the (bin, shell) pairs that can overlap: nearest and farthest point of each bin
+    zmin_a = np.where(z1a * z2a < 0, 0.0, np.minimum(np.abs(z1a), np.abs(z2a)))
+    zmax_a = np.maximum(np.abs(z1a), np.abs(z2a))
+    k0 = np.clip(np.searchsorted(edges, np.hypot(r1a, zmin_a), side="right") - 1, 0, n_s - 1)
+    k1 = np.clip(np.searchsorted(edges, np.hypot(r2a, zmax_a), side="left") - 1, 0, n_s - 1)
+    counts = np.maximum(k1 - k0 + 1, 0)
+    ib = np.repeat(np.arange(n_b), counts)
+    ks = np.concatenate([np.arange(a, b + 1) for a, b in zip(k0, k1, strict=True)])
+    r1, r2, z1, z2 = (v[ib][:, None] for v in (r1a, r2a, z1a, z2a))
+    e0, e1 = edges[ks][:, None], edges[ks + 1][:, None]
     za, zb = np.abs(z1), np.abs(z2)
-    zmin = np.where(z1 * z2 < 0, 0.0, np.minimum(za, zb))
+    zmin = zmin_a[ib][:, None]
     cands = [r1, r2, za, zb, np.hypot(r1, zmin), np.hypot(r2, zmin)]
     cands += [np.hypot(r1, za), np.hypot(r1, zb), np.hypot(r2, za), np.hypot(r2, zb)]
-    n_b = r1.shape[0]
-    pts = np.concatenate(
-        [
-            np.broadcast_to(e0, (n_b, e0.shape[1]))[..., None],
-            np.broadcast_to(e1, (n_b, e1.shape[1]))[..., None],
-        ]
-        + [np.clip(np.broadcast_to(c, (n_b, 1)), e0, e1)[..., None] for c in cands],
-        axis=-1,
-    )
+    pts = np.concatenate([e0, e1] + [np.clip(c, e0, e1) for c in cands], axis=-1)
     pts.sort(axis=-1)
-    total = np.zeros((n_b, e0.shape[1]))
-    args = (r1[..., None], r2[..., None], z1[..., None], z2[..., None])
+    total = np.zeros(ib.size)
     for k in range(pts.shape[-1] - 1):
-        a, b = pts[..., k], pts[..., k + 1]
+        a, b = pts[:, k : k + 1], pts[:, k + 1 : k + 2]
         half, mid = 0.5 * (b - a), 0.5 * (a + b)
-        rho = mid[..., None] + half[..., None] * _GL8_X
-        f = sphere_surface_fraction(*args, rho)
-        total += half * (f @ _GL8_W)
-    return total / (e1 - e0)
+        rho = mid + half * _GL8_X[None, :]
+        f = sphere_surface_fraction(r1, r2, z1, z2, rho)
+        total += half[:, 0] * (f @ _GL8_W)
+    out = np.zeros((n_b, n_s))
+    out[ib, ks] = total / (e1[:, 0] - e0[:, 0])
+    return out
 
 
 def cylinder_to_shells(
