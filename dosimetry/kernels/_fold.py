@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import KernelError
 from ..nuclides import Nuclide
-from ._dpk import E_MIN_MEV, cumulative_energy_mev
+from ._dpk import ANNIHILATION_MEV, E_MIN_MEV, cumulative_energy_mev
 
 __all__ = ["COMPONENTS", "NuclideDPK", "nuclide_dpk", "resolve_exclude"]
 
@@ -76,9 +76,16 @@ def _beta_samples(nuc: Nuclide, e_beta_total: float) -> tuple[np.ndarray, np.nda
 
 
 def nuclide_dpk(
-    nuc: Nuclide, r_cm: np.ndarray, exclude: frozenset[str] = frozenset()
+    nuc: Nuclide,
+    r_cm: np.ndarray,
+    exclude: frozenset[str] = frozenset(),
+    r_photon_cm: np.ndarray | None = None,
 ) -> NuclideDPK:
     """Fold ``nuc``'s ICRP-107 emissions with the basis on the radial grid ``r_cm`` (water).
+
+    ``r_photon_cm`` (same shape, default ``r_cm``) is the water-equivalent radius used for
+    photons, including positrons' annihilation photons: in another medium electron and
+    photon distances scale differently.
 
     Beta spectra (ICRP-107 ``b-spectra``) are sampled at their tabulated bins and scaled so
     that the energy per decay equals ICRP-107's mean beta energies; lines (conversion and
@@ -91,6 +98,9 @@ def nuclide_dpk(
     ICRP Publication 107 (2008), Ann ICRP 38(3).
     """
     r = np.asarray(r_cm, dtype=float)
+    r_ph = r if r_photon_cm is None else np.asarray(r_photon_cm, dtype=float)
+    if r_ph.shape != r.shape:
+        raise ValueError("r_photon_cm must have the shape of r_cm")
     cum: dict[str, np.ndarray] = {c: np.zeros(r.shape) for c in COMPONENTS}
     emitted: dict[str, float] = dict.fromkeys(COMPONENTS, 0.0)
     notes: list[str] = []
@@ -122,8 +132,12 @@ def nuclide_dpk(
         emitted["beta"] += e_tot
         if particle == "positron":
             n_pos = float(np.sum(weights))
-            emitted["beta"] += 2.0 * 0.51099895 * n_pos
-    for comp, particle in (("ce_auger", "electron"), ("photon", "photon")):
+            emitted["beta"] += 2.0 * ANNIHILATION_MEV * n_pos
+            if r_ph is not r:  # annihilation photons at photon radii
+                pair_at_r = cumulative_energy_mev("photon", ANNIHILATION_MEV, r)
+                pair_at_ph = cumulative_energy_mev("photon", ANNIHILATION_MEV, r_ph)
+                cum["beta"] += 2.0 * n_pos * (pair_at_ph - pair_at_r)
+    for comp, particle, rr in (("ce_auger", "electron", r), ("photon", "photon", r_ph)):
         for cls in COMPONENTS[comp]:
             if cls in exclude:
                 continue
@@ -134,7 +148,7 @@ def nuclide_dpk(
                 if e < E_MIN_MEV[particle]:
                     cum[comp] += y * e  # below the basis: deposited at the source point
                 else:
-                    cum[comp] += y * cumulative_energy_mev(particle, float(e), r)
+                    cum[comp] += y * cumulative_energy_mev(particle, float(e), rr)
                 emitted[comp] += y * e
     for cls in COMPONENTS["alpha"]:
         if cls in exclude:

@@ -155,7 +155,7 @@ def geometric_factors(voxel_mm: tuple[float, float, float], d_mm: np.ndarray) ->
     --------
     >>> g = geometric_factors((1.0, 1.0, 1.0), np.array([0.5]))
     >>> round(float(g[0, 0]), 6)  # closed form 1 - 3/4 + 1/(2 pi) - 1/(32 pi)
-    0.399207
+    0.399208
     """
     h = np.asarray(voxel_mm, dtype=float)
     d = np.asarray(d_mm, dtype=float).ravel()

@@ -33,6 +33,7 @@ from importlib import resources
 import numpy as np
 
 from ..errors import KernelError
+from ..nuclides import normalize_name
 from ..nuclides import nuclide as _nuclide
 from ..units import MEV_TO_J
 from ._kernel import Kernel
@@ -82,10 +83,15 @@ def _table() -> dict[tuple[str, float, str], np.ndarray]:
     )
     lines = (ln for ln in io.StringIO(text) if not ln.startswith("#"))
     out: dict[tuple[str, float, str], np.ndarray] = {}
+    names: dict[str, str] = {}  # file spelling -> canonical name, looked up once each
     for row in csv.DictReader(lines):
-        name = _nuclide(row["nuclide"]).name
-        key = (name, float(row["voxel_mm"]), row["tissue"])
-        oct_ = out.setdefault(key, np.full((6, 6, 6), np.nan))
+        raw = row["nuclide"]
+        if raw not in names:
+            names[raw] = normalize_name(raw)
+        key = (names[raw], float(row["voxel_mm"]), row["tissue"])
+        oct_ = out.get(key)
+        if oct_ is None:
+            oct_ = out[key] = np.full((6, 6, 6), np.nan)
         oct_[int(row["i"]), int(row["j"]), int(row["k"])] = (
             float(row["S_mGy_per_MBq_s"]) * _MGY_PER_MBQ_S
         )
@@ -147,7 +153,7 @@ def lanconelli_octant(name: str, voxel_mm: float, medium: str = "soft tissue") -
     KernelError
         Nuclide, voxel size or medium not in the database (the error lists what is).
     """
-    canonical = _nuclide(name).name
+    canonical = normalize_name(name)
     med = _medium(medium)
     v = _cubic_voxel(voxel_mm)
     avail = lanconelli_available()
@@ -217,7 +223,7 @@ def lanconelli_kernel(
     ((11, 11, 11), '1.780e-10')
     """
     octant = lanconelli_octant(name, _cubic_voxel(voxel_mm), medium)
-    canonical = _nuclide(name).name
+    canonical = normalize_name(name)
     v = _cubic_voxel(voxel_mm)
     med = _medium(medium)
     label, rho, rho_cite = LANCONELLI_MEDIA[med]

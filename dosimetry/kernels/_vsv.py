@@ -7,17 +7,18 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import KernelError
-from ..nuclides import decay_chain
+from ..nuclides import Nuclide, decay_chain
 from ..nuclides import nuclide as _nuclide
 from ..units import MEV_TO_J
 from ._dpk import BASIS_VERSION, csda_range_cm
-from ._fold import COMPONENTS, nuclide_dpk, resolve_exclude
+from ._fold import COMPONENTS, NuclideDPK, nuclide_dpk, resolve_exclude
 from ._integrate import (
     integrate_vsv,
     near_extent,
@@ -28,7 +29,14 @@ from ._integrate import (
 from ._kernel import Kernel
 from ._lanconelli import lanconelli_kernel
 
-__all__ = ["vsv_kernel", "MEDIA", "cache_dir", "geometry_table"]
+__all__ = [
+    "vsv_kernel",
+    "dose_point_kernel",
+    "DosePointKernel",
+    "MEDIA",
+    "cache_dir",
+    "geometry_table",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -259,6 +267,127 @@ def _cached(
     return kernel
 
 
+def _member_dpk(nuc: Nuclide, r_mm: np.ndarray, med: str, exclude: frozenset[str]) -> NuclideDPK:
+    """A nuclide's DPK at radii ``r_mm`` in ``med``: water kernels with electron distances
+    scaled by rho x s (CSDA range in g/cm2) and photon distances by rho."""
+    rho, s_range, _ = MEDIA[med]
+    r_e = np.asarray(r_mm, dtype=float) * 0.1 * rho * s_range
+    r_ph = np.asarray(r_mm, dtype=float) * 0.1 * rho
+    return nuclide_dpk(nuc, r_e, exclude, r_photon_cm=r_ph)
+
+
+def _chain_weights(name: str, chain: bool) -> dict[str, float]:
+    if not chain:
+        return {name: 1.0}
+    ch = decay_chain(name)
+    return {m: float(w) for m, w in ch.decays_per_parent_decay.items() if w > 0}
+
+
+@dataclass(frozen=True)
+class DosePointKernel:
+    """Energy absorbed around an isotropic point source of a nuclide, by radiation class.
+
+    Attributes
+    ----------
+    nuclide, medium, density_g_per_ml
+        What the kernel is for.
+    r_mm
+        Radii (mm), increasing, ``r_mm[0] == 0``.
+    absorbed_j
+        Per component (``"beta"``, ``"ce_auger"``, ``"photon"``, ``"alpha"``): energy (J)
+        absorbed per decay inside the sphere of radius ``r_mm[k]``; ``[0]`` is the energy
+        deposited at the source point (below the basis' lowest energies; alphas).
+    emitted_j
+        Per component: energy (J) emitted per decay.
+    """
+
+    nuclide: str
+    medium: str
+    density_g_per_ml: float
+    r_mm: np.ndarray
+    absorbed_j: dict[str, np.ndarray]
+    emitted_j: dict[str, float]
+    notes: tuple[str, ...] = field(default=())
+
+    def absorbed_fraction(self, component: str | None = None) -> np.ndarray:
+        """Fraction of the emitted energy (of one component, or all) absorbed within r."""
+        keys = [component] if component is not None else list(self.absorbed_j)
+        emitted = sum(self.emitted_j[k] for k in keys)
+        total = np.sum([self.absorbed_j[k] for k in keys], axis=0)
+        return np.asarray(total / emitted) if emitted > 0 else np.zeros_like(self.r_mm)
+
+    def shell_dose_gy(self, component: str | None = None) -> np.ndarray:
+        """Mean absorbed dose per decay (Gy) in each shell ``r_mm[k]..r_mm[k+1]``."""
+        keys = [component] if component is not None else list(self.absorbed_j)
+        cum = np.sum([self.absorbed_j[k] for k in keys], axis=0)
+        vol_mm3 = 4.0 / 3.0 * np.pi * np.diff(self.r_mm**3)
+        return np.asarray(np.diff(cum) / (vol_mm3 * 1e-6 * self.density_g_per_ml))
+
+
+def dose_point_kernel(
+    nuclide: str,
+    r_mm: np.ndarray,
+    medium: str = "water",
+    chain: bool = False,
+    exclude: Iterable[str] = (),
+) -> DosePointKernel:
+    """The dose-point kernel of ``nuclide`` that :func:`vsv_kernel` integrates.
+
+    ICRP-107 emissions folded with the monoenergetic Monte Carlo basis (see
+    ``docs/kernels.md``); in soft tissue electron distances are scaled by rho x 0.9905 and
+    photon distances by rho.
+
+    Parameters
+    ----------
+    nuclide
+        Any ICRP-107 nuclide name.
+    r_mm
+        Radii (mm), increasing from 0.
+    medium
+        ``"water"`` (default) or ``"soft tissue"``.
+    chain
+        Add the radioactive progeny weighted by decays per parent decay.
+    exclude
+        Components or ICRP-107 classes to leave out (as in :func:`vsv_kernel`).
+
+    Returns
+    -------
+    DosePointKernel
+
+    Examples
+    --------
+    >>> dpk = dose_point_kernel("Y-90", np.array([0.0, 2.0, 50.0]))
+    >>> [round(float(f), 2) for f in dpk.absorbed_fraction("beta")]
+    [0.0, 0.43, 1.0]
+    """
+    r = np.asarray(r_mm, dtype=float)
+    if r.ndim != 1 or r.size < 2 or r[0] != 0 or np.any(np.diff(r) <= 0):
+        raise KernelError("r_mm must be a 1-D increasing array of radii starting at 0")
+    med = _ALIASES.get(str(medium).strip().lower())
+    if med is None:
+        raise KernelError(f"medium={medium!r} is not available; valid: {', '.join(MEDIA)}")
+    name = _nuclide(nuclide).name
+    excl = resolve_exclude(exclude)
+    absorbed = {c: np.zeros(r.shape) for c in COMPONENTS}
+    emitted = dict.fromkeys(COMPONENTS, 0.0)
+    notes: list[str] = []
+    for member, w in _chain_weights(name, chain).items():
+        dpk = _member_dpk(_nuclide(member), r, med, excl)
+        notes.extend(f"{member}: {t}" for t in dpk.notes)
+        for c in COMPONENTS:
+            absorbed[c] += w * dpk.cum_mev[c] * MEV_TO_J
+            emitted[c] += w * dpk.emitted_mev[c] * MEV_TO_J
+    return DosePointKernel(
+        nuclide=name,
+        medium=med,
+        density_g_per_ml=MEDIA[med][0],
+        r_mm=r,
+        absorbed_j=absorbed,
+        emitted_j=emitted,
+        notes=tuple(notes),
+    )
+
+
 def _build(
     name: str,
     vm: tuple[float, float, float],
@@ -268,11 +397,7 @@ def _build(
     exclude: frozenset[str],
 ) -> Kernel:
     rho, s_range, rho_cite = MEDIA[med]
-    if chain:
-        ch = decay_chain(name)
-        weights = {m: float(w) for m, w in ch.decays_per_parent_decay.items() if w > 0}
-    else:
-        weights = {name: 1.0}
+    weights = _chain_weights(name, chain)
     members = {m: _nuclide(m) for m in weights}
     # most energetic electron (beta endpoint or line) over the members
     e_max = 0.0
@@ -308,22 +433,15 @@ def _build(
     emitted_j = 0.0
     notes: list[str] = []
     for member, w in weights.items():
-        nuc = members[member]
-        dpk_e = nuclide_dpk(nuc, r_mm * 0.1 * rho * s_range, exclude)
-        dpk_g = nuclide_dpk(nuc, r_mm * 0.1 * rho, exclude) if rho != 1.0 else dpk_e
-        notes.extend(f"{member}: {t}" for t in dpk_e.notes)
+        dpk = _member_dpk(members[member], r_mm, med, exclude)
+        notes.extend(f"{member}: {t}" for t in dpk.notes)
         for comp in COMPONENTS:
-            src = dpk_g if comp == "photon" else dpk_e
-            cum = src.cum_mev[comp]
-            if comp == "beta" and rho != 1.0:
-                # annihilation photons of positrons scale with rho, not rho*s: small
-                # effect, documented in docs/kernels.md
-                pass
+            cum = dpk.cum_mev[comp]
             if not np.any(cum):
                 continue
             arr = integrate_vsv(r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g)
             comps[comp] = comps[comp] + arr if comp in comps else arr
-            emitted_j += w * src.emitted_mev[comp] * MEV_TO_J
+            emitted_j += w * dpk.emitted_mev[comp] * MEV_TO_J
     if not comps:
         raise KernelError(
             f"{name}: nothing left to build a kernel from (exclude={sorted(exclude)})"

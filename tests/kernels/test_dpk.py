@@ -113,3 +113,40 @@ def test_exclude_and_errors():
         ds.vsv_kernel("I-131", (1.0, -1.0, 1.0))
     with pytest.raises(KernelError, match="radius_mm"):
         ds.vsv_kernel("I-131", 4.8, radius_mm=0.0)
+
+
+def test_dose_point_kernel_by_class():
+    from dosimetry.kernels import dose_point_kernel
+
+    r = np.concatenate([[0.0], np.geomspace(1e-3, 300.0, 200)])
+    dpk = dose_point_kernel("Lu-177", r)
+    lu = ds.nuclide("Lu-177")
+    assert dpk.emitted_j["beta"] == pytest.approx(lu.energy_per_decay_j("beta-"), rel=1e-9)
+    assert dpk.emitted_j["ce_auger"] == pytest.approx(
+        lu.energy_per_decay_j("IE") + lu.energy_per_decay_j("auger"), rel=1e-9
+    )
+    for comp in ("beta", "ce_auger", "photon"):
+        f = dpk.absorbed_fraction(comp)
+        assert np.all(np.diff(f) >= -1e-12) and f[-1] <= 1.0 + 1e-9
+    # betas (E_max 498 keV, R_CSDA 1.8 mm) and conversion electrons stop within 3 mm
+    assert np.interp(3.0, r, dpk.absorbed_fraction("beta")) == pytest.approx(1.0, abs=0.005)
+    assert np.interp(3.0, r, dpk.absorbed_fraction("ce_auger")) == pytest.approx(1.0, abs=0.005)
+    # photons: the energy absorbed within 30 cm of water is below the emitted energy
+    assert 0.5 < dpk.absorbed_fraction("photon")[-1] < 1.0
+    # shell doses x shell masses add up to the absorbed energy (oracle)
+    mass_kg = 4 / 3 * np.pi * np.diff(r**3) * 1e-6
+    total = sum(dpk.absorbed_j[c][-1] - dpk.absorbed_j[c][0] for c in dpk.absorbed_j)
+    assert np.sum(dpk.shell_dose_gy() * mass_kg) == pytest.approx(total, rel=1e-12)
+    with pytest.raises(KernelError, match="r_mm"):
+        dose_point_kernel("Lu-177", np.array([1.0, 2.0]))
+
+
+def test_tissue_kernel_is_range_scaled_water_kernel():
+    """Range scaling in cumulative form: the energy within r in tissue equals the
+    energy within rho*s*r in water for electrons (ICRU 1.04 g/mL, s = 0.9905)."""
+    from dosimetry.kernels import dose_point_kernel
+
+    r = np.linspace(0.0, 3.0, 31)
+    w = dose_point_kernel("Lu-177", r * 1.04 * 0.9905, exclude=("photon",))
+    t = dose_point_kernel("Lu-177", r, medium="soft tissue", exclude=("photon",))
+    np.testing.assert_allclose(t.absorbed_j["beta"], w.absorbed_j["beta"], rtol=1e-12)
