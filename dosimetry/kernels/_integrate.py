@@ -82,6 +82,25 @@ def near_extent(shape: tuple[float, float, float]) -> float:
     return float(np.sqrt(sum(((N_NEAR + 1) * v) ** 2 for v in shape)))
 
 
+def _triangle_rule(pieces: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights on [-1, 1] for the weight 1 - |u| (weights sum to 1): Gauss-Legendre
+    with the weight multiplied in, on ``pieces`` subintervals of each half."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(0.0, 1.0, pieces + 1)
+    nodes, weights = [], []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        u = 0.5 * (a + b) + 0.5 * (b - a) * x
+        ww = 0.5 * (b - a) * w * (1.0 - u)
+        nodes += [u, -u]
+        weights += [ww, ww]
+    return np.concatenate(nodes), np.concatenate(weights)
+
+
+#: two-point rule exact for cubics under the triangular weight (nodes +- 1/sqrt(6))
+_TRI_2 = (np.array([-1.0, 1.0]) / np.sqrt(6.0), np.array([0.5, 0.5]))
+_TRI_FINE = _triangle_rule(4, 3)
+
+
 def near_offsets() -> np.ndarray:
     """Octant offsets (0..N_NEAR per axis) whose S-values use the geometric-factor table."""
     g = np.arange(N_NEAR + 1)
@@ -203,9 +222,15 @@ def integrate_vsv(
     half_width: tuple[int, int, int],
     mass_kg: float,
     g_table: np.ndarray,
+    fine_mm: float = 0.0,
 ) -> np.ndarray:
     """Full kernel (Gy per decay) from the cumulative absorbed energy ``cum_j`` (J) inside
     radius ``r_mm`` (``r_mm[0] == 0``; ``cum_j[0]`` is the point term at the source).
+
+    Offsets beyond the geometric-factor table whose centre is nearer than ``fine_mm``
+    (where the dose may still fall steeply, e.g. at the end of the electron range) use a
+    composite 24-point rule per axis (errors below 0.4 % there, against exact geometric
+    factors) instead of the two-point rule (errors up to 26 % at offset 3 for Sr-89 at 2 mm).
 
     ``g_table`` is :func:`shell_mean_geometric_factors` for the shells of ``r_mm`` (it may
     be shorter than the number of shells: shells beyond it, farther than any near target
@@ -216,22 +241,37 @@ def integrate_vsv(
     de = np.diff(cum_j)
     mid = 0.5 * (r_mm[1:] + r_mm[:-1])
     octant = np.zeros(tuple(n + 1))
-    # far field: pointwise dose from shell-average energy density
+    # far field: pointwise dose from shell-average energy density, averaged over the
+    # triangle-weighted offset (two-point rule; composite rule where the dose is steep)
     shell_vol = 4.0 / 3.0 * np.pi * (r_mm[1:] ** 3 - r_mm[:-1] ** 3)
     dens = de / shell_vol  # J per mm3 per decay
-    a = 1.0 / np.sqrt(6.0)
     gi = [np.arange(n[i] + 1, dtype=float) for i in range(3)]
     oi, oj, ok = np.meshgrid(*gi, indexing="ij")
+    centre = np.sqrt((oi * h[0]) ** 2 + (oj * h[1]) ** 2 + (ok * h[2]) ** 2)
+    fine = (centre < fine_mm) & ~((oi <= N_NEAR) & (oj <= N_NEAR) & (ok <= N_NEAR))
     acc = np.zeros(oi.shape)
-    for si in (-a, a):
-        for sj in (-a, a):
-            for sk in (-a, a):
+    coarse = ~fine
+    u2, w2 = _TRI_2
+    for si, wi in zip(u2, w2, strict=True):
+        for sj, wj in zip(u2, w2, strict=True):
+            for sk, wk in zip(u2, w2, strict=True):
                 rr = np.sqrt(
-                    ((oi + si) * h[0]) ** 2 + ((oj + sj) * h[1]) ** 2 + ((ok + sk) * h[2]) ** 2
+                    ((oi[coarse] + si) * h[0]) ** 2
+                    + ((oj[coarse] + sj) * h[1]) ** 2
+                    + ((ok[coarse] + sk) * h[2]) ** 2
                 )
-                acc += np.interp(rr, mid, dens, right=0.0)
+                acc[coarse] += wi * wj * wk * np.interp(rr, mid, dens, right=0.0)
+    if fine.any():
+        uf, wf = _TRI_FINE
+        xi = (oi[fine][:, None] + uf[None, :]) * h[0]
+        xj = (oj[fine][:, None] + uf[None, :]) * h[1]
+        xk = (ok[fine][:, None] + uf[None, :]) * h[2]
+        for a in range(uf.size):  # loop one axis to bound memory
+            rr = np.sqrt(xi[:, a, None, None] ** 2 + xj[:, :, None] ** 2 + xk[:, None, :] ** 2)
+            val = np.interp(rr, mid, dens, right=0.0)
+            acc[fine] += wf[a] * np.einsum("fjk,j,k->f", val, wf, wf)
     voxel_mm3 = float(np.prod(h))
-    octant[:] = acc / 8.0 * voxel_mm3 / mass_kg
+    octant[:] = acc * voxel_mm3 / mass_kg
     # near field: exact geometric factors
     near = near_offsets()
     m = min(g_table.shape[1], de.size)

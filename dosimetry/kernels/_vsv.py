@@ -412,8 +412,8 @@ def _build(
                 e_max = max(e_max, float(ln[:, 0].max()))
     h_max = max(vm)
     diag = float(np.sqrt(sum(v * v for v in vm)))
+    r_e_mm = float(csda_range_cm(max(e_max, 0.012))) * 10.0 / (rho * s_range)
     if radius_mm is None:
-        r_e_mm = float(csda_range_cm(max(e_max, 0.012))) * 10.0 / (rho * s_range)
         radius = max(r_e_mm + diag, 5.0 * h_max)
     else:
         radius = radius_mm
@@ -439,7 +439,9 @@ def _build(
             cum = dpk.cum_mev[comp]
             if not np.any(cum):
                 continue
-            arr = integrate_vsv(r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g)
+            arr = integrate_vsv(
+                r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g, fine_mm=r_e_mm + diag
+            )
             comps[comp] = comps[comp] + arr if comp in comps else arr
             emitted_j += w * dpk.emitted_mev[comp] * MEV_TO_J
     if not comps:
