@@ -192,12 +192,17 @@ def lesion_map(shape: tuple[int, int, int], fraction: float, seed: int = 1) -> n
     """Sparse float32 map: uniform spheres (lesions, kidneys) filling ``fraction``."""
     rng = np.random.default_rng(seed)
     m = np.zeros(shape, dtype=np.float32)
-    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    while np.count_nonzero(m) < fraction * m.size:
-        c = [rng.integers(s // 5, 4 * s // 5) for s in shape]
-        r = rng.uniform(3, 12)
+    filled = 0
+    while filled < fraction * m.size:
+        c = [int(rng.integers(s // 5, 4 * s // 5)) for s in shape]
+        r = float(rng.uniform(3, 12))
+        lo = [max(0, int(c[a] - r)) for a in range(3)]
+        hi = [min(shape[a], int(c[a] + r) + 1) for a in range(3)]
+        k, j, i = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         sph = (k - c[0]) ** 2 + (j - c[1]) ** 2 + (i - c[2]) ** 2 <= r * r
-        m[sph] += np.float32(rng.uniform(1e6, 2e7))
+        view = m[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        filled += int(np.count_nonzero(sph & (view == 0)))
+        view[sph] += np.float32(rng.uniform(1e6, 2e7))
     return m
 
 

@@ -163,21 +163,22 @@ def local_energy_per_decay_j(nuclide: str, chain: bool = False) -> EnergyPerDeca
 # validation helpers
 # --------------------------------------------------------------------------------------
 def _check_values(volume: Volume, name: str) -> np.ndarray:
+    from .engine.convolve import count_invalid
+
     arr = volume.array
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputDataError(f"{name}.array must be real numbers, got dtype {arr.dtype}")
-    bad_nan = ~np.isfinite(arr)
-    if np.any(bad_nan):
-        first = tuple(int(i) for i in np.argwhere(bad_nan)[0])
+    n_bad, n_neg = count_invalid(arr)
+    if n_bad:
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise InputDataError(
-            f"{name} contains {int(bad_nan.sum())} NaN or infinite value(s) (first at index "
+            f"{name} contains {n_bad} NaN or infinite value(s) (first at index "
             f"{first}); fix or mask them before computing dose."
         )
-    neg = arr < 0
-    if np.any(neg):
-        first = tuple(int(i) for i in np.argwhere(neg)[0])
+    if n_neg:
+        first = tuple(int(i) for i in np.argwhere(arr < 0)[0])
         raise InputDataError(
-            f"{name} contains {int(neg.sum())} negative value(s) (min {float(arr.min()):.4g} "
+            f"{name} contains {n_neg} negative value(s) (min {float(arr.min()):.4g} "
             f"at index {first}); activity cannot be negative. Clip noise explicitly "
             f"(e.g. {name}.with_array(np.clip({name}.array, 0, None))) if that is intended."
         )
@@ -493,7 +494,9 @@ def _dose(
         )
         prov.update(kprov)
     out = out.astype(np.float32 if dtype == "float32" else np.float64, copy=False)
-    if not np.all(np.isfinite(out)):
+    from .engine.convolve import count_invalid
+
+    if count_invalid(out)[0]:
         raise InputDataError(
             "the dose computation produced non-finite values; check the density map and kernel"
         )

@@ -20,6 +20,7 @@ __all__ = [
     "convolve_direct_symmetric",
     "convolve_direct_general",
     "nonzero_bounds",
+    "count_nonfinite_negative",
 ]
 
 
@@ -245,3 +246,29 @@ def nonzero_bounds(src: np.ndarray) -> np.ndarray:
         for a in range(3):
             out[a, 1] += 1
     return out
+
+
+@njit(cache=True)
+def _count_slice(a: np.ndarray, k: int) -> tuple[int, int]:
+    bad = 0
+    neg = 0
+    for j in range(a.shape[1]):
+        for i in range(a.shape[2]):
+            v = a[k, j, i]
+            if not np.isfinite(v):
+                bad += 1
+            elif v < 0:
+                neg += 1
+    return bad, neg
+
+
+@njit(cache=True, parallel=True)
+def count_nonfinite_negative(a: np.ndarray) -> tuple[int, int]:
+    """(number of NaN/inf values, number of finite negative values) of a 3-D float array."""
+    n0 = a.shape[0]
+    counts = np.zeros((n0, 2), dtype=np.int64)
+    for k in prange(n0):
+        bad, neg = _count_slice(a, k)
+        counts[k, 0] = bad
+        counts[k, 1] = neg
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum())

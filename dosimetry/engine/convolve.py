@@ -26,7 +26,7 @@ from ..errors import InputDataError, KernelError
 from . import _numba
 from .fft import fft_convolve
 
-__all__ = ["convolve", "choose_path", "kernel_key", "PATHS"]
+__all__ = ["convolve", "choose_path", "kernel_key", "count_invalid", "PATHS"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ def _symmetric(kernel: np.ndarray, key: str) -> bool:
     return _SYM_CACHE[key]
 
 
+def count_invalid(a: np.ndarray) -> tuple[int, int]:
+    """(NaN/inf count, negative count) of any real array, in one parallel pass if 3-D float."""
+    if a.ndim == 3 and a.dtype in (np.float32, np.float64):
+        return _numba.count_nonfinite_negative(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        return 0, int(np.count_nonzero(a < 0))
+    finite = np.isfinite(a)
+    return int(a.size - np.count_nonzero(finite)), int(np.count_nonzero(a[finite] < 0))
+
+
 def _check(src: np.ndarray, kernel: np.ndarray) -> None:
     if src.ndim != 3:
         raise InputDataError(f"the map must be 3-D [slice, row, column], got shape {src.shape}")
@@ -72,7 +82,7 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> None:
         )
     if not np.all(np.isfinite(kernel)):
         raise KernelError("the kernel contains NaN or infinite values")
-    if not np.all(np.isfinite(src)):
+    if count_invalid(src)[0]:
         raise InputDataError("the map contains NaN or infinite values")
 
 
@@ -187,11 +197,11 @@ def convolve(
     if dtype not in ("float64", "float32"):
         raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
     src = np.asarray(tia_array)
-    kernel = np.asarray(kernel_array, dtype=np.float64)
-    _check(src, kernel)
     if src.dtype not in (np.float32, np.float64):
         src = src.astype(np.float64)
     src = np.ascontiguousarray(src)
+    kernel = np.asarray(kernel_array, dtype=np.float64)
+    _check(src, kernel)
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
@@ -218,7 +228,7 @@ def convolve(
             _numba.convolve_direct_symmetric(src, octant, ext, out, swap)
         else:
             _numba.convolve_direct_general(src, np.ascontiguousarray(kernel), ext, out)
-    if not np.all(np.isfinite(out)):
+    if count_invalid(out)[0]:
         raise InputDataError("convolution produced non-finite values (overflow?)")
     if chosen == "fft":
         _clear_fft_roundoff(out, src, kernel)

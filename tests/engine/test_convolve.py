@@ -274,3 +274,18 @@ def test_numba_direct_general_oracle():
     nb.convolve_direct_general(src, k, nb.row_extents(src), out)
     ref = signal.convolve(src, k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_count_nonfinite_negative_oracle(dtype):
+    a = _map((6, 7, 8), 0.5, seed=21).astype(dtype)
+    a[0, 1, 2] = np.nan
+    a[3, 3, 3] = -np.inf
+    a[5, 6, 7] = np.inf
+    a[2, 2, 2] = -1.0
+    a[4, 0, 0] = -0.5
+    finite = np.isfinite(a)
+    assert nb.count_nonfinite_negative(a) == (
+        int((~finite).sum()),
+        int((a[finite] < 0).sum()),
+    )
