@@ -11,7 +11,7 @@ Three methods share one entry point, :func:`absorbed_dose`:
     :func:`dosimetry.vsv_kernel` for the map's voxel size (or a kernel the caller passes).
 ``"vsv-density"``
     Convolution with tissue-class kernels (lung / soft tissue / bone, chosen per target
-    voxel from the density map; Lee et al. 2018) and the dose scaled by
+    voxel from the density map; multiple-VSV idea of Lee et al. 2018) and the dose scaled by
     ``rho_kernel / rho_voxel`` (Dieudonne et al. 2013). See :mod:`dosimetry.engine.density`
     for the limits of this approximation.
 

@@ -7,8 +7,9 @@ The method (``method="vsv-density"`` of :func:`dosimetry.absorbed_dose`):
    ``density_class_bone_min_g_per_ml``, soft tissue in between (parameter table).
 2. For each class present the activity map is convolved with that class's kernel
    (kernel computed in a homogeneous medium of the class), and the result is kept in the
-   voxels of that class (the target voxel's medium selects the kernel, as in the
-   multiple-VSV approach of Lee et al. 2018).
+   voxels of that class: tissue-specific kernels as in the multiple-VSV approach of
+   Lee et al. 2018, with the target voxel's class selecting the kernel (this package's
+   choice; a source-based assignment would convolve each class's activity instead).
 3. The dose in each voxel is scaled by ``rho_kernel / rho_voxel`` (Dieudonne et al. 2013):
    the energy deposited per unit volume is assumed unchanged, the mass is the voxel's.
 
