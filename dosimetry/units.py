@@ -73,6 +73,8 @@ VOLUME_UNITS: dict[str, str] = {
     "Gy/s": "absorbed dose rate",
     "Gy/Bq": "absorbed dose per administered activity",
     "Gy_RBE": "RBE-weighted absorbed dose",
+    "Gy_RBE/s": "RBE-weighted absorbed dose rate",
+    "Gy_RBE/Bq": "RBE-weighted absorbed dose per administered activity",
     "Gy_EQD2": "equieffective dose in 2 Gy fractions",
     "Gy_BED": "biologically effective dose",
     "HU": "CT number (Hounsfield units)",
