@@ -4,7 +4,8 @@ Usage: ``python tools/refresh_notebooks.py notebooks/01_quickstart.ipynb [...]``
 
 Each notebook is run top to bottom in the current environment. Cells that start with
 ``# NBVAL_IGNORE_OUTPUT`` (figures, widgets, tables, timings) are stored without outputs;
-the other cells keep their text output (stdout and plain-text results), which nbval then
+the other cells keep their text output (stdout, stderr such as logged warnings, and
+plain-text results), which nbval then
 compares on every test run. Execution counts are renumbered 1, 2, ... and cell metadata
 cleared so that a re-run produces a minimal diff.
 """
@@ -36,7 +37,7 @@ def refresh(path: Path, timeout_s: int = 600) -> None:
             continue
         kept = []
         for out in cell.outputs:
-            if out.output_type == "stream" and out.name == "stdout":
+            if out.output_type == "stream":
                 kept.append(out)
             elif out.output_type == "execute_result" and KEEP_MIME in out.data:
                 out.data = {KEEP_MIME: out.data[KEEP_MIME]}
