@@ -24,8 +24,17 @@ def _cell(value: Any) -> str:
 
 
 def _provenance_lines(prov: Mapping[str, Any]) -> list[str]:
-    keys = ("method", "path", "kernel_source", "kernel_sha256", "kernel", "nuclide",
-            "energy_fraction", "library_version", "dtype")
+    keys = (
+        "method",
+        "path",
+        "kernel_source",
+        "kernel_sha256",
+        "kernel",
+        "nuclide",
+        "energy_fraction",
+        "library_version",
+        "dtype",
+    )
     out = []
     for k in keys:
         if k in prov:

@@ -23,8 +23,12 @@ KEEP_MIME = "text/plain"
 
 def refresh(path: Path, timeout_s: int = 600) -> None:
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout_s,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     count = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
