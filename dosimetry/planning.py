@@ -49,7 +49,10 @@ class TherapyPlan:
     tia
         Time-integrated activity map (Volume, ``"Bq s"`` per voxel).
     dose
-        Absorbed dose map (Volume, ``"Gy"``) on the PET grid.
+        Absorbed dose map (Volume, ``"Gy"``) on the PET grid (with the daughters for a
+        chain such as ²²⁵Ac).
+    dose_rbe
+        RBE-weighted dose (``"Gy_RBE"``) for alpha emitters, else ``None``.
     density
         Mass density (g/mL) on the PET grid used for voxel masses, when a CT was found.
     masks
@@ -72,6 +75,7 @@ class TherapyPlan:
     table: list[dict[str, Any]]
     method: str
     assumptions: list[dict[str, Any]] = field(default_factory=list)
+    dose_rbe: Volume | None = None
     files: dict[str, Path] = field(default_factory=dict)
     reference: Any = None
     notes: list[str] = field(default_factory=list)
@@ -83,29 +87,41 @@ class TherapyPlan:
         gbq = self.administered_activity_bq / 1e9
         cols = ["name", "volume_ml", "mass_g", "mean_gy", "max_gy", "d2_gy", "d98_gy"]
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([*cols, "mean_gy_per_gbq", "max_gy_per_gbq"])
+        rbe = self.dose_rbe is not None
+        extra = ["mean_gy_rbe", "max_gy_rbe", "mean_gy_rbe_per_gbq"] if rbe else []
+        w.writerow([*cols, "mean_gy_per_gbq", "max_gy_per_gbq", *extra])
         for row in self.table:
-            w.writerow(
-                [row["name"]]
-                + [f"{float(row[c]):.6g}" for c in cols[1:]]
-                + [f"{row['mean_gy'] / gbq:.6g}", f"{row['max_gy'] / gbq:.6g}"]
-            )
+            values = [f"{float(row[c]):.6g}" for c in cols[1:]]
+            values += [f"{row['mean_gy'] / gbq:.6g}", f"{row['max_gy'] / gbq:.6g}"]
+            if rbe:
+                values += [
+                    f"{row['mean_gy_rbe']:.6g}",
+                    f"{row['max_gy_rbe']:.6g}",
+                    f"{row['mean_gy_rbe'] / gbq:.6g}",
+                ]
+            w.writerow([row["name"], *values])
         return buf.getvalue()
 
     def summary(self) -> str:
         """A short human-readable summary (what ``dosimetry demo`` prints)."""
         gbq = self.administered_activity_bq / 1e9
+        amount = f"{gbq:.2f} GBq" if gbq >= 0.1 else f"{gbq * 1e3:.2f} MBq"
         lines = [
-            f"{self.agent}: {gbq:.2f} GBq planned, dose by {self.method.upper()} "
+            f"{self.agent}: {amount} planned, dose by {self.method.upper()} "
             f"on a {'x'.join(map(str, self.dose.shape))} grid "
             f"({', '.join(f'{s:.2f}' for s in self.dose.spacing_mm)} mm)",
             f"{'VOI':<16s}{'volume mL':>11s}{'mean Gy':>10s}{'max Gy':>10s}{'Gy/GBq':>9s}",
         ]
+        if self.dose_rbe is not None:
+            lines[-1] += f"{'mean Gy_RBE':>13s}"
         for row in self.table:
-            lines.append(
+            line = (
                 f"{row['name']:<16s}{row['volume_ml']:>11.1f}{row['mean_gy']:>10.2f}"
                 f"{row['max_gy']:>10.2f}{row['mean_gy'] / gbq:>9.3f}"
             )
+            if self.dose_rbe is not None:
+                line += f"{row['mean_gy_rbe']:>13.2f}"
+            lines.append(line)
         for name, path in self.files.items():
             lines.append(f"{name}: {path}")
         lines.extend(self.notes)
@@ -168,6 +184,7 @@ def plan_from_pet(
     method: str = "auto",
     masks: Mapping[str, Volume] | None = None,
     effective_half_life_s: Mapping[str, float] | None = None,
+    rbe: float | None = None,
     progress: Progress = _quiet,
 ) -> TherapyPlan:
     """Plan a therapy's absorbed dose from a diagnostic PET study.
@@ -190,6 +207,9 @@ def plan_from_pet(
         with fractional occupancy.
     effective_half_life_s
         Per-VOI effective half-lives (s) overriding the population priors.
+    rbe
+        RBE of alpha particles for the RBE-weighted dose of alpha emitters (default
+        ``parameters.get("rbe_alpha")``, MIRD Pamphlet 22).
     progress
         Callback receiving one line per step.
 
@@ -260,13 +280,24 @@ def plan_from_pet(
     )
     tia = projection.tia_per_bq.with_array(projection.tia_per_bq.array * activity_bq, unit="Bq s")
 
+    from .nuclides import decay_chain
+    from .nuclides import nuclide as nuclide_data
+
+    # Radioactive progeny (225Ac: Fr-221 ... Pb-209) decay where the parent decayed
+    # (in-situ equilibrium, the default daughter scenario of the projection).
+    chain = len(decay_chain(nuclide).members) > 1
+    alpha = any(
+        nuclide_data(m).energy_per_decay_mev("alpha") > 0
+        for m in (decay_chain(nuclide).members if chain else (nuclide,))
+    )
+
     chosen = method
     kernel = None
     if method in ("auto", "vsv"):
         try:
             from .kernels import vsv_kernel
 
-            kernel = vsv_kernel(nuclide, tia.spacing_mm, medium="soft tissue")
+            kernel = vsv_kernel(nuclide, tia.spacing_mm, medium="soft tissue", chain=chain)
             chosen = "vsv"
         except (DosimetryError, ImportError) as exc:
             if method == "vsv":
@@ -277,13 +308,25 @@ def plan_from_pet(
         raise DosimetryError(f"method={method!r}; valid: 'auto', 'led', 'vsv'")
 
     progress(f"absorbed dose ({chosen.upper()})")
-    if chosen == "vsv":
-        dose = absorbed_dose(tia, nuclide, method="vsv", kernel=kernel)
-    else:
-        dose = absorbed_dose(tia, nuclide, method="led", density=density)
+    dose_kw: dict[str, Any] = (
+        {"method": "vsv", "kernel": kernel}
+        if chosen == "vsv"
+        else {"method": "led", "density": density}
+    )
+    dose = absorbed_dose(tia, nuclide, chain=chain, **dose_kw)
+    dose_rbe = None
+    if alpha:
+        progress("RBE-weighted dose (alpha emitters)")
+        dose_rbe = absorbed_dose(tia, nuclide, chain=chain, weighting="rbe", rbe=rbe, **dose_kw)
 
     progress("dose statistics per VOI")
     table = dose_statistics(dose, masks, density=density)
+    if dose_rbe is not None:
+        for row, row_rbe in zip(
+            table, dose_statistics(dose_rbe, masks, density=density), strict=True
+        ):
+            row["mean_gy_rbe"] = row_rbe["mean_gy"]
+            row["max_gy_rbe"] = row_rbe["max_gy"]
 
     assumptions = list(getattr(projection, "assumptions", []))
     for name in sorted(no_prior):
@@ -292,6 +335,24 @@ def plan_from_pet(
                 "name": f"{name} kinetics",
                 "value": "background (whole-body clearance)",
                 "source": "no population prior for this VOI and no user value",
+            }
+        )
+    if chain:
+        assumptions.append(
+            {
+                "name": "daughters",
+                "value": f"{', '.join(decay_chain(nuclide).members[1:])} decay where "
+                f"{nuclide} decayed (in-situ equilibrium)",
+                "source": "default daughter scenario (radioactivedecay branching)",
+            }
+        )
+    if dose_rbe is not None:
+        rbe_used = parameters.resolve(rbe, "rbe_alpha")
+        assumptions.append(
+            {
+                "name": "rbe_alpha",
+                "value": rbe_used,
+                "source": "user" if rbe is not None else parameters.describe("rbe_alpha").citation,
             }
         )
     assumptions.append(
@@ -315,6 +376,7 @@ def plan_from_pet(
         administered_activity_bq=activity_bq,
         tia=tia,
         dose=dose,
+        dose_rbe=dose_rbe,
         density=density,
         masks=masks,
         table=table,
@@ -354,6 +416,18 @@ def write_plan(
             plan.dose, out / "dose.nii.gz", overwrite=overwrite, input_dirs=input_dirs
         ),
     }
+    if plan.dose_rbe is not None:
+        files["RTDOSE (RBE-weighted)"] = write_rtdose(
+            plan.dose_rbe,
+            out / "dose_rbe.dcm",
+            reference=plan.reference,
+            overwrite=overwrite,
+            input_dirs=input_dirs,
+            comment=f"{plan.agent} RBE-weighted",
+        )
+        files["NIfTI (RBE-weighted)"] = write_nifti(
+            plan.dose_rbe, out / "dose_rbe.nii.gz", overwrite=overwrite, input_dirs=input_dirs
+        )
     table_path = out / "dose_table.csv"
     write_text_atomic(table_path, plan.table_csv(), overwrite=overwrite, input_dirs=input_dirs)
     files["dose table"] = table_path
