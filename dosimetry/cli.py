@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--therapy", default="Lu-177-PSMA-617", help="therapy agent")
     r.add_argument("--activity", default=None, help="planned administered activity, with unit")
     r.add_argument("--method", default="auto", choices=["auto", "led", "vsv"])
+    r.add_argument(
+        "--rbe",
+        type=float,
+        default=None,
+        help="RBE of alpha particles for the RBE-weighted dose (default: the cited table value)",
+    )
     r.add_argument("--overwrite", action="store_true")
     return p
 
@@ -109,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 therapy=args.therapy,
                 activity=args.activity,
                 method=args.method,
+                rbe=args.rbe,
                 overwrite=args.overwrite,
                 progress=_progress,
             )

@@ -448,6 +448,7 @@ def run_plan_from_folder(
     therapy: str = "Lu-177-PSMA-617",
     activity: str | float = "7.4 GBq",
     method: str = "auto",
+    rbe: float | None = None,
     overwrite: bool = False,
     progress: Progress = _quiet,
 ) -> TherapyPlan:
@@ -458,7 +459,7 @@ def run_plan_from_folder(
     progress(f"reading DICOM folder {folder}")
     study = load_study(folder)
     plan = plan_from_pet(
-        study, therapy=therapy, activity=activity, method=method, progress=progress
+        study, therapy=therapy, activity=activity, method=method, rbe=rbe, progress=progress
     )
     progress(f"writing RTDOSE, NIfTI and the dose table to {out}")
     write_plan(plan, out, overwrite=overwrite, input_dirs=(folder,))

@@ -59,3 +59,29 @@ def test_ac225_rbe_override_and_outputs(study, tmp_path):
     assert back.unit == "Gy_RBE"
     header = (tmp_path / "out" / "dose_table.csv").read_text().splitlines()[0]
     assert "mean_gy_rbe" in header
+
+
+def test_cli_plan_for_ac225(study, tmp_path, capsys):
+    from dosimetry.cli import main
+
+    folder = study.folder
+    rc = main(
+        [
+            "plan",
+            str(folder),
+            "--out",
+            str(tmp_path / "o"),
+            "--therapy",
+            "Ac-225-PSMA-617",
+            "--activity",
+            "8 MBq",
+            "--method",
+            "led",
+            "--rbe",
+            "5",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "8.00 MBq" in out and "Gy_RBE" in out
+    assert (tmp_path / "o" / "dose_rbe.dcm").is_file()
