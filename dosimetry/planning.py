@@ -240,8 +240,9 @@ def plan_from_pet(
         ct = None
     if ct is not None:
         progress("CT -> mass density on the PET grid")
-        density = resample(ct.density(), grid, "concentration", fill_value=0.0012)
-        density = density.with_array(np.clip(density.array, 1e-3, None))
+        rho_air = parameters.get("density_air_g_per_ml")
+        density = resample(ct.density(), grid, "concentration", fill_value=rho_air)
+        density = density.with_array(np.clip(density.array, rho_air, None))
 
     if masks is None:
         progress("rasterising RTSTRUCT onto the PET grid")
