@@ -2,7 +2,8 @@
 
 All functions are ``@njit(cache=True)``; the convolution loops run in parallel over
 output slices (``prange``), each thread owning its output slice (no write races), and
-accumulate in float64. The public wrappers in :mod:`dosimetry.engine.convolve` check the
+accumulate in the output's dtype (float64, or float32 where single precision was
+asked for: twice the SIMD width, relative rounding ~1e-7 per voxel). The public wrappers in :mod:`dosimetry.engine.convolve` check the
 arguments; these kernels trust them.
 
 Convention (the same as ``scipy.signal.convolve(src, kernel, mode="same")`` for odd
@@ -61,12 +62,13 @@ def convolve_direct_symmetric(
     src
         ``(n0, n1, n2)`` source map (float32 or float64).
     octant
-        ``(h0+1, h1+1, h2+1)`` float64: ``kernel[h0+a, h1+b, h2+c]`` for offsets >= 0;
+        ``(h0+1, h1+1, h2+1)``, ``out``'s dtype: ``kernel[h0+a, h1+b, h2+c]`` for offsets >= 0;
         the kernel equals it at ``(+-a, +-b, +-c)``.
     ext
         :func:`row_extents` of ``src``.
     out
-        ``(n0, n1, n2)`` output, overwritten.
+        ``(n0, n1, n2)`` output (float32 or float64; sums are accumulated in its dtype),
+        overwritten.
     swap
         The octant is also symmetric under exchanging its first two axes (cubic voxels,
         ``octant[a, b, :] == octant[b, a, :]``; requires ``h0 == h1``): the rows of
@@ -85,8 +87,8 @@ def convolve_direct_symmetric(
     h1 = octant.shape[1] - 1
     h2 = octant.shape[2] - 1
     for k in prange(n0):
-        s = np.zeros(n2 + 2 * h2, dtype=np.float64)
-        acc = np.zeros(n2, dtype=np.float64)
+        s = np.zeros(n2 + 2 * h2, dtype=out.dtype)
+        acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
             touched_lo = n2
             touched_hi = -1
@@ -160,15 +162,15 @@ def convolve_direct_general(
 ) -> None:
     """Linear "same" convolution with any odd-sided kernel (no symmetry assumed).
 
-    ``out[k, j, i] = sum kernel[h0+a, h1+b, h2+c] * src[k-a, j-b, i-c]``, float64
-    accumulation, empty source rows skipped (``ext`` from :func:`row_extents`).
+    ``out[k, j, i] = sum kernel[h0+a, h1+b, h2+c] * src[k-a, j-b, i-c]``, accumulated in
+    ``out``'s dtype, empty source rows skipped (``ext`` from :func:`row_extents`).
     """
     n0, n1, n2 = src.shape
     h0 = kernel.shape[0] // 2
     h1 = kernel.shape[1] // 2
     h2 = kernel.shape[2] // 2
     for k in prange(n0):
-        acc = np.zeros(n2, dtype=np.float64)
+        acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
             for i in range(n2):
                 acc[i] = 0.0

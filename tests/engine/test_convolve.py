@@ -289,3 +289,26 @@ def test_numba_count_nonfinite_negative_oracle(dtype):
         int((~finite).sum()),
         int((a[finite] < 0).sum()),
     )
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_numba_direct_symmetric_float32_accumulation_oracle(swap):
+    # float32 output: sums accumulated in float32, against float64 scipy.signal.convolve
+    src = _map((10, 12, 14), 0.4, seed=31).astype(np.float32)
+    k = _sym_kernel((7, 7, 5), seed=8)
+    if swap:
+        k = k + k.transpose(1, 0, 2)
+    out = np.empty(src.shape, dtype=np.float32)
+    octant = np.ascontiguousarray(k[3:, 3:, 2:], dtype=np.float32)
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, swap)
+    ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
+    np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * ref.max())
+
+
+def test_numba_direct_general_float32_accumulation_oracle():
+    src = _map((9, 12, 15), 0.3, seed=32).astype(np.float32)
+    k = _asym_kernel((5, 3, 7), seed=9)
+    out = np.empty(src.shape, dtype=np.float32)
+    nb.convolve_direct_general(src, k.astype(np.float32), nb.row_extents(src), out)
+    ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
+    np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * np.abs(ref).max())
