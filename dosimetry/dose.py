@@ -274,9 +274,10 @@ def absorbed_dose(
         Convolution path: ``"auto"``, ``"fft"`` or ``"direct"`` (see
         :func:`dosimetry.engine.convolve`).
     dtype
-        ``"float64"`` or ``"float32"``: precision of the FFT transforms and of the returned
-        array (LED and the direct path compute in float64 and cast). float32 FFTs carry an
-        absolute error of ~3e-7 x the peak dose: use float64 where far-field doses matter.
+        ``"float64"`` or ``"float32"``: precision of the convolution arithmetic (FFT
+        transforms, direct-path sums) and of the returned array (LED computes in float64
+        and casts). float32 carries an error of ~1e-6 x the peak dose: use float64 where
+        far-field doses matter.
     workers
         Threads for ``scipy.fft``; ``None`` uses all cores.
 

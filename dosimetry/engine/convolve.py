@@ -42,8 +42,8 @@ _FFT_FLOAT64_FACTOR = 1.6
 #: The direct loop accumulating in float32 (twice the SIMD lanes) against float64: 11^3
 #: kernel, 160x256x256 and 128^3 maps, 20 % non-zero (benchmarks/engine.py): 0.115 s vs
 #: 0.528 s with the float64 accumulation that the model's unit cost was calibrated on
-#: (~2.4x per counted operation relative to the float32 FFT, after the FFT's own gain).
-_DIRECT_FLOAT32_FACTOR = 0.42
+#: (~2.5x per counted operation; at 300x512x512 direct 1.14 s vs FFT 1.34 s).
+_DIRECT_FLOAT32_FACTOR = 0.40
 
 _SYM_CACHE: dict[str, bool] = {}
 
