@@ -99,9 +99,10 @@ def photon_mu_per_cm(energy_mev: float) -> tuple[float, float]:
 # the shipped monoenergetic basis
 # ---------------------------------------------------------------------------------------
 
-#: v2: the Monte Carlo runs of v1 (run set "dpk_ompmc_v1", build.SETTINGS) converted to
-#: spherical shells with energy uniform in radius inside each shell (v1 assumed uniform
-#: density, which put 13 % too much energy in the innermost shell; see docs/kernels.md)
+#: v2: the 68 Monte Carlo runs of v1 (same seeds) + 25 photon energies at the midpoints of
+#: the v1 photon grid (build.SETTINGS), converted to spherical shells with energy uniform in
+#: radius inside each shell (v1 assumed uniform density, which put 13 % too much energy in
+#: the innermost shell; see docs/kernels.md)
 BASIS_VERSION = "dpk_ompmc_v2"
 #: below these energies the emission is a point term (electrons: range < 3 um; photons
 #: below the XCOM table)

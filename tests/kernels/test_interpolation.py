@@ -79,7 +79,9 @@ def test_interpolated_dpk_matches_direct_run(path):
         ours = _vsv(lambda rc: cumulative_energy_mev(particle, e, rc), v)
         draws = []
         for _ in range(20):
-            c = np.concatenate([[0.0], np.cumsum(shells * (1 + unc * rng.standard_normal(unc.size)))])
+            c = np.concatenate(
+                [[0.0], np.cumsum(shells * (1 + unc * rng.standard_normal(unc.size)))]
+            )
             draws.append(_vsv(lambda rc, c=c: np.interp(rc, edges, c), v))
         sd = np.std(draws, axis=0)
         c0 = 3
