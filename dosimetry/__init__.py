@@ -38,6 +38,8 @@ _LAZY: dict[str, str] = {
     "theranostic_pair": "dosimetry.nuclides",
     "Kernel": "dosimetry.kernels",
     "vsv_kernel": "dosimetry.kernels",
+    "dose_point_kernel": "dosimetry.kernels",
+    "DosePointKernel": "dosimetry.kernels",
     "absorbed_dose": "dosimetry.dose",
     "dose_rate": "dosimetry.dose",
     "load_study": "dosimetry.io",
