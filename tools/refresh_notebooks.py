@@ -49,6 +49,7 @@ def refresh(path: Path, timeout_s: int = 600) -> None:
                 out.execution_count = count
                 kept.append(out)
         cell.outputs = kept
+    nb.metadata.pop("widgets", None)  # saved widget state holds rendered figures
     nbformat.write(nb, path)
 
 
