@@ -214,6 +214,11 @@ class Volume:
             np.allclose(self.affine, other.affine, rtol=0.0, atol=atol_mm)
         )
 
+    def same_frame(self, other: Volume) -> bool:
+        """False only when both frames of reference are known and differ."""
+        a, b = self.frame_of_reference_uid, other.frame_of_reference_uid
+        return a is None or b is None or a == b
+
     def check_same_grid(self, other: Volume, name: str = "other", atol_mm: float = 1e-3) -> None:
         """Raise :class:`GeometryMismatchError` unless ``other`` lies on this grid."""
         if self.shape != other.shape:
@@ -227,11 +232,7 @@ class Volume:
                 f"origin {other.origin_mm.tolist()} vs {self.origin_mm.tolist()}. "
                 "Resample first with dosimetry.resample(volume, reference, quantity=...)."
             )
-        if (
-            self.frame_of_reference_uid is not None
-            and other.frame_of_reference_uid is not None
-            and self.frame_of_reference_uid != other.frame_of_reference_uid
-        ):
+        if not self.same_frame(other):
             raise GeometryMismatchError(
                 f"{name} has FrameOfReferenceUID {other.frame_of_reference_uid}, expected "
                 f"{self.frame_of_reference_uid}: the images are not registered."
@@ -286,11 +287,7 @@ def resample(
     Volume
         On ``reference``'s grid, with ``volume``'s unit and frame of reference.
     """
-    if (
-        volume.frame_of_reference_uid is not None
-        and reference.frame_of_reference_uid is not None
-        and volume.frame_of_reference_uid != reference.frame_of_reference_uid
-    ):
+    if not volume.same_frame(reference):
         raise GeometryMismatchError(
             f"cannot resample between frames of reference {volume.frame_of_reference_uid} and "
             f"{reference.frame_of_reference_uid}: register the images first."
