@@ -3,17 +3,19 @@
 Array-level building blocks behind :func:`dosimetry.absorbed_dose`:
 
 * :func:`convolve`: ``"same"``-size linear convolution with a centred kernel, by the
-  direct Numba path or the FFT path (cached kernel spectra), chosen automatically.
+  direct Numba path or the FFT path (cached kernel spectra), chosen automatically;
+  :func:`convolve_many`: several maps of one grid (time points), one kernel.
 * :func:`local_dose`: local energy deposition.
 * :func:`clear_spectrum_cache`, :func:`spectrum_cache_info`: the kernel-spectrum cache.
 """
 
-from .convolve import choose_path, convolve, kernel_key
+from .convolve import choose_path, convolve, convolve_many, kernel_key
 from .fft import clear_spectrum_cache, spectrum_cache_info
 from .led import local_dose, voxel_mass_kg
 
 __all__ = [
     "convolve",
+    "convolve_many",
     "choose_path",
     "kernel_key",
     "clear_spectrum_cache",

@@ -18,15 +18,16 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
 from ..errors import InputDataError, KernelError
 from . import _numba
-from .fft import fft_convolve
+from .fft import fft_convolve, fft_convolve_many
 
-__all__ = ["convolve", "choose_path", "kernel_key", "count_invalid", "PATHS"]
+__all__ = ["convolve", "convolve_many", "choose_path", "kernel_key", "count_invalid", "PATHS"]
 
 log = logging.getLogger(__name__)
 
@@ -226,25 +227,146 @@ def convolve(
             src, kernel, key=key, dtype=np.dtype(dtype), workers=workers, extents=ext
         )
     else:
-        out = np.empty(src.shape, dtype=np.dtype(dtype))
-        if _symmetric(kernel, key):
-            h = [s // 2 for s in kernel.shape]
-            octant = kernel[h[0] :, h[1] :, h[2] :]
-            scale = float(np.max(np.abs(octant))) or 1.0
-            swap = h[0] == h[1] and bool(
-                np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
-            )
-            octant = np.ascontiguousarray(octant, dtype=out.dtype)
-            _numba.convolve_direct_symmetric(src, octant, ext, out, swap)
-        else:
-            _numba.convolve_direct_general(
-                src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out
-            )
+        out = _direct(src, kernel, key, ext, dtype)
+    _finish(out, src, kernel, chosen)
+    return out
+
+
+def _direct(
+    src: np.ndarray, kernel: np.ndarray, key: str, ext: np.ndarray, dtype: str
+) -> np.ndarray:
+    out = np.empty(src.shape, dtype=np.dtype(dtype))
+    if _symmetric(kernel, key):
+        h = [s // 2 for s in kernel.shape]
+        octant = kernel[h[0] :, h[1] :, h[2] :]
+        scale = float(np.max(np.abs(octant))) or 1.0
+        swap = h[0] == h[1] and bool(
+            np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
+        )
+        octant = np.ascontiguousarray(octant, dtype=out.dtype)
+        _numba.convolve_direct_symmetric(src, octant, ext, out, swap)
+    else:
+        _numba.convolve_direct_general(src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out)
+    return out
+
+
+def _finish(out: np.ndarray, src: np.ndarray, kernel: np.ndarray, chosen: str) -> None:
     if count_invalid(out)[0]:
         raise InputDataError("convolution produced non-finite values (overflow?)")
     if chosen == "fft":
         _clear_fft_roundoff(out, src, kernel)
-    return out
+
+
+def convolve_many(
+    tia_arrays: Sequence[np.ndarray],
+    kernel_array: np.ndarray,
+    path: Path | str = "auto",
+    dtype: str = "float64",
+    workers: int | None = None,
+    *,
+    key: str | None = None,
+    stack: bool = True,
+) -> list[np.ndarray]:
+    """:func:`convolve` of several maps of one grid (e.g. time points) with one kernel.
+
+    The kernel is checked, hashed and (FFT path) transformed once for all maps. Each map
+    is checked and its path chosen as in :func:`convolve` (``"auto"``: per map, so a
+    sparse late time point may take the direct loop while the others take the FFT). The
+    maps on the FFT path share one bounding box (the union of theirs), hence one set of
+    FFT lengths and one cached kernel spectrum; with ``stack=True`` they are transformed
+    together, stacked along a new leading axis (:func:`dosimetry.engine.fft.fft_convolve_many`;
+    stacks are cut to keep the stacked spectrum under 2 GiB), otherwise one after the other.
+
+    Parameters
+    ----------
+    tia_arrays
+        Sequence of ``(n0, n1, n2)`` maps of the same shape; finite. Not modified.
+    kernel_array, path, dtype, workers, key
+        As for :func:`convolve`.
+    stack
+        Transform the FFT-path maps together (True) or one at a time (False, less memory:
+        one map's intermediates at a time). The results are the same to rounding.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``convolve(m, kernel_array, path, dtype, workers)`` for each map ``m``, in order
+        (equal to it to rounding: the FFT lengths may differ by the shared bounding box).
+
+    Raises
+    ------
+    InputDataError
+        Empty sequence, maps of different shapes, a map that is not 3-D or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((6, 6, 6)); a[1, 2, 3] = 2.0
+    >>> b = np.zeros((6, 6, 6)); b[4, 4, 4] = 1.0
+    >>> k = np.ones((3, 3, 3))
+    >>> outs = convolve_many([a, b], k, path="fft")
+    >>> [round(float(o.sum()), 9) for o in outs]
+    [54.0, 27.0]
+    """
+    if dtype not in ("float64", "float32"):
+        raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
+    if path not in PATHS:
+        raise InputDataError(f"path={path!r}; valid: {', '.join(PATHS)}")
+    srcs: list[np.ndarray] = []
+    for m in tia_arrays:
+        a = np.asarray(m)
+        if a.dtype not in (np.float32, np.float64):
+            a = a.astype(np.float64)
+        srcs.append(np.ascontiguousarray(a))
+    if not srcs:
+        raise InputDataError("convolve_many needs at least one map")
+    shapes = {a.shape for a in srcs}
+    if len(shapes) != 1:
+        raise InputDataError(f"all maps must have the same shape, got {sorted(shapes)}")
+    kernel = np.asarray(kernel_array, dtype=np.float64)
+    for a in srcs:
+        _check(a, kernel)
+    key = kernel_key(kernel) if key is None else key
+    if workers is None:
+        workers = os.cpu_count() or 1
+    exts = [_numba.row_extents(a) for a in srcs]
+    chosen = [choose_path(a, kernel, path, dtype, extents=e) for a, e in zip(srcs, exts, strict=True)]
+    outs: list[np.ndarray | None] = [None] * len(srcs)
+    fft_idx = [i for i, c in enumerate(chosen) if c == "fft"]
+    if fft_idx:
+        if stack and len(fft_idx) > 1:
+            res = fft_convolve_many(
+                [srcs[i] for i in fft_idx],
+                kernel,
+                key=key,
+                dtype=np.dtype(dtype),
+                workers=workers,
+                extents=[exts[i] for i in fft_idx],
+            )
+        else:
+            res = [
+                fft_convolve(
+                    srcs[i],
+                    kernel,
+                    key=key,
+                    dtype=np.dtype(dtype),
+                    workers=workers,
+                    extents=exts[i],
+                )
+                for i in fft_idx
+            ]
+        for i, r in zip(fft_idx, res, strict=True):
+            outs[i] = r
+    for i, c in enumerate(chosen):
+        if c == "direct":
+            outs[i] = _direct(srcs[i], kernel, key, exts[i], dtype)
+    log.info("convolve_many: %d maps, paths %s", len(srcs), chosen)
+    done: list[np.ndarray] = []
+    for a, o, c in zip(srcs, outs, chosen, strict=True):
+        assert o is not None
+        _finish(o, a, kernel, c)
+        done.append(o)
+    return done
 
 
 def _clear_fft_roundoff(out: np.ndarray, src: np.ndarray, kernel: np.ndarray) -> None:
