@@ -260,7 +260,7 @@ def _finish(out: np.ndarray, src: np.ndarray, kernel: np.ndarray, chosen: str) -
 def convolve_many(
     tia_arrays: Sequence[np.ndarray],
     kernel_array: np.ndarray,
-    path: Path | str = "auto",
+    path: Path | str | Sequence[str] = "auto",
     dtype: str = "float64",
     workers: int | None = None,
     *,
@@ -281,8 +281,10 @@ def convolve_many(
     ----------
     tia_arrays
         Sequence of ``(n0, n1, n2)`` maps of the same shape; finite. Not modified.
-    kernel_array, path, dtype, workers, key
+    kernel_array, dtype, workers, key
         As for :func:`convolve`.
+    path
+        As for :func:`convolve`, for all maps, or one entry per map.
     stack
         Transform the FFT-path maps together (True) or one at a time (False, less memory:
         one map's intermediates at a time). The results are the same to rounding.
@@ -310,8 +312,12 @@ def convolve_many(
     """
     if dtype not in ("float64", "float32"):
         raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
-    if path not in PATHS:
-        raise InputDataError(f"path={path!r}; valid: {', '.join(PATHS)}")
+    paths = [path] * len(tia_arrays) if isinstance(path, str) else list(path)
+    if len(paths) != len(tia_arrays):
+        raise InputDataError(f"{len(paths)} paths for {len(tia_arrays)} maps")
+    for p in paths:
+        if p not in PATHS:
+            raise InputDataError(f"path={p!r}; valid: {', '.join(PATHS)}")
     srcs: list[np.ndarray] = []
     for m in tia_arrays:
         a = np.asarray(m)
@@ -330,7 +336,10 @@ def convolve_many(
     if workers is None:
         workers = os.cpu_count() or 1
     exts = [_numba.row_extents(a) for a in srcs]
-    chosen = [choose_path(a, kernel, path, dtype, extents=e) for a, e in zip(srcs, exts, strict=True)]
+    chosen = [
+        choose_path(a, kernel, p, dtype, extents=e)
+        for a, e, p in zip(srcs, exts, paths, strict=True)
+    ]
     outs: list[np.ndarray | None] = [None] * len(srcs)
     fft_idx = [i for i, c in enumerate(chosen) if c == "fft"]
     if fft_idx:
