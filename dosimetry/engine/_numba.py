@@ -22,6 +22,9 @@ __all__ = [
     "convolve_direct_general",
     "nonzero_bounds",
     "count_nonfinite_negative",
+    "clip_roundoff",
+    "scan_source",
+    "multiply_spectrum",
 ]
 
 
@@ -274,3 +277,71 @@ def count_nonfinite_negative(a: np.ndarray) -> tuple[int, int]:
         counts[k, 0] = bad
         counts[k, 1] = neg
     return int(counts[:, 0].sum()), int(counts[:, 1].sum())
+
+
+@njit(cache=True, parallel=True)
+def clip_roundoff(out: np.ndarray, tol: float, clip: bool) -> tuple[int, float]:
+    """One pass over a 3-D result: count NaN/inf, find the minimum, zero round-off.
+
+    Returns ``(number of non-finite values, minimum of the finite values before
+    clipping)``; with ``clip``, values in ``[-tol, 0)`` are set to 0 in place (values
+    below ``-tol`` are left for the caller to report).
+    """
+    n0 = out.shape[0]
+    bad = np.zeros(n0, dtype=np.int64)
+    low = np.zeros(n0, dtype=np.float64)
+    for k in prange(n0):
+        b = 0
+        m = np.inf
+        for j in range(out.shape[1]):
+            row = out[k, j]
+            for i in range(row.shape[0]):
+                v = row[i]
+                if not np.isfinite(v):
+                    b += 1
+                    continue
+                if v < m:
+                    m = v
+                if clip and v < 0 and v >= -tol:
+                    row[i] = 0.0
+        bad[k] = b
+        low[k] = m
+    return int(bad.sum()), float(low.min()) if n0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def multiply_spectrum(f: np.ndarray, spec: np.ndarray) -> None:
+    """``f *= spec`` in parallel over the first axis (``spec`` real or complex, same shape)."""
+    for k in prange(f.shape[0]):
+        fk = f[k]
+        sk = spec[k]
+        for j in range(fk.shape[0]):
+            fr = fk[j]
+            sr = sk[j]
+            for i in range(fr.shape[0]):
+                fr[i] *= sr[i]
+
+
+@njit(cache=True, parallel=True)
+def scan_source(a: np.ndarray) -> tuple[int, int, float]:
+    """(NaN/inf count, finite negative count, float64 sum of the finite values) of a 3-D map."""
+    n0 = a.shape[0]
+    counts = np.zeros((n0, 2), dtype=np.int64)
+    sums = np.zeros(n0, dtype=np.float64)
+    for k in prange(n0):
+        bad = 0
+        neg = 0
+        t = 0.0
+        for j in range(a.shape[1]):
+            for i in range(a.shape[2]):
+                v = a[k, j, i]
+                if not np.isfinite(v):
+                    bad += 1
+                else:
+                    t += np.float64(v)
+                    if v < 0:
+                        neg += 1
+        counts[k, 0] = bad
+        counts[k, 1] = neg
+        sums[k] = t
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum()), float(sums.sum())

@@ -78,7 +78,8 @@ def count_invalid(a: np.ndarray) -> tuple[int, int]:
     return int(a.size - np.count_nonzero(finite)), int(np.count_nonzero(a[finite] < 0))
 
 
-def _check(src: np.ndarray, kernel: np.ndarray) -> None:
+def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[int, float]:
+    """Validate; return the map's (negative count, sum) for the round-off bound."""
     if src.ndim != 3:
         raise InputDataError(f"the map must be 3-D [slice, row, column], got shape {src.shape}")
     if kernel.ndim != 3 or any(s % 2 == 0 for s in kernel.shape):
@@ -88,8 +89,10 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> None:
         )
     if not np.all(np.isfinite(kernel)):
         raise KernelError("the kernel contains NaN or infinite values")
-    if count_invalid(src)[0]:
+    bad, neg, total = _numba.scan_source(src)
+    if bad:
         raise InputDataError("the map contains NaN or infinite values")
+    return neg, total
 
 
 def _costs(
@@ -211,7 +214,7 @@ def convolve(
         src = src.astype(np.float64)
     src = np.ascontiguousarray(src)
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    _check(src, kernel)
+    stats = _check(src, kernel)
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
@@ -228,7 +231,7 @@ def convolve(
         )
     else:
         out = _direct(src, kernel, key, ext, dtype)
-    _finish(out, src, kernel, chosen)
+    _finish(out, stats, kernel, chosen)
     return out
 
 
@@ -250,11 +253,30 @@ def _direct(
     return out
 
 
-def _finish(out: np.ndarray, src: np.ndarray, kernel: np.ndarray, chosen: str) -> None:
-    if count_invalid(out)[0]:
+def _finish(out: np.ndarray, stats: tuple[int, float], kernel: np.ndarray, chosen: str) -> None:
+    """Check the result is finite; on the FFT path zero its round-off below zero.
+
+    The convolution of non-negative arrays is non-negative; an FFT computes it with an
+    absolute error of order ``eps * log2(N) * max(out)`` (Gentleman & Sande 1966), which
+    shows as tiny negative values where the true result is zero. Values above
+    ``-tol`` with ``tol = 64 * eps * log2(N) * sum(src) * max(kernel)`` (a bound on that
+    error, ``sum(src) * max(kernel)`` bounding the peak) are set to 0, in the same pass
+    that checks finiteness; anything more negative is not round-off and raises.
+    """
+    neg, total = stats
+    clip = chosen == "fft" and neg == 0 and out.size > 0 and float(np.min(kernel)) >= 0.0
+    tol = 0.0
+    if clip:
+        eps = float(np.finfo(out.dtype).eps)
+        tol = 64.0 * eps * max(np.log2(max(out.size, 2)), 1.0) * total * float(np.max(kernel))
+    bad, low = _numba.clip_roundoff(out, tol, clip)
+    if bad:
         raise InputDataError("convolution produced non-finite values (overflow?)")
-    if chosen == "fft":
-        _clear_fft_roundoff(out, src, kernel)
+    if clip and low < -tol:
+        raise InputDataError(
+            f"FFT convolution gave {low:.3g}, below the round-off bound -{tol:.3g} for "
+            "non-negative inputs; use path='direct' and report this map"
+        )
 
 
 def convolve_many(
@@ -330,8 +352,7 @@ def convolve_many(
     if len(shapes) != 1:
         raise InputDataError(f"all maps must have the same shape, got {sorted(shapes)}")
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    for a in srcs:
-        _check(a, kernel)
+    stats = [_check(a, kernel) for a in srcs]
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
@@ -371,34 +392,8 @@ def convolve_many(
             outs[i] = _direct(srcs[i], kernel, key, exts[i], dtype)
     log.info("convolve_many: %d maps, paths %s", len(srcs), chosen)
     done: list[np.ndarray] = []
-    for a, o, c in zip(srcs, outs, chosen, strict=True):
+    for st, o, c in zip(stats, outs, chosen, strict=True):
         assert o is not None
-        _finish(o, a, kernel, c)
+        _finish(o, st, kernel, c)
         done.append(o)
     return done
-
-
-def _clear_fft_roundoff(out: np.ndarray, src: np.ndarray, kernel: np.ndarray) -> None:
-    """Set FFT round-off below zero to zero when both operands are non-negative.
-
-    The convolution of non-negative arrays is non-negative; an FFT computes it with an
-    absolute error of order ``eps * log2(N) * max(out)`` (Gentleman & Sande 1966), which
-    shows as tiny negative values where the true result is zero. Values above
-    ``-tol`` with ``tol = 64 * eps * log2(N) * sum(src) * max(kernel)`` (a bound on that
-    error, ``sum(src) * max(kernel)`` bounding the peak) are set to 0; anything more
-    negative is not round-off and raises.
-    """
-    if src.size == 0 or float(np.min(src)) < 0.0 or float(np.min(kernel)) < 0.0:
-        return
-    low = float(np.min(out))
-    if low >= 0.0:
-        return
-    eps = float(np.finfo(out.dtype).eps)
-    bound = float(np.sum(src, dtype=np.float64)) * float(np.max(kernel))
-    tol = 64.0 * eps * max(np.log2(max(out.size, 2)), 1.0) * bound
-    if low < -tol:
-        raise InputDataError(
-            f"FFT convolution gave {low:.3g}, below the round-off bound -{tol:.3g} for "
-            "non-negative inputs; use path='direct' and report this map"
-        )
-    np.maximum(out, 0.0, out=out)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from ._numba import multiply_spectrum
+
 __all__ = ["fft_convolve", "clear_spectrum_cache", "spectrum_cache_info", "fft_shape"]
 
 log = logging.getLogger(__name__)
@@ -238,7 +240,7 @@ def fft_convolve(
     f3[r[0] : r[0] + box[0]] = f2
     del f2
     f3 = sfft.fft(f3, axis=0, workers=workers, overwrite_x=True)
-    f3 *= spec
+    multiply_spectrum(f3, spec)
     f3 = sfft.ifft(f3, axis=0, workers=workers, overwrite_x=True)
     g = sfft.ifft(f3[: o[0]], axis=1, workers=workers)
     del f3
@@ -344,7 +346,8 @@ def fft_convolve_many(
         f3[:, r[0] : r[0] + box[0]] = f2
         del f2
         f3 = sfft.fft(f3, axis=1, workers=workers, overwrite_x=True)
-        f3 *= spec
+        for t in range(m):
+            multiply_spectrum(f3[t], spec)
         f3 = sfft.ifft(f3, axis=1, workers=workers, overwrite_x=True)
         g = sfft.ifft(f3[:, : o[0]], axis=2, workers=workers)
         del f3
