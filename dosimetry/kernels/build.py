@@ -5,6 +5,9 @@ Run once to produce the package data (needs the ``[mc]`` extra, ``pip install om
     python -m dosimetry.kernels.build run  --raw RAWDIR --workers 16 --deadline-s 420
     python -m dosimetry.kernels.build pack --raw RAWDIR --out dosimetry/kernels/data/dpk_ompmc_v2
 
+``direct-vsv`` (check runs, not part of the basis) scores the voxel S-values of a nuclide
+directly in a voxel grid; see :func:`run_direct_vsv`.
+
 ``run`` transports isotropic point sources of electrons, positrons and photons in water,
 one energy per process (the ompmc engine keeps global state and prints to stdout), and
 writes one ``.npz`` per (particle, energy) with the energy deposited per history in each
@@ -47,7 +50,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SETTINGS", "energy_grid", "tasks", "scoring_grid"]
+__all__ = [
+    "SETTINGS",
+    "emission_table",
+    "energy_grid",
+    "run_direct_vsv",
+    "sample_decay_particles",
+    "scoring_grid",
+    "tasks",
+]
 
 #: Everything that defines the Monte Carlo runs (run set ``basis_version``). Changing
 #: anything but adding grids needs a new run set name and a new BASIS_VERSION (``_dpk``).
@@ -345,6 +356,262 @@ def run_direct(
         print(f"done {out.name} ({time.monotonic() - t0:.0f} s)", flush=True)
 
 
+#: phase-space record of the IAEA format as the builds write it (all coordinates stored)
+_PHSP_DTYPE = np.dtype(
+    [
+        ("type", "i1"),
+        ("e", "<f4"),
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("z", "<f4"),
+        ("u", "<f4"),
+        ("v", "<f4"),
+        ("wt", "<f4"),
+    ]
+)
+
+#: kinetic energy (MeV) below which an emitted particle is deposited where it is born in
+#: the direct voxel runs (the transport cut-offs: ECUT 0.521 MeV total = 10 keV kinetic,
+#: PCUT 0.01 MeV)
+DIRECT_LOCAL_BELOW_MEV = 0.010
+
+
+def emission_table(name: str) -> dict[str, Any]:
+    """ICRP-107 emissions of ``name`` as particles to sample for a direct Monte Carlo run.
+
+    Returns the beta spectrum (scaled to ICRP-107's beta energy per decay, as the kernel
+    library folds it), the discrete lines (conversion and Auger electrons, gamma and X
+    rays) with their yields per decay, and the particle codes. Positron emitters and
+    alphas are not handled (the direct check is for beta-minus nuclides).
+    """
+    from ..nuclides import nuclide
+
+    nuc = nuclide(name)
+    for cls in ("beta+", "alpha", "alpha recoil"):
+        if nuc.lines(cls).size:
+            raise SystemExit(f"direct-vsv handles beta-minus nuclides only ({name} emits {cls})")
+    e_beta = nuc.energy_per_decay_mev("beta-")
+    spec = np.asarray(nuc.beta_spectrum, dtype=float)
+    e, p = spec[:, 0], np.clip(spec[:, 1], 0.0, None)
+    # particles per decay: the spectrum's shape scaled to ICRP-107's mean energy per decay
+    n_per_mev = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(e)))
+    e_per_mev = float(np.sum(0.5 * (p[1:] * e[1:] + p[:-1] * e[:-1]) * np.diff(e)))
+    n_beta = n_per_mev * e_beta / e_per_mev
+    lines = []
+    for cls, code in (("IE", 2), ("auger", 2), ("gamma", 1), ("X", 1)):
+        for en, y in nuc.lines(cls):
+            if y > 0:
+                lines.append((float(en), float(y), code, cls))
+    return {
+        "nuclide": nuc.name,
+        "beta_e_mev": e,
+        "beta_pdf": p,
+        "beta_per_decay": n_beta,
+        "beta_energy_per_decay_mev": e_beta,
+        "lines": lines,
+    }
+
+
+def _sample_linear_pdf(
+    rng: np.random.Generator, e: np.ndarray, p: np.ndarray, n: int
+) -> np.ndarray:
+    """Energies drawn from a piecewise-linear density tabulated at ``e`` (exact inversion)."""
+    de = np.diff(e)
+    area = 0.5 * (p[1:] + p[:-1]) * de
+    cdf = np.concatenate([[0.0], np.cumsum(area)])
+    u = rng.uniform(0.0, cdf[-1], n)
+    k = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, de.size - 1)
+    a = u - cdf[k]  # area still to cover inside bin k
+    p0 = p[k]
+    slope = (p[k + 1] - p0) / de[k]
+    # solve p0 t + slope t^2 / 2 = a for t in [0, de]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disc = np.sqrt(np.maximum(p0 * p0 + 2.0 * slope * a, 0.0))
+        t_quad = np.where(np.abs(slope) > 1e-12 * np.maximum(p0, 1e-300), (disc - p0) / slope, 0.0)
+        t_lin = np.where(p0 > 0, a / np.where(p0 > 0, p0, 1.0), 0.0)
+    t = np.where(np.abs(slope) * de[k] > 1e-9 * np.maximum(p0, 1e-300), t_quad, t_lin)
+    return np.asarray(e[k] + np.clip(t, 0.0, de[k]))
+
+
+def sample_decay_particles(
+    table: dict[str, Any], n: int, voxel_cm: float, seed: int
+) -> tuple[np.ndarray, float, float]:
+    """``n`` transported particles of one nuclide, uniform in the voxel centred at 0.
+
+    Each particle is drawn from all emissions at or above :data:`DIRECT_LOCAL_BELOW_MEV`
+    with probability proportional to its yield per decay (beta spectrum sampled by exact
+    inversion of its piecewise-linear density), isotropic, at a uniform point of the cube
+    of edge ``voxel_cm`` centred at the origin. Returns the records, the transported
+    particles per decay ``y_t`` (dose per decay = dose per particle x ``y_t``) and the
+    energy per decay (MeV) of the emissions below the cut, deposited in the source voxel.
+    """
+    rng = np.random.default_rng(seed)
+    e, p = table["beta_e_mev"], table["beta_pdf"]
+    cut = DIRECT_LOCAL_BELOW_MEV
+    # beta: the part of the spectrum below the cut is local energy
+    n_b = float(table["beta_per_decay"])
+    area = 0.5 * (p[1:] + p[:-1]) * np.diff(e)
+    area_e = 0.5 * (p[1:] * e[1:] + p[:-1] * e[:-1]) * np.diff(e)
+    scale_n = n_b / float(area.sum())
+    below = e[1:] <= cut + 1e-12
+    if not np.any(np.isclose(e, cut)):
+        raise SystemExit("the beta spectrum has no grid point at the cut energy")
+    y_beta_above = scale_n * float(area[~below].sum())
+    local = scale_n * float(area_e[below].sum())
+    lines_above = [(en, y, c) for en, y, c, _ in table["lines"] if en >= cut]
+    local += sum(en * y for en, y, _, _ in table["lines"] if en < cut)
+    yields = np.array([y_beta_above] + [y for _, y, _ in lines_above])
+    y_t = float(yields.sum())
+    pick = rng.choice(yields.size, size=n, p=yields / y_t)
+    energy = np.empty(n)
+    code = np.empty(n, dtype=np.int8)
+    is_beta = pick == 0
+    i_cut = int(np.flatnonzero(np.isclose(e, cut))[0])
+    energy[is_beta] = _sample_linear_pdf(rng, e[i_cut:], p[i_cut:], int(is_beta.sum()))
+    code[is_beta] = 2
+    for j, (en, _, c) in enumerate(lines_above, start=1):
+        m = pick == j
+        energy[m] = en
+        code[m] = c
+    w = rng.uniform(-1.0, 1.0, n)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    sin_t = np.sqrt(1.0 - w * w)
+    rec = np.zeros(n, _PHSP_DTYPE)
+    rec["type"] = np.where(w < 0, -code, code)  # sign of the type = sign of w
+    rec["e"] = -energy  # negative energy: every particle starts a new history
+    for ax in ("x", "y", "z"):
+        rec[ax] = rng.uniform(-0.5 * voxel_cm, 0.5 * voxel_cm, n)
+    rec["u"] = sin_t * np.cos(phi)
+    rec["v"] = sin_t * np.sin(phi)
+    rec["wt"] = 1.0
+    return rec, y_t, local
+
+
+def _write_phsp_records(base: Path, rec: np.ndarray, title: str) -> None:
+    """IAEA phase-space pair (header + records) for the records ``rec``."""
+    data = rec.tobytes()
+    base.with_suffix(".IAEAphsp").write_bytes(data)
+    contents = "\n".join(
+        f"    {v}     // {k}"
+        for k, v in [
+            ("X is stored ?", 1),
+            ("Y is stored ?", 1),
+            ("Z is stored ?", 1),
+            ("U is stored ?", 1),
+            ("V is stored ?", 1),
+            ("W is stored ?", 1),
+            ("Weight is stored ?", 1),
+            ("Extra floats stored ?", 0),
+            ("Extra longs stored ?", 0),
+        ]
+    )
+    n = rec.size
+    header = (
+        f"$IAEA_INDEX:\n0\n\n$TITLE:\n{title}\n\n"
+        f"$FILE_TYPE:\n0\n\n$CHECKSUM:\n{len(data)}\n\n$RECORD_CONTENTS:\n{contents}\n\n"
+        f"$RECORD_CONSTANT:\n\n$RECORD_LENGTH:\n{_PHSP_DTYPE.itemsize}\n\n$BYTE_ORDER:\n1234\n\n"
+        f"$ORIG_HISTORIES:\n{n}\n\n$PARTICLES:\n{n}\n\n"
+    )
+    base.with_suffix(".IAEAheader").write_text(header)
+
+
+def direct_vsv_bounds(voxel_cm: float, half_n: int, outer_cm: float, n_outer: int) -> np.ndarray:
+    """Voxel boundaries (cm) along one axis: ``2 half_n + 1`` voxels of ``voxel_cm``
+    centred on 0, then ``n_outer`` geometrically growing voxels out to ``outer_cm``."""
+    inner = (np.arange(-half_n, half_n + 2) - 0.5) * voxel_cm
+    tail = np.geomspace(inner[-1], outer_cm, n_outer + 1)[1:]
+    return np.concatenate([-tail[::-1], inner, tail])
+
+
+def run_direct_vsv(
+    name: str,
+    voxel_mm: float,
+    histories: int,
+    out_file: Path,
+    seeds: tuple[int, int],
+    half_n: int = 4,
+    n_batches: int = 10,
+) -> None:
+    """Voxel S-values of ``name`` scored directly in a voxel grid of water (check run).
+
+    A grid of ``(2 half_n + 1)^3`` voxels of ``voxel_mm`` (water, 1.0 g/cm3) sits in a
+    water cube 30 cm across (geometrically growing voxels outside the grid, so that
+    photons scatter back as in an infinite medium). The source is uniform in the central
+    voxel (:func:`sample_decay_particles`), one particle per history, transported with the
+    basis' physics settings (:data:`SETTINGS`: 521icru, ECUT 0.521 MeV, PCUT 0.01 MeV, no
+    splitting) by ``ompmc.calc_forward_phsp``. Writes the S-values (Gy per decay) of the
+    grid, their relative statistical uncertainty from the ``n_batches`` batches, and the
+    run's parameters to ``out_file`` (``.npz``).
+    """
+    import ompmc  # the [mc] extra; only here
+
+    s = SETTINGS
+    v_cm = float(voxel_mm) / 10.0
+    table = emission_table(name)
+    b = direct_vsv_bounds(v_cm, half_n, 15.0, 12)
+    shape = (b.size - 1,) * 3
+    geo = ompmc.Geometry(
+        b,
+        b,
+        b,
+        [s["medium"]],
+        np.asfortranarray(np.full(shape, float(s["density_g_per_cm3"]))),
+        np.asfortranarray(np.ones(shape, dtype=np.int32)),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "src"
+        rec, y_t, local_mev = sample_decay_particles(table, int(histories), v_cm, int(seeds[1]))
+        _write_phsp_records(base, rec, f"{table['nuclide']} uniform in a {voxel_mm} mm voxel")
+        physics = ompmc.Physics(
+            pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
+            global_ecut=float(s["ecut_total_mev"]),
+            global_pcut=float(s["pcut_mev"]),
+            n_split=int(s["n_split"]),
+            seeds=(int(seeds[0]), int(seeds[1])),
+            output_folder=os.path.join(tmp, ""),
+        )
+        t0 = time.perf_counter()
+        edep, unc, summary = ompmc.calc_forward_phsp(
+            geo,
+            ompmc.PhaseSpaceSource(str(base), order="replay"),
+            physics,
+            n_histories=int(histories),
+            n_batches=int(n_batches),
+            output_dose=False,
+        )
+        wall = time.perf_counter() - t0
+    i0 = 12  # outer voxels on each side
+    sl = slice(i0, i0 + 2 * half_n + 1)
+    e_grid = np.asarray(edep, dtype=np.float64)[sl, sl, sl]  # MeV per particle, axes x, y, z
+    u_grid = np.asarray(unc, dtype=np.float64)[sl, sl, sl]
+    mass_kg = float(s["density_g_per_cm3"]) * v_cm**3 * 1e-3
+    mev_j = 1.602176634e-13
+    svalue = e_grid * y_t * mev_j / mass_kg
+    local_gy = local_mev * mev_j / mass_kg
+    svalue_total = svalue.copy()
+    svalue_total[half_n, half_n, half_n] += local_gy
+    tmp_out = out_file.with_suffix(".part.npz")
+    np.savez_compressed(
+        tmp_out,
+        svalue_gy_per_decay=svalue_total,
+        svalue_transported_gy_per_decay=svalue,
+        rel_unc_transported=u_grid,
+        local_gy_per_decay=local_gy,
+        particles_per_decay=y_t,
+        voxel_mm=float(voxel_mm),
+        nuclide=table["nuclide"],
+        medium="water",
+        histories=int(summary.n_histories),
+        n_batches=int(n_batches),
+        seeds=np.asarray(seeds),
+        energy_fraction_in_phantom=float(summary.energy_fraction),
+        wall_s=wall,
+        ompmc_version=str(ompmc.__version__),
+        settings=json.dumps({k: v for k, v in s.items() if k != "grid"}),
+    )
+    os.replace(tmp_out, out_file)
+
+
 def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dosimetry.kernels.build")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -362,6 +629,13 @@ def _main(argv: list[str] | None = None) -> None:
     d.add_argument("--energies", type=float, nargs="+", required=True, help="MeV")
     d.add_argument("--histories", type=int, required=True)
     d.add_argument("--seed-base", type=int, default=1000)
+    v = sub.add_parser("direct-vsv", help="voxel S-values scored directly in a voxel grid")
+    v.add_argument("--nuclide", required=True)
+    v.add_argument("--voxel-mm", type=float, required=True)
+    v.add_argument("--histories", type=int, required=True)
+    v.add_argument("--seeds", type=int, nargs=2, required=True)
+    v.add_argument("--half-n", type=int, default=4, help="grid of 2 half_n + 1 voxels per axis")
+    v.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
     c.add_argument("--raw", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
@@ -370,6 +644,10 @@ def _main(argv: list[str] | None = None) -> None:
         run_all(args.raw, args.workers, args.deadline_s, args.scale)
     elif args.cmd == "direct":
         run_direct(args.raw, args.particle, args.energies, args.histories, args.seed_base)
+    elif args.cmd == "direct-vsv":
+        run_direct_vsv(
+            args.nuclide, args.voxel_mm, args.histories, args.out, tuple(args.seeds), args.half_n
+        )
     elif args.cmd == "one":
         settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
         task = next(t for t in tasks(settings) if t["file"] == args.file)

@@ -1,0 +1,129 @@
+"""Voxel S-values of the dpk library against voxel S-values scored directly by Monte Carlo.
+
+The direct runs (``tests/kernels/data/direct_vsv``, README there) transport each
+nuclide's ICRP-107 emissions with ompmc in a grid of water voxels, the source uniform in
+the central voxel, with the physics settings of the basis; they do not use the
+dose-point-kernel basis, its shell conversion, interpolation or geometric factors. The
+kernel of :func:`dosimetry.vsv_kernel` (``medium="water"``) is compared offset by offset;
+the direct values are averaged over the 6-48 symmetric equivalents of each offset.
+
+Criteria (stated before the comparison): self voxel within 3 %, other offsets within 5 %
+where the direct value is above 1e-3 of the self value, each widened by three standard
+deviations of the direct run (from its 10 batches). Offsets below 1e-3 of the self value
+are reported in docs/kernels.md but not tested.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dosimetry.kernels import vsv_kernel
+from dosimetry.kernels.build import _sample_linear_pdf, emission_table, sample_decay_particles
+
+DATA = Path(__file__).parent / "data" / "direct_vsv"
+FILES = sorted(DATA.glob("*.npz"))
+#: offsets compared: all (i <= j <= k) up to 3
+OFFSETS = tuple(
+    (i, j, k) for i in range(4) for j in range(i, 4) for k in range(j, 4) if (i, j, k) != (3, 3, 3)
+)
+TOL_SELF = 0.03
+TOL_NEIGHBOUR = 0.05
+REL_FLOOR = 1e-3
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOSIMETRY_CACHE_DIR", str(tmp_path))
+
+
+def _equivalents(off: tuple[int, int, int]) -> set[tuple[int, int, int]]:
+    out = set()
+    for perm in itertools.permutations(off):
+        for signs in itertools.product((1, -1), repeat=3):
+            out.add(tuple(s * p for s, p in zip(signs, perm, strict=True)))
+    return out
+
+
+def direct_values(path: Path) -> dict[tuple[int, int, int], tuple[float, float]]:
+    """Direct S-value (Gy per decay) and its relative 1 sd per offset, symmetry-averaged.
+
+    The sd combines the batch uncertainties of the equivalent voxels as independent; the
+    locally deposited energy (emissions below the transport cut-offs) has no uncertainty.
+    """
+    d = np.load(path)
+    s = d["svalue_gy_per_decay"]
+    st = d["svalue_transported_gy_per_decay"]
+    u = d["rel_unc_transported"]
+    c = s.shape[0] // 2
+    out = {}
+    for off in OFFSETS:
+        eq = sorted(_equivalents(off))
+        idx = tuple(np.array([c + e[a] for e in eq]) for a in range(3))
+        mean = float(s[idx].mean())
+        var = float(np.sum((st[idx] * u[idx]) ** 2)) / len(eq) ** 2
+        out[off] = (mean, np.sqrt(var) / mean if mean > 0 else np.inf)
+    return out
+
+
+def comparison(path: Path) -> list[tuple[tuple[int, int, int], float, float, float, float]]:
+    """Rows (offset, direct Gy/decay, its relative sd, library / direct - 1, direct / self)."""
+    d = np.load(path)
+    k = vsv_kernel(str(d["nuclide"]), float(d["voxel_mm"]), medium="water").array
+    c = k.shape[0] // 2
+    ref = direct_values(path)
+    self_gy = ref[(0, 0, 0)][0]
+    rows = []
+    for off in OFFSETS:
+        ours = float(k[c + off[0], c + off[1], c + off[2]]) if max(off) <= c else 0.0
+        val, sd = ref[off]
+        rows.append((off, val, sd, ours / val - 1.0, val / self_gy))
+    return rows
+
+
+def test_direct_runs_present():
+    names = {(str(np.load(f)["nuclide"]), float(np.load(f)["voxel_mm"])) for f in FILES}
+    assert ("Lu-177", 2.21) in names
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_library_matches_direct_monte_carlo(path):
+    for off, _, sd, dev, rel in comparison(path):
+        if off == (0, 0, 0):
+            assert abs(dev) <= TOL_SELF + 3 * sd, (off, dev, sd)
+        elif rel >= REL_FLOOR:
+            assert abs(dev) <= TOL_NEIGHBOUR + 3 * sd, (off, dev, sd)
+
+
+@pytest.mark.parametrize("name", ["Lu-177", "Y-90"])
+def test_sampled_emissions_carry_icrp107_energy(name):
+    """The direct runs' source: energy per decay (transported + local) equals ICRP-107's
+    electron and photon energy per decay, and the beta part its mean beta energy."""
+    from dosimetry.nuclides import nuclide
+
+    nuc = nuclide(name)
+    table = emission_table(name)
+    rec, y_t, local_mev = sample_decay_particles(table, 400_000, 0.221, seed=7)
+    e = -rec["e"].astype(float)
+    per_decay = y_t * float(e.mean()) + local_mev
+    icrp = sum(nuc.energy_per_decay_mev(c) for c in ("beta-", "IE", "auger", "gamma", "X"))
+    sd = y_t * float(e.std()) / np.sqrt(e.size)
+    assert abs(per_decay - icrp) <= 4 * sd + 1e-3 * icrp
+    # positions uniform in the voxel, directions unit vectors with w's sign in the type
+    assert np.all(np.abs(rec["x"]) <= 0.1105) and np.all(np.abs(rec["z"]) <= 0.1105)
+    u, v = rec["u"].astype(float), rec["v"].astype(float)
+    assert np.all(u * u + v * v <= 1.0 + 1e-6)
+    assert abs(float(np.mean(np.sign(rec["type"])))) < 0.01
+
+
+def test_linear_pdf_sampling_matches_analytic_moments():
+    """A triangular density 2x on [0, 1] (mean 2/3, second moment 1/2), tabulated coarsely."""
+    rng = np.random.default_rng(3)
+    x = _sample_linear_pdf(rng, np.array([0.0, 0.3, 1.0]), np.array([0.0, 0.6, 2.0]), 400_000)
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert abs(x.mean() - 2 / 3) < 4 * np.sqrt(1 / 18 / x.size)
+    assert abs(np.mean(x * x) - 0.5) < 0.003
