@@ -38,6 +38,7 @@ Kawrakow I, Rogers DWO et al. The EGSnrc code system. NRCC Report PIRS-701.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -52,6 +53,8 @@ import numpy as np
 
 __all__ = [
     "SETTINGS",
+    "compare_direct_vsv",
+    "direct_vsv_table",
     "emission_table",
     "energy_grid",
     "run_direct_vsv",
@@ -612,6 +615,97 @@ def run_direct_vsv(
     os.replace(tmp_out, out_file)
 
 
+#: offsets (i <= j <= k, up to 3) of the direct-run comparison
+DIRECT_OFFSETS: tuple[tuple[int, int, int], ...] = tuple(
+    (i, j, k) for i in range(4) for j in range(i, 4) for k in range(j, 4) if (i, j, k) != (3, 3, 3)
+)
+
+
+def _equivalents(off: tuple[int, int, int]) -> list[tuple[int, ...]]:
+    out = set()
+    for perm in itertools.permutations(off):
+        for signs in itertools.product((1, -1), repeat=3):
+            out.add(tuple(sg * q for sg, q in zip(signs, perm, strict=True)))
+    return sorted(out)
+
+
+def direct_vsv_values(path: Path) -> dict[tuple[int, int, int], tuple[float, float]]:
+    """Direct S-value (Gy per decay) and its relative 1 sd per offset of a direct run,
+    averaged over the symmetric equivalents of the offset (6-48 voxels).
+
+    The sd combines the batch uncertainties of the equivalent voxels as independent; the
+    locally deposited energy (emissions below the cut-offs) has no uncertainty.
+    """
+    with np.load(path) as d:
+        s = np.array(d["svalue_gy_per_decay"])
+        st = np.array(d["svalue_transported_gy_per_decay"])
+        u = np.array(d["rel_unc_transported"])
+    c = s.shape[0] // 2
+    out = {}
+    for off in DIRECT_OFFSETS:
+        eq = _equivalents(off)
+        idx = tuple(np.array([c + e[a] for e in eq]) for a in range(3))
+        mean = float(s[idx].mean())
+        sd = float(np.sqrt(np.sum((st[idx] * u[idx]) ** 2))) / len(eq)
+        out[off] = (mean, sd / mean if mean > 0 else float("inf"))
+    return out
+
+
+def compare_direct_vsv(path: Path) -> list[tuple[tuple[int, int, int], float, float, float, float]]:
+    """Rows (offset, direct Gy/decay, its relative sd, library / direct - 1, direct / self)
+    comparing a direct run with ``vsv_kernel(nuclide, voxel, medium="water")``."""
+    from ._vsv import vsv_kernel
+
+    with np.load(path) as d:
+        name, voxel = str(d["nuclide"]), float(d["voxel_mm"])
+    k = vsv_kernel(name, voxel, medium="water").array
+    c = k.shape[0] // 2
+    ref = direct_vsv_values(path)
+    self_gy = ref[(0, 0, 0)][0]
+    rows = []
+    for off in DIRECT_OFFSETS:
+        ours = float(k[c + off[0], c + off[1], c + off[2]]) if max(off) <= c else 0.0
+        val, sd = ref[off]
+        rows.append((off, val, sd, ours / val - 1.0, val / self_gy))
+    return rows
+
+
+def direct_vsv_table(files: list[Path], floor: float = 1e-3) -> str:
+    """Markdown table of :func:`compare_direct_vsv` for the runs ``files`` (docs/kernels.md):
+    library / direct - 1 and the direct run's 1 sd in % per offset; ``*`` marks offsets
+    whose direct value is below ``floor`` times the self value."""
+    key = [(0, 0, 0), (0, 0, 1), (0, 1, 1), (1, 1, 1), (0, 0, 2), (0, 1, 2), (1, 1, 2), (0, 0, 3)]
+
+    def name(o: tuple[int, int, int]) -> str:
+        return "(" + ",".join(map(str, o)) + ")"
+
+    lines = [
+        "| nuclide | voxel (mm) | histories | "
+        + " | ".join(map(name, key))
+        + " | largest tested |",
+        "|" + "---|" * (len(key) + 4),
+    ]
+    runs = []
+    for f in files:
+        with np.load(f) as d:
+            runs.append((str(d["nuclide"]), float(d["voxel_mm"]), int(d["histories"]), f))
+    for nuc, voxel, hist, f in sorted(runs):
+        rows = {r[0]: r for r in compare_direct_vsv(f)}
+        cells = []
+        for o in key:
+            _, _, sd, dev, rel = rows[o]
+            star = "" if (o == (0, 0, 0) or rel >= floor) else "*"
+            cells.append(f"{100 * dev:+.1f} ± {100 * sd:.1f}{star}")
+        tested = [r for r in rows.values() if r[0] == (0, 0, 0) or r[4] >= floor]
+        worst = max(tested, key=lambda r: abs(r[3]))
+        lines.append(
+            f"| {nuc} | {voxel:.2f} | {hist / 1e6:g} M | "
+            + " | ".join(cells)
+            + f" | {100 * worst[3]:+.1f} % at {name(worst[0])} |"
+        )
+    return "\n".join(lines)
+
+
 def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dosimetry.kernels.build")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -636,6 +730,8 @@ def _main(argv: list[str] | None = None) -> None:
     v.add_argument("--seeds", type=int, nargs=2, required=True)
     v.add_argument("--half-n", type=int, default=4, help="grid of 2 half_n + 1 voxels per axis")
     v.add_argument("--out", type=Path, required=True)
+    t = sub.add_parser("direct-vsv-table", help="compare direct runs with vsv_kernel (markdown)")
+    t.add_argument("files", type=Path, nargs="+")
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
     c.add_argument("--raw", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
@@ -648,6 +744,8 @@ def _main(argv: list[str] | None = None) -> None:
         run_direct_vsv(
             args.nuclide, args.voxel_mm, args.histories, args.out, tuple(args.seeds), args.half_n
         )
+    elif args.cmd == "direct-vsv-table":
+        print(direct_vsv_table(list(args.files)))
     elif args.cmd == "one":
         settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
         task = next(t for t in tasks(settings) if t["file"] == args.file)
