@@ -518,10 +518,14 @@ def _write_phsp_records(base: Path, rec: np.ndarray, title: str) -> None:
     base.with_suffix(".IAEAheader").write_text(header)
 
 
-def direct_vsv_bounds(voxel_cm: float, half_n: int, outer_cm: float, n_outer: int) -> np.ndarray:
+def direct_vsv_bounds(
+    voxel_cm: float, half_n: int, outer_cm: float, n_outer: int, subdivide: int = 1
+) -> np.ndarray:
     """Voxel boundaries (cm) along one axis: ``2 half_n + 1`` voxels of ``voxel_cm``
-    centred on 0, then ``n_outer`` geometrically growing voxels out to ``outer_cm``."""
-    inner = (np.arange(-half_n, half_n + 2) - 0.5) * voxel_cm
+    centred on 0 (each split into ``subdivide`` equal parts), then ``n_outer``
+    geometrically growing voxels out to ``outer_cm``."""
+    n_in = (2 * half_n + 1) * int(subdivide)
+    inner = np.linspace(-(half_n + 0.5) * voxel_cm, (half_n + 0.5) * voxel_cm, n_in + 1)
     tail = np.geomspace(inner[-1], outer_cm, n_outer + 1)[1:]
     return np.concatenate([-tail[::-1], inner, tail])
 
@@ -534,6 +538,7 @@ def run_direct_vsv(
     seeds: tuple[int, int],
     half_n: int = 4,
     n_batches: int = 10,
+    subdivide: int = 1,
 ) -> None:
     """Voxel S-values of ``name`` scored directly in a voxel grid of water (check run).
 
@@ -545,13 +550,19 @@ def run_direct_vsv(
     splitting) by ``ompmc.calc_forward_phsp``. Writes the S-values (Gy per decay) of the
     grid, their relative statistical uncertainty from the ``n_batches`` batches, and the
     run's parameters to ``out_file`` (``.npz``).
+
+    ``subdivide`` > 1 splits every grid voxel into ``subdivide^3`` geometry voxels (the
+    scores are summed back): ompmc's electron steps stop at geometry boundaries, so this
+    tests how the result depends on the subdivision. The uncertainty of a summed voxel
+    combines its parts as independent.
     """
     import ompmc  # the [mc] extra; only here
 
     s = SETTINGS
     v_cm = float(voxel_mm) / 10.0
     table = emission_table(name)
-    b = direct_vsv_bounds(v_cm, half_n, 15.0, 12)
+    k = int(subdivide)
+    b = direct_vsv_bounds(v_cm, half_n, 15.0, 12, k)
     shape = (b.size - 1,) * 3
     geo = ompmc.Geometry(
         b,
@@ -584,9 +595,13 @@ def run_direct_vsv(
         )
         wall = time.perf_counter() - t0
     i0 = 12  # outer voxels on each side
-    sl = slice(i0, i0 + 2 * half_n + 1)
-    e_grid = np.asarray(edep, dtype=np.float64)[sl, sl, sl]  # MeV per particle, axes x, y, z
-    u_grid = np.asarray(unc, dtype=np.float64)[sl, sl, sl]
+    n = 2 * half_n + 1
+    sl = slice(i0, i0 + n * k)
+    e_fine = np.asarray(edep, dtype=np.float64)[sl, sl, sl]  # MeV per particle, axes x, y, z
+    v_fine = (e_fine * np.asarray(unc, dtype=np.float64)[sl, sl, sl]) ** 2
+    e_grid = e_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5))
+    sd_grid = np.sqrt(v_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5)))
+    u_grid = np.divide(sd_grid, e_grid, out=np.ones_like(e_grid), where=e_grid > 0)
     mass_kg = float(s["density_g_per_cm3"]) * v_cm**3 * 1e-3
     mev_j = 1.602176634e-13
     svalue = e_grid * y_t * mev_j / mass_kg
@@ -606,6 +621,7 @@ def run_direct_vsv(
         medium="water",
         histories=int(summary.n_histories),
         n_batches=int(n_batches),
+        subdivide=k,
         seeds=np.asarray(seeds),
         energy_fraction_in_phantom=float(summary.energy_fraction),
         wall_s=wall,
@@ -680,26 +696,27 @@ def direct_vsv_table(files: list[Path], floor: float = 1e-3) -> str:
         return "(" + ",".join(map(str, o)) + ")"
 
     lines = [
-        "| nuclide | voxel (mm) | histories | "
+        "| nuclide | voxel (mm) | geometry voxels per voxel | histories | "
         + " | ".join(map(name, key))
         + " | largest tested |",
-        "|" + "---|" * (len(key) + 4),
+        "|" + "---|" * (len(key) + 5),
     ]
     runs = []
     for f in files:
         with np.load(f) as d:
-            runs.append((str(d["nuclide"]), float(d["voxel_mm"]), int(d["histories"]), f))
-    for nuc, voxel, hist, f in sorted(runs):
+            sub = int(d["subdivide"]) if "subdivide" in d.files else 1
+            runs.append((str(d["nuclide"]), float(d["voxel_mm"]), sub, int(d["histories"]), f))
+    for nuc, voxel, sub, hist, f in sorted(runs):
         rows = {r[0]: r for r in compare_direct_vsv(f)}
         cells = []
         for o in key:
             _, _, sd, dev, rel = rows[o]
             star = "" if (o == (0, 0, 0) or rel >= floor) else "*"
-            cells.append(f"{100 * dev:+.1f} ± {100 * sd:.1f}{star}")
+            cells.append(f"{100 * dev:+.1f} ± {100 * sd:.2f}{star}")
         tested = [r for r in rows.values() if r[0] == (0, 0, 0) or r[4] >= floor]
         worst = max(tested, key=lambda r: abs(r[3]))
         lines.append(
-            f"| {nuc} | {voxel:.2f} | {hist / 1e6:g} M | "
+            f"| {nuc} | {voxel:.2f} | {sub**3} | {hist / 1e6:g} M | "
             + " | ".join(cells)
             + f" | {100 * worst[3]:+.1f} % at {name(worst[0])} |"
         )
@@ -729,6 +746,7 @@ def _main(argv: list[str] | None = None) -> None:
     v.add_argument("--histories", type=int, required=True)
     v.add_argument("--seeds", type=int, nargs=2, required=True)
     v.add_argument("--half-n", type=int, default=4, help="grid of 2 half_n + 1 voxels per axis")
+    v.add_argument("--subdivide", type=int, default=1, help="geometry voxels per grid edge")
     v.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("direct-vsv-table", help="compare direct runs with vsv_kernel (markdown)")
     t.add_argument("files", type=Path, nargs="+")
@@ -742,7 +760,13 @@ def _main(argv: list[str] | None = None) -> None:
         run_direct(args.raw, args.particle, args.energies, args.histories, args.seed_base)
     elif args.cmd == "direct-vsv":
         run_direct_vsv(
-            args.nuclide, args.voxel_mm, args.histories, args.out, tuple(args.seeds), args.half_n
+            args.nuclide,
+            args.voxel_mm,
+            args.histories,
+            args.out,
+            tuple(args.seeds),
+            args.half_n,
+            subdivide=args.subdivide,
         )
     elif args.cmd == "direct-vsv-table":
         print(direct_vsv_table(list(args.files)))
