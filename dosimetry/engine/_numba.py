@@ -280,33 +280,34 @@ def count_nonfinite_negative(a: np.ndarray) -> tuple[int, int]:
 
 
 @njit(cache=True, parallel=True)
-def clip_roundoff(out: np.ndarray, tol: float, clip: bool) -> tuple[int, float]:
-    """One pass over a 3-D result: count NaN/inf, find the minimum, zero round-off.
+def clip_roundoff(out: np.ndarray, tol: float, clip: bool) -> tuple[int, int]:
+    """One pass over a 3-D result: count NaN/inf, zero round-off below zero.
 
-    Returns ``(number of non-finite values, minimum of the finite values before
-    clipping)``; with ``clip``, values in ``[-tol, 0)`` are set to 0 in place (values
-    below ``-tol`` are left for the caller to report).
+    Returns ``(number of non-finite values, number of values below -tol)``; with
+    ``clip``, values in ``[-tol, 0)`` are set to 0 in place (values below ``-tol`` are
+    left for the caller to report). Branch-free (``v != v`` flags NaN) so
+    that the loop vectorises.
     """
     n0 = out.shape[0]
-    bad = np.zeros(n0, dtype=np.int64)
-    low = np.zeros(n0, dtype=np.float64)
+    counts = np.zeros((n0, 2), dtype=np.int64)
     for k in prange(n0):
         b = 0
-        m = np.inf
+        d = 0
         for j in range(out.shape[1]):
             row = out[k, j]
-            for i in range(row.shape[0]):
-                v = row[i]
-                if not np.isfinite(v):
-                    b += 1
-                    continue
-                if v < m:
-                    m = v
-                if clip and v < 0 and v >= -tol:
-                    row[i] = 0.0
-        bad[k] = b
-        low[k] = m
-    return int(bad.sum()), float(low.min()) if n0 else 0.0
+            if clip:
+                for i in range(row.shape[0]):
+                    v = row[i]
+                    b += 1 if (v != v) | (abs(v) == np.inf) else 0
+                    d += 1 if v < -tol else 0
+                    row[i] = 0.0 if (v < 0.0 and v >= -tol) else v
+            else:
+                for i in range(row.shape[0]):
+                    v = row[i]
+                    b += 1 if (v != v) | (abs(v) == np.inf) else 0
+        counts[k, 0] = b
+        counts[k, 1] = d
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
 
 
 @njit(cache=True, parallel=True)
@@ -323,25 +324,19 @@ def multiply_spectrum(f: np.ndarray, spec: np.ndarray) -> None:
 
 
 @njit(cache=True, parallel=True)
-def scan_source(a: np.ndarray) -> tuple[int, int, float]:
-    """(NaN/inf count, finite negative count, float64 sum of the finite values) of a 3-D map."""
+def scan_source(a: np.ndarray) -> tuple[int, int]:
+    """(NaN/inf count, count of values < 0, -inf included) of a 3-D map; branch-free."""
     n0 = a.shape[0]
     counts = np.zeros((n0, 2), dtype=np.int64)
-    sums = np.zeros(n0, dtype=np.float64)
     for k in prange(n0):
         bad = 0
         neg = 0
-        t = 0.0
         for j in range(a.shape[1]):
-            for i in range(a.shape[2]):
-                v = a[k, j, i]
-                if not np.isfinite(v):
-                    bad += 1
-                else:
-                    t += np.float64(v)
-                    if v < 0:
-                        neg += 1
+            row = a[k, j]
+            for i in range(row.shape[0]):
+                v = row[i]
+                bad += 1 if (v != v) | (abs(v) == np.inf) else 0
+                neg += 1 if v < 0 else 0
         counts[k, 0] = bad
         counts[k, 1] = neg
-        sums[k] = t
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum()), float(sums.sum())
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum())

@@ -89,9 +89,12 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[int, float]:
         )
     if not np.all(np.isfinite(kernel)):
         raise KernelError("the kernel contains NaN or infinite values")
-    bad, neg, total = _numba.scan_source(src)
+    bad, neg = _numba.scan_source(src)
     if bad:
         raise InputDataError("the map contains NaN or infinite values")
+    total = float(np.sum(src))  # pairwise sum in the map's dtype: enough for a bound
+    if not math.isfinite(total):
+        total = float(np.sum(src, dtype=np.float64))
     return neg, total
 
 
@@ -269,10 +272,11 @@ def _finish(out: np.ndarray, stats: tuple[int, float], kernel: np.ndarray, chose
     if clip:
         eps = float(np.finfo(out.dtype).eps)
         tol = 64.0 * eps * max(np.log2(max(out.size, 2)), 1.0) * total * float(np.max(kernel))
-    bad, low = _numba.clip_roundoff(out, tol, clip)
+    bad, deep = _numba.clip_roundoff(out, tol, clip)
     if bad:
         raise InputDataError("convolution produced non-finite values (overflow?)")
-    if clip and low < -tol:
+    if clip and deep:
+        low = float(np.min(out))
         raise InputDataError(
             f"FFT convolution gave {low:.3g}, below the round-off bound -{tol:.3g} for "
             "non-negative inputs; use path='direct' and report this map"
