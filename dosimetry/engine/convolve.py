@@ -291,7 +291,7 @@ def convolve_many(
     workers: int | None = None,
     *,
     key: str | None = None,
-    stack: bool = True,
+    stack: bool = False,
 ) -> list[np.ndarray]:
     """:func:`convolve` of several maps of one grid (e.g. time points) with one kernel.
 
@@ -312,8 +312,11 @@ def convolve_many(
     path
         As for :func:`convolve`, for all maps, or one entry per map.
     stack
-        Transform the FFT-path maps together (True) or one at a time (False, less memory:
-        one map's intermediates at a time). The results are the same to rounding.
+        Transform the FFT-path maps together (True) or one at a time (False, the
+        default: one map's intermediates at a time). The results are the same to
+        rounding. Stacking was measured no faster on 2 cores (benchmarks/engine.py: the
+        transforms are already parallel over the other axes, and the stacked
+        intermediates leave the cache) and needs about m times the memory.
 
     Returns
     -------
