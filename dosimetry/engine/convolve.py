@@ -371,27 +371,15 @@ def convolve_many(
     outs: list[np.ndarray | None] = [None] * len(srcs)
     fft_idx = [i for i, c in enumerate(chosen) if c == "fft"]
     if fft_idx:
-        if stack and len(fft_idx) > 1:
-            res = fft_convolve_many(
-                [srcs[i] for i in fft_idx],
-                kernel,
-                key=key,
-                dtype=np.dtype(dtype),
-                workers=workers,
-                extents=[exts[i] for i in fft_idx],
-            )
-        else:
-            res = [
-                fft_convolve(
-                    srcs[i],
-                    kernel,
-                    key=key,
-                    dtype=np.dtype(dtype),
-                    workers=workers,
-                    extents=exts[i],
-                )
-                for i in fft_idx
-            ]
+        res = fft_convolve_many(
+            [srcs[i] for i in fft_idx],
+            kernel,
+            key=key,
+            dtype=np.dtype(dtype),
+            workers=workers,
+            extents=[exts[i] for i in fft_idx],
+            max_stack_bytes=2 * 1024**3 if stack else 0,  # 0: one map per stack
+        )
         for i, r in zip(fft_idx, res, strict=True):
             outs[i] = r
     for i, c in enumerate(chosen):

@@ -278,7 +278,8 @@ def fft_convolve_many(
     FFT lengths and one cached kernel spectrum; they are stacked along a new leading axis
     and transformed over the last three axes in one call per pass (fewer passes over
     memory and thread start-ups than map-by-map). Stacks are cut so that the largest
-    intermediate complex array stays below ``max_stack_bytes`` (at least one map per stack).
+    intermediate complex array stays below ``max_stack_bytes`` (at least one map per stack;
+    0: the maps one at a time, still sharing the box and the spectrum).
 
     Parameters
     ----------
