@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "DosePointKernel": "dosimetry.kernels",
     "absorbed_dose": "dosimetry.dose",
     "dose_rate": "dosimetry.dose",
+    "absorbed_dose_many": "dosimetry.dose",
+    "dose_rate_many": "dosimetry.dose",
     "load_study": "dosimetry.io",
     "write_rtdose": "dosimetry.io",
     "write_nifti": "dosimetry.io",
