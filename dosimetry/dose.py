@@ -401,9 +401,6 @@ def dose_rate(
     )
 
 
-# --------------------------------------------------------------------------------------
-# implementation
-# --------------------------------------------------------------------------------------
 def absorbed_dose_many(
     tias: Sequence[Volume],
     nuclide: str,
@@ -549,6 +546,9 @@ def dose_rate_many(
     )
 
 
+# --------------------------------------------------------------------------------------
+# implementation
+# --------------------------------------------------------------------------------------
 def _require_unit(v: Volume, name: str, units: Mapping[str, Any], single: str) -> None:
     if not isinstance(v, Volume):
         raise InputDataError(f"each {name} must be a dosimetry.Volume, got {type(v).__name__}")

@@ -130,13 +130,6 @@ class TherapyPlan:
         return "\n".join(lines)
 
 
-def _therapy_nuclide(agent: str) -> str:
-    from .nuclides import normalize_name
-
-    head = "-".join(agent.split("-")[:2])
-    return normalize_name(head)
-
-
 def _external_roi_names(study: Any) -> set[str]:
     """Names of RTSTRUCT ROIs whose RTROIInterpretedType is EXTERNAL (body outlines)."""
     try:
@@ -219,13 +212,14 @@ def plan_from_pet(
     """
     from .dose import absorbed_dose
     from .metrics import dose_statistics
+    from .nuclides import decay_chain
+    from .nuclides import nuclide as nuclide_data
     from .projection import project_tia
 
     t0 = time.perf_counter()
     activity_bq = parse_activity(activity) if isinstance(activity, str) else float(activity)
     if not np.isfinite(activity_bq) or activity_bq <= 0:
         raise DosimetryError(f"activity must be a positive amount, got {activity!r}")
-    nuclide = _therapy_nuclide(therapy)
 
     progress("reading PET (activity at acquisition, decay correction undone)")
     pet = study.pet()
@@ -281,16 +275,13 @@ def plan_from_pet(
     )
     tia = projection.tia_per_bq.with_array(projection.tia_per_bq.array * activity_bq, unit="Bq s")
 
-    from .nuclides import decay_chain
-    from .nuclides import nuclide as nuclide_data
+    nuclide = projection.therapy_nuclide  # read from the agent name by the projection
+    members = decay_chain(nuclide).members
 
     # Radioactive progeny (225Ac: Fr-221 ... Pb-209) decay where the parent decayed
     # (in-situ equilibrium, the default daughter scenario of the projection).
-    chain = len(decay_chain(nuclide).members) > 1
-    alpha = any(
-        nuclide_data(m).energy_per_decay_mev("alpha") > 0
-        for m in (decay_chain(nuclide).members if chain else (nuclide,))
-    )
+    chain = len(members) > 1
+    alpha = any(nuclide_data(m).energy_per_decay_mev("alpha") > 0 for m in members)
 
     chosen = method
     kernel = None
@@ -342,7 +333,7 @@ def plan_from_pet(
         assumptions.append(
             {
                 "name": "daughters",
-                "value": f"{', '.join(decay_chain(nuclide).members[1:])} decay where "
+                "value": f"{', '.join(members[1:])} decay where "
                 f"{nuclide} decayed (in-situ equilibrium)",
                 "source": "default daughter scenario (radioactivedecay branching)",
             }
