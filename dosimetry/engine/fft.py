@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -169,6 +170,35 @@ def _spectrum(
     return spec
 
 
+def _box_and_spectrum(
+    n: tuple[int, ...],
+    lo: Sequence[int],
+    hi: Sequence[int],
+    kernel: np.ndarray,
+    key: str,
+    dt: np.dtype,
+    workers: int | None,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], np.ndarray]:
+    """FFT geometry for sources in ``[lo, hi)`` of a grid ``n``, and the kernel spectrum.
+
+    Returns the source box size, the output reach below and above it (clipped to the
+    grid), the FFT lengths and the (cached) kernel spectrum. Kernel offsets beyond box +
+    reach cannot link a source voxel to a kept output voxel, so they are cropped first.
+    """
+    half = [s // 2 for s in kernel.shape]
+    out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
+    out_hi = [min(n[a], hi[a] + half[a]) for a in range(3)]
+    box = tuple(hi[a] - lo[a] for a in range(3))
+    reach_lo = tuple(lo[a] - out_lo[a] for a in range(3))
+    reach_hi = tuple(out_hi[a] - hi[a] for a in range(3))
+    eff = tuple(min(half[a], box[a] - 1 + max(reach_lo[a], reach_hi[a])) for a in range(3))
+    if eff != tuple(half):
+        kernel = kernel[tuple(slice(half[a] - eff[a], half[a] + eff[a] + 1) for a in range(3))]
+        key = f"{key}/crop{eff}"
+    shape = fft_shape(box, reach_lo, reach_hi, eff)
+    return box, reach_lo, reach_hi, shape, _spectrum(kernel, shape, key, dt, workers)
+
+
 def fft_convolve(
     src: np.ndarray,
     kernel: np.ndarray,
@@ -208,19 +238,8 @@ def fft_convolve(
     if bounds is None:
         return out
     lo, hi = bounds
-    half = [s // 2 for s in kernel.shape]
-    out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
-    out_hi = [min(n[a], hi[a] + half[a]) for a in range(3)]
-    box = tuple(hi[a] - lo[a] for a in range(3))
-    reach_lo = tuple(lo[a] - out_lo[a] for a in range(3))
-    reach_hi = tuple(out_hi[a] - hi[a] for a in range(3))
-    # offsets beyond box + reach cannot link a source voxel to a kept output voxel
-    eff = tuple(min(half[a], box[a] - 1 + max(reach_lo[a], reach_hi[a])) for a in range(3))
-    if eff != tuple(half):
-        kernel = kernel[tuple(slice(half[a] - eff[a], half[a] + eff[a] + 1) for a in range(3))]
-        key = f"{key}/crop{eff}"
-    shape = fft_shape(box, reach_lo, reach_hi, eff)
-    spec = _spectrum(kernel, shape, key, dt, workers)
+    box, reach_lo, reach_hi, shape, spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers)
+    keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     # The box is placed at offset reach_lo inside the FFT lengths, so the kept output
     # (box start - reach_lo .. box end + reach_hi) occupies indices 0 .. o-1: no wrapped
     # pieces to reassemble. Pruned transforms: each axis is padded only when it is
@@ -246,7 +265,7 @@ def fft_convolve(
     del f3
     res = sfft.irfft(g[:, : o[1]], n=shape[2], axis=2, workers=workers)
     del g
-    out[out_lo[0] : out_hi[0], out_lo[1] : out_hi[1], out_lo[2] : out_hi[2]] = res[:, :, : o[2]]
+    out[keep] = res[:, :, : o[2]]
     log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
     return out
 
@@ -312,18 +331,8 @@ def fft_convolve_many(
         return outs
     live = [m for m, b in enumerate(per) if b is not None]
     lo, hi = bounds
-    half = [s // 2 for s in kernel.shape]
-    out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
-    out_hi = [min(n[a], hi[a] + half[a]) for a in range(3)]
-    box = tuple(hi[a] - lo[a] for a in range(3))
-    reach_lo = tuple(lo[a] - out_lo[a] for a in range(3))
-    reach_hi = tuple(out_hi[a] - hi[a] for a in range(3))
-    eff = tuple(min(half[a], box[a] - 1 + max(reach_lo[a], reach_hi[a])) for a in range(3))
-    if eff != tuple(half):
-        kernel = kernel[tuple(slice(half[a] - eff[a], half[a] + eff[a] + 1) for a in range(3))]
-        key = f"{key}/crop{eff}"
-    shape = fft_shape(box, reach_lo, reach_hi, eff)
-    spec = _spectrum(kernel, shape, key, dt, workers)
+    box, reach_lo, reach_hi, shape, spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers)
+    keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
     cdt = np.complex64 if dt == np.float32 else np.complex128
@@ -355,9 +364,7 @@ def fft_convolve_many(
         res = sfft.irfft(g[:, :, : o[1]], n=shape[2], axis=3, workers=workers)
         del g
         for t, i in enumerate(idx):
-            outs[i][out_lo[0] : out_hi[0], out_lo[1] : out_hi[1], out_lo[2] : out_hi[2]] = res[
-                t, :, :, : o[2]
-            ]
+            outs[i][keep] = res[t, :, :, : o[2]]
         del res
     log.debug(
         "fft_convolve_many: %d maps, box %s, fft shape %s, dtype %s", len(srcs), box, shape, dt
