@@ -321,6 +321,14 @@ def plan_from_pet(
             row["max_gy_rbe"] = row_rbe["max_gy"]
 
     assumptions = list(getattr(projection, "assumptions", []))
+    assumptions.append(
+        {
+            "name": "overlapping VOIs",
+            "value": "the smaller VOI's kinetics apply where VOIs overlap (e.g. a lesion in "
+            "the liver); body outlines (RTROIInterpretedType EXTERNAL) are the background",
+            "source": "planning convention",
+        }
+    )
     for name in sorted(no_prior):
         assumptions.append(
             {
