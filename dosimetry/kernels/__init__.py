@@ -6,12 +6,15 @@ Lanconelli 2012 database (``source="lanconelli2012"``) or from the dose-point-ke
 library (``source="dpk"``); :func:`dose_point_kernel` gives the radial kernel behind it.
 """
 
+from ._dpk import MEDIA, Medium
 from ._kernel import Kernel
 from ._lanconelli import lanconelli_available, lanconelli_kernel
 from ._vsv import DosePointKernel, dose_point_kernel, vsv_kernel
 
 __all__ = [
     "Kernel",
+    "MEDIA",
+    "Medium",
     "vsv_kernel",
     "dose_point_kernel",
     "DosePointKernel",

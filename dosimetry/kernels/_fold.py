@@ -49,7 +49,7 @@ def resolve_exclude(exclude: Iterable[str]) -> frozenset[str]:
 class NuclideDPK:
     """Cumulative absorbed energy around a point source of one nuclide, per component.
 
-    ``cum_mev[c][k]`` is the energy (MeV per decay) absorbed in water within ``r_cm[k]``.
+    ``cum_mev[c][k]`` is the energy (MeV per decay) absorbed within ``r_cm[k]``.
     ``emitted_mev[c]`` is the energy emitted per decay by the component's classes.
     """
 
@@ -79,13 +79,12 @@ def nuclide_dpk(
     nuc: Nuclide,
     r_cm: np.ndarray,
     exclude: frozenset[str] = frozenset(),
-    r_photon_cm: np.ndarray | None = None,
+    medium: str = "water",
 ) -> NuclideDPK:
-    """Fold ``nuc``'s ICRP-107 emissions with the basis on the radial grid ``r_cm`` (water).
-
-    ``r_photon_cm`` (same shape, default ``r_cm``) is the water-equivalent radius used for
-    photons, including positrons' annihilation photons: in another medium electron and
-    photon distances scale differently.
+    """Fold ``nuc``'s ICRP-107 emissions with the basis on the radial grid ``r_cm`` (cm in
+    ``medium``, a key of :data:`dosimetry.kernels._dpk.MEDIA`; see
+    :func:`~dosimetry.kernels._dpk.cumulative_energy_mev` for how other media than water
+    are obtained).
 
     Beta spectra (ICRP-107 ``b-spectra``) are sampled at their tabulated bins and scaled so
     that the energy per decay equals ICRP-107's mean beta energies; lines (conversion and
@@ -98,9 +97,6 @@ def nuclide_dpk(
     ICRP Publication 107 (2008), Ann ICRP 38(3).
     """
     r = np.asarray(r_cm, dtype=float)
-    r_ph = r if r_photon_cm is None else np.asarray(r_photon_cm, dtype=float)
-    if r_ph.shape != r.shape:
-        raise ValueError("r_photon_cm must have the shape of r_cm")
     cum: dict[str, np.ndarray] = {c: np.zeros(r.shape) for c in COMPONENTS}
     emitted: dict[str, float] = dict.fromkeys(COMPONENTS, 0.0)
     notes: list[str] = []
@@ -128,16 +124,11 @@ def nuclide_dpk(
             energies, weights = lines[:, 0], lines[:, 1]
             notes.append(f"{cls}: no ICRP-107 spectrum; mean-energy lines used")
         for e, w in zip(energies, weights, strict=True):
-            cum["beta"] += w * cumulative_energy_mev(particle, float(e), r)
+            cum["beta"] += w * cumulative_energy_mev(particle, float(e), r, medium)
         emitted["beta"] += e_tot
         if particle == "positron":
-            n_pos = float(np.sum(weights))
-            emitted["beta"] += 2.0 * ANNIHILATION_MEV * n_pos
-            if r_ph is not r:  # annihilation photons at photon radii
-                pair_at_r = cumulative_energy_mev("photon", ANNIHILATION_MEV, r)
-                pair_at_ph = cumulative_energy_mev("photon", ANNIHILATION_MEV, r_ph)
-                cum["beta"] += 2.0 * n_pos * (pair_at_ph - pair_at_r)
-    for comp, particle, rr in (("ce_auger", "electron", r), ("photon", "photon", r_ph)):
+            emitted["beta"] += 2.0 * ANNIHILATION_MEV * float(np.sum(weights))
+    for comp, particle in (("ce_auger", "electron"), ("photon", "photon")):
         for cls in COMPONENTS[comp]:
             if cls in exclude:
                 continue
@@ -148,7 +139,7 @@ def nuclide_dpk(
                 if e < E_MIN_MEV[particle]:
                     cum[comp] += y * e  # below the basis: deposited at the source point
                 else:
-                    cum[comp] += y * cumulative_energy_mev(particle, float(e), rr)
+                    cum[comp] += y * cumulative_energy_mev(particle, float(e), r, medium)
                 emitted[comp] += y * e
     for cls in COMPONENTS["alpha"]:
         if cls in exclude:

@@ -179,6 +179,8 @@ def pack(raw: Path, out: Path) -> None:
         files = sorted(
             raw.glob(f"{particle}_*MeV.npz"), key=lambda p: float(p.stem.split("_")[1][:-3])
         )
+        if not files:  # run sets of other media need not hold every particle
+            continue
         energies, edges_l, shells, uncs, hist, inph, misfits = [], [], [], [], [], [], []
         for f in files:
             d = np.load(f)
@@ -212,13 +214,16 @@ def pack(raw: Path, out: Path) -> None:
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     from ._dpk import BASIS_VERSION
 
+    medium = f"{settings['medium']} at {settings['density_g_per_cm3']} g/cm3"
     manifest = {
-        "basis_version": BASIS_VERSION,
+        "basis_version": BASIS_VERSION
+        if settings["medium"] == "H2O521ICRU"
+        else settings["basis_version"],
         "mc_run_set": settings["basis_version"],
         "description": (
-            "Monoenergetic point-source dose-point kernels in water: energy (MeV per emitted "
-            "particle) absorbed in spherical shells around an isotropic point source of "
-            "electrons, positrons (annihilation photons included) and photons."
+            f"Monoenergetic point-source dose-point kernels in {medium}: energy (MeV per "
+            "emitted particle) absorbed in spherical shells around an isotropic point source "
+            f"of {', '.join(runs)} (positrons: annihilation photons included)."
         ),
         "code": {"name": "ompmc", "version": info.get("ompmc_version"), "licence": "GPL-3.0"},
         "settings": settings,
@@ -233,7 +238,10 @@ def pack(raw: Path, out: Path) -> None:
             "<p>_shell_mev": "energy absorbed per emitted particle in each shell (MeV)",
             "<p>_shell_rel_unc": "relative statistical uncertainty (1 sd) per shell",
             "<p>_histories": "histories per energy",
-            "<p>_in_phantom": "fraction of the particle's energy (positrons: + 1.022 MeV) absorbed in the 80 cm phantom",
+            "<p>_in_phantom": (
+                "fraction of the particle's energy (positrons: + 1.022 MeV) absorbed in the "
+                f"phantom ({2 * settings['phantom_radius_cm']:g} cm across)"
+            ),
         },
         "sha256": digest,
         "packed": _dt.date.today().isoformat(),

@@ -17,7 +17,7 @@ from ..errors import KernelError
 from ..nuclides import Nuclide, decay_chain
 from ..nuclides import nuclide as _nuclide
 from ..units import MEV_TO_J
-from ._dpk import BASIS_VERSION, csda_range_cm
+from ._dpk import BASIS_VERSION, MEDIA, csda_range_cm, range_scaling, range_scaling_table
 from ._fold import COMPONENTS, NuclideDPK, nuclide_dpk, resolve_exclude
 from ._integrate import (
     integrate_vsv,
@@ -41,22 +41,15 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 SOURCES = ("dpk", "lanconelli2012")
-#: medium -> (density g/mL, electron range scaling s = R_water/R_medium in g/cm2, citation)
-MEDIA: dict[str, tuple[float, float, str]] = {
-    "water": (1.0, 1.0, "liquid water, 1.000 g/cm3 (NIST ESTAR)"),
-    "soft tissue": (
-        1.04,
-        0.9905,
-        "ICRP soft tissue 1.04 g/cm3 (ICRP Publication 23); CSDA range ratio water/tissue "
-        "0.9905 in g/cm2 (NIST ESTAR: water 0.4367, ICRU soft tissue 0.4409 g/cm2 at 1 MeV)",
-    ),
-}
 _ALIASES = {
     "soft tissue": "soft tissue",
     "soft": "soft tissue",
     "tissue": "soft tissue",
     "soft_tissue": "soft tissue",
     "water": "water",
+    "bone": "bone",
+    "cortical bone": "bone",
+    "lung": "lung",
 }
 
 
@@ -145,8 +138,10 @@ def vsv_kernel(
     voxel_mm
         Voxel size in mm: a scalar (cubic) or (slice, row, column); non-cubic allowed.
     medium
-        ``"soft tissue"`` (1.04 g/mL, default) or ``"water"`` for ``"dpk"``; the
-        Lanconelli tables also have ``"bone"``.
+        For ``"dpk"``: ``"soft tissue"`` (1.04 g/mL, default), ``"water"``, ``"bone"``
+        (ICRP cortical bone, 1.85 g/mL) or ``"lung"`` (ICRU inflated lung, 0.26 g/mL); see
+        :data:`dosimetry.kernels.MEDIA` and docs/kernels.md for how each is obtained. The
+        Lanconelli tables have ``"soft tissue"`` and ``"bone"`` (ICRU compact bone).
     radius_mm
         Target voxels whose centre lies farther than this from the source centre are
         set to 0. ``None``: the CSDA range of the most energetic electron emitted (in the
@@ -201,7 +196,7 @@ def vsv_kernel(
     if med is None:
         raise KernelError(
             f"medium={medium!r} is not available with source='dpk'; valid: "
-            f"{', '.join(MEDIA)} (compact bone: source='lanconelli2012')"
+            f"{', '.join(MEDIA)} (ICRU compact bone: source='lanconelli2012')"
         )
     vm = _voxel(voxel_mm)
     canonical = _nuclide(nuclide).name
@@ -221,7 +216,9 @@ def _cached(
     chain: bool,
     exclude: tuple[str, ...],
 ) -> Kernel:
-    key = json.dumps([BASIS_VERSION, GEOMETRY_VERSION, name, vm, med, radius_mm, chain, exclude])
+    key = json.dumps(
+        [_library_version(med), GEOMETRY_VERSION, name, vm, med, radius_mm, chain, exclude]
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     path = cache_dir() / "kernels" / f"{digest}.npz"
     if path.exists():
@@ -239,7 +236,7 @@ def _cached(
                     energy_fraction=meta["energy_fraction"],
                     components=comps,
                     source="dpk",
-                    library_version=BASIS_VERSION,
+                    library_version=_library_version(med),
                     metadata=meta["metadata"],
                 )
         except (OSError, KeyError, ValueError):
@@ -268,12 +265,8 @@ def _cached(
 
 
 def _member_dpk(nuc: Nuclide, r_mm: np.ndarray, med: str, exclude: frozenset[str]) -> NuclideDPK:
-    """A nuclide's DPK at radii ``r_mm`` in ``med``: water kernels with electron distances
-    scaled by rho x s (CSDA range in g/cm2) and photon distances by rho."""
-    rho, s_range, _ = MEDIA[med]
-    r_e = np.asarray(r_mm, dtype=float) * 0.1 * rho * s_range
-    r_ph = np.asarray(r_mm, dtype=float) * 0.1 * rho
-    return nuclide_dpk(nuc, r_e, exclude, r_photon_cm=r_ph)
+    """A nuclide's DPK at radii ``r_mm`` in ``med`` (see ``cumulative_energy_mev``)."""
+    return nuclide_dpk(nuc, np.asarray(r_mm, dtype=float) * 0.1, exclude, medium=med)
 
 
 def _chain_weights(name: str, chain: bool) -> dict[str, float]:
@@ -334,8 +327,9 @@ def dose_point_kernel(
     """The dose-point kernel of ``nuclide`` that :func:`vsv_kernel` integrates.
 
     ICRP-107 emissions folded with the monoenergetic Monte Carlo basis (see
-    ``docs/kernels.md``); in soft tissue electron distances are scaled by rho x 0.9905 and
-    photon distances by rho.
+    ``docs/kernels.md``); in other media than water electron distances are scaled by
+    rho x s (0.9905 in soft tissue, measured s(E) in bone and lung) and photons come from
+    the medium's own basis (bone) or water's at distances x rho.
 
     Parameters
     ----------
@@ -344,7 +338,7 @@ def dose_point_kernel(
     r_mm
         Radii (mm), increasing from 0.
     medium
-        ``"water"`` (default) or ``"soft tissue"``.
+        ``"water"`` (default), ``"soft tissue"``, ``"bone"`` or ``"lung"``.
     chain
         Add the radioactive progeny weighted by decays per parent decay.
     exclude
@@ -380,12 +374,28 @@ def dose_point_kernel(
     return DosePointKernel(
         nuclide=name,
         medium=med,
-        density_g_per_ml=MEDIA[med][0],
+        density_g_per_ml=MEDIA[med].density,
         r_mm=r,
         absorbed_j=absorbed,
         emitted_j=emitted,
         notes=tuple(notes),
     )
+
+
+def _library_version(med: str) -> str:
+    """The basis version, plus the medium's own run sets (bone, lung)."""
+    m = MEDIA[med]
+    extra = sorted({b for b in (m.photon_basis, m.scaling_basis) if b})
+    return "+".join([BASIS_VERSION, *extra])
+
+
+def _scaling_note(med: str) -> float | dict[str, list[float]]:
+    """The electron range scaling of ``med``: a constant, or the measured s(E) table."""
+    const = MEDIA[med].range_scaling
+    if const is not None:
+        return const
+    e, s = range_scaling_table(med)
+    return {"energy_mev": [float(v) for v in e], "s": [round(float(v), 5) for v in s]}
 
 
 def _build(
@@ -396,7 +406,7 @@ def _build(
     chain: bool,
     exclude: frozenset[str],
 ) -> Kernel:
-    rho, s_range, rho_cite = MEDIA[med]
+    rho, rho_cite = MEDIA[med].density, MEDIA[med].citation
     weights = _chain_weights(name, chain)
     members = {m: _nuclide(m) for m in weights}
     # most energetic electron (beta endpoint or line) over the members
@@ -412,7 +422,8 @@ def _build(
                 e_max = max(e_max, float(ln[:, 0].max()))
     h_max = max(vm)
     diag = float(np.sqrt(sum(v * v for v in vm)))
-    r_e_mm = float(csda_range_cm(max(e_max, 0.012))) * 10.0 / (rho * s_range)
+    e_top = max(e_max, 0.012)
+    r_e_mm = float(csda_range_cm(e_top)) * 10.0 / (rho * range_scaling(med, e_top))
     if radius_mm is None:
         radius = max(r_e_mm + diag, 5.0 * h_max)
     else:
@@ -466,15 +477,16 @@ def _build(
         energy_fraction=fraction,
         components=comps,
         source="dpk",
-        library_version=BASIS_VERSION,
+        library_version=_library_version(med),
         metadata={
             "chain_weights": weights,
             "excluded_classes": sorted(exclude),
             "density_citation": rho_cite,
-            "electron_range_scaling": s_range,
+            "electron_range_scaling": _scaling_note(med),
             "emitted_energy_j": emitted_j,
             "notes": notes,
-            "basis": "ompmc (EGSnrc re-implementation) monoenergetic DPKs in water, "
-            "521icru, ECUT 10 keV, PCUT 10 keV; see docs/kernels.md",
+            "basis": "ompmc (EGSnrc re-implementation) monoenergetic DPKs in water"
+            + (" and bone (photons)" if MEDIA[med].photon_basis else "")
+            + ", 521icru, ECUT 10 keV, PCUT 10 keV; see docs/kernels.md",
         },
     )

@@ -52,11 +52,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "OMPMC_MEDIA",
     "SETTINGS",
     "compare_direct_vsv",
     "direct_vsv_table",
     "emission_table",
     "energy_grid",
+    "medium_settings",
     "run_direct_vsv",
     "sample_decay_particles",
     "scoring_grid",
@@ -98,12 +100,67 @@ SETTINGS: dict[str, Any] = {
 }
 _CODES = {"photon": 1, "electron": 2, "positron": 3}
 
+#: ompmc media (PEGS ``521icru``) of the other tissue bases and the direct checks:
+#: name -> (PEGS medium, density g/cm3). The PEGS compositions are ICRU Report 44 /
+#: ICRP 23 data as bundled with ompmc (cortical bone 1.85 g/cm3, inflated lung 0.26 g/cm3,
+#: ICRU four-component tissue, scored here at ICRP soft tissue's 1.04 g/cm3).
+OMPMC_MEDIA: dict[str, tuple[str, float]] = {
+    "water": ("H2O521ICRU", 1.0),
+    "soft tissue": ("ICRUTISSUE521ICRU", 1.04),
+    "bone": ("ICRPBONE521ICRU", 1.85),
+    "lung": ("LUNG521ICRU", 0.26),
+}
+
+#: energies (MeV) of the water grids at which the bone and lung bases check the electron
+#: range scaling (indices into energy_grid("electron") / energy_grid("positron"))
+_E_CHECK = (4, 9, 13, 17, 21, 23)
+_P_CHECK = (10,)
+#: lung photon energies (indices into energy_grid("photon")) that check density scaling
+_PH_LUNG = (3, 6, 9, 12, 15, 18, 21)
+
+
+def medium_settings(medium: str) -> dict[str, Any]:
+    """Run set of the basis of another medium (``"bone"`` or ``"lung"``).
+
+    Both keep the water basis' physics (:data:`SETTINGS`); lengths of the scoring grid are
+    scaled by 1 / density (bins of equal mass thickness). Bone: photons on the whole
+    water grid (26 energies + midpoints; photon kernels are not range-scalable in bone,
+    whose photoelectric cross sections differ from water's), electrons and positrons at a
+    few energies to measure the electron range scaling. Lung: a phantom 3 m across
+    (39 g/cm2), photons and electrons at a few energies to check density / range scaling.
+    """
+    if medium not in ("bone", "lung"):
+        raise SystemExit("medium must be 'bone' or 'lung' (water: the default run set)")
+    pegs_medium, rho = OMPMC_MEDIA[medium]
+    s = json.loads(json.dumps(SETTINGS))
+    s["basis_version"] = f"dpk_ompmc_{medium}_v1"
+    s["medium"] = pegs_medium
+    s["density_g_per_cm3"] = rho
+    s["length_scale"] = 1.0 / rho
+    s["phantom_radius_cm"] = s["phantom_half_length_cm"] = 40.0 if medium == "bone" else 150.0
+    e_el = energy_grid("electron")
+    e_po = energy_grid("positron")
+    s["grid"] = {
+        "electron": {"energies": [float(e_el[i]) for i in _E_CHECK], "histories": 600000},
+        "positron": {"energies": [float(e_po[i]) for i in _P_CHECK], "histories": 300000},
+    }
+    if medium == "bone":
+        s["grid"]["photon"] = list(SETTINGS["grid"]["photon"])
+        s["grid"]["photon_mid"] = list(SETTINGS["grid"]["photon_mid"])
+    else:
+        e_ph = energy_grid("photon")
+        s["grid"]["photon"] = {"energies": [float(e_ph[i]) for i in _PH_LUNG], "histories": 1200000}
+    return s
+
 
 def energy_grid(particle: str, settings: dict[str, Any] | None = None) -> np.ndarray:
     """Log-spaced kinetic energies (MeV) of one grid of the basis (``settings["grid"]``
     key; a key ending in ``_mid`` gives the geometric midpoints of that grid)."""
     s = settings or SETTINGS
-    e_min, e_max, n, _ = s["grid"][particle]
+    spec = s["grid"][particle]
+    if isinstance(spec, dict):  # explicit energies
+        return np.asarray(spec["energies"], dtype=float)
+    e_min, e_max, n, _ = spec
     g = np.geomspace(e_min, e_max, int(n))
     if particle.endswith("_mid"):
         return np.asarray(np.sqrt(g[1:] * g[:-1]))
@@ -119,7 +176,8 @@ def tasks(settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         if grid not in s["grid"]:
             continue
         particle = grid.removesuffix("_mid")
-        n_hist = int(s["grid"][grid][3])
+        spec = s["grid"][grid]
+        n_hist = int(spec["histories"] if isinstance(spec, dict) else spec[3])
         for e in energy_grid(grid, s):
             idx += 1
             out.append(
@@ -150,12 +208,13 @@ def scoring_grid(
     s = settings or SETTINGS
     r_out = float(s["phantom_radius_cm"])
     z_out = float(s["phantom_half_length_cm"])
+    scale = float(s.get("length_scale", 1.0))  # 1 / density: bins of equal mass thickness
     if particle == "photon":
-        h = float(s["photon_core_bin_cm"])
-        core = float(s["photon_core_extent_cm"])
+        h = float(s["photon_core_bin_cm"]) * scale
+        core = float(s["photon_core_extent_cm"]) * scale
         n_tail = int(s["photon_tail_bins"])
     else:
-        rc = _csda_cm(energy_mev)
+        rc = _csda_cm(energy_mev) * scale
         core = float(s["electron_core_extent_rcsda"]) * rc
         h = core / int(s["electron_core_bins"])
         n_tail = int(s["tail_bins"])
@@ -268,12 +327,35 @@ def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | Non
     os.replace(tmp_out, out_file)
 
 
-def run_all(raw: Path, workers: int, deadline_s: float, scale: float = 1.0) -> None:
-    """Run every missing task, at most ``workers`` processes at a time (resumable)."""
+def _task_cost(t: dict[str, Any]) -> float:
+    """Relative run time: ~ histories x energy^0.7 (electrons/positrons), photons ~ 1/8."""
+    f = 0.125 if t["particle"] == "photon" else 1.0
+    return float(t["histories"] * t["energy_mev"] ** 0.7 * f)
+
+
+def run_all(
+    raw: Path,
+    workers: int,
+    deadline_s: float,
+    scale: float = 1.0,
+    medium: str = "water",
+    list_only: bool = False,
+) -> None:
+    """Run every missing task, at most ``workers`` processes at a time (resumable).
+
+    ``medium``: ``"water"`` (the basis, :data:`SETTINGS`) or ``"bone"`` / ``"lung"``
+    (:func:`medium_settings`). ``list_only``: write the manifest and print one line per
+    missing task, ``<relative cost> TAB <command>``, for an external scheduler (e.g.
+    ``sort -rn | cut -f2 | xargs -P N``) that shares the cores between run sets.
+    """
     raw.mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps(SETTINGS))
-    for p in settings["grid"]:
-        settings["grid"][p][3] = max(1000, int(settings["grid"][p][3] * scale))
+    base = SETTINGS if medium == "water" else medium_settings(medium)
+    settings = json.loads(json.dumps(base))
+    for p, spec in settings["grid"].items():
+        if isinstance(spec, dict):
+            spec["histories"] = max(1000, int(spec["histories"] * scale))
+        else:
+            settings["grid"][p][3] = max(1000, int(spec[3] * scale))
     manifest = raw / "manifest.json"
     if manifest.exists():
         info = json.loads(manifest.read_text())
@@ -295,13 +377,12 @@ def run_all(raw: Path, workers: int, deadline_s: float, scale: float = 1.0) -> N
             raise SystemExit("the build needs ompmc: pip install 'dosimetry[mc]'") from None
         manifest.write_text(json.dumps({"settings": settings, "ompmc_version": version}, indent=1))
     todo = [t for t in tasks(settings) if not (raw / t["file"]).exists()]
-
-    # longest first: cost ~ histories x energy^0.7 (electrons/positrons), photons ~ 1/8
-    def cost(t: dict[str, Any]) -> float:
-        f = 0.125 if t["particle"] == "photon" else 1.0
-        return t["histories"] * t["energy_mev"] ** 0.7 * f
-
-    todo.sort(key=cost, reverse=True)
+    todo.sort(key=_task_cost, reverse=True)  # longest first
+    if list_only:
+        for t in todo:
+            cmd = f"{sys.executable} -m dosimetry.kernels.build one --raw {raw} --file {t['file']}"
+            print(f"{_task_cost(t):.0f}\t{cmd}")
+        return
     t_start = time.monotonic()
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -539,11 +620,13 @@ def run_direct_vsv(
     half_n: int = 4,
     n_batches: int = 10,
     subdivide: int = 1,
+    medium: str = "water",
 ) -> None:
-    """Voxel S-values of ``name`` scored directly in a voxel grid of water (check run).
+    """Voxel S-values of ``name`` scored directly in a voxel grid of ``medium`` (check run).
 
-    A grid of ``(2 half_n + 1)^3`` voxels of ``voxel_mm`` (water, 1.0 g/cm3) sits in a
-    water cube 30 cm across (geometrically growing voxels outside the grid, so that
+    A grid of ``(2 half_n + 1)^3`` voxels of ``voxel_mm`` sits in a cube of the same
+    medium 30 cm across (``medium``: a key of :data:`OMPMC_MEDIA`; water 1.0 g/cm3 by
+    default) (geometrically growing voxels outside the grid, so that
     photons scatter back as in an infinite medium). The source is uniform in the central
     voxel (:func:`sample_decay_particles`), one particle per history, transported with the
     basis' physics settings (:data:`SETTINGS`: 521icru, ECUT 0.521 MeV, PCUT 0.01 MeV, no
@@ -559,6 +642,9 @@ def run_direct_vsv(
     import ompmc  # the [mc] extra; only here
 
     s = SETTINGS
+    if medium not in OMPMC_MEDIA:
+        raise SystemExit(f"medium must be one of {', '.join(OMPMC_MEDIA)}")
+    pegs_medium, rho = OMPMC_MEDIA[medium]
     v_cm = float(voxel_mm) / 10.0
     table = emission_table(name)
     k = int(subdivide)
@@ -568,8 +654,8 @@ def run_direct_vsv(
         b,
         b,
         b,
-        [s["medium"]],
-        np.asfortranarray(np.full(shape, float(s["density_g_per_cm3"]))),
+        [pegs_medium],
+        np.asfortranarray(np.full(shape, rho)),
         np.asfortranarray(np.ones(shape, dtype=np.int32)),
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -602,7 +688,7 @@ def run_direct_vsv(
     e_grid = e_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5))
     sd_grid = np.sqrt(v_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5)))
     u_grid = np.divide(sd_grid, e_grid, out=np.ones_like(e_grid), where=e_grid > 0)
-    mass_kg = float(s["density_g_per_cm3"]) * v_cm**3 * 1e-3
+    mass_kg = rho * v_cm**3 * 1e-3
     mev_j = 1.602176634e-13
     svalue = e_grid * y_t * mev_j / mass_kg
     local_gy = local_mev * mev_j / mass_kg
@@ -618,7 +704,9 @@ def run_direct_vsv(
         particles_per_decay=y_t,
         voxel_mm=float(voxel_mm),
         nuclide=table["nuclide"],
-        medium="water",
+        medium=medium,
+        pegs_medium=pegs_medium,
+        density_g_per_cm3=rho,
         histories=int(summary.n_histories),
         n_batches=int(n_batches),
         subdivide=k,
@@ -669,12 +757,13 @@ def direct_vsv_values(path: Path) -> dict[tuple[int, int, int], tuple[float, flo
 
 def compare_direct_vsv(path: Path) -> list[tuple[tuple[int, int, int], float, float, float, float]]:
     """Rows (offset, direct Gy/decay, its relative sd, library / direct - 1, direct / self)
-    comparing a direct run with ``vsv_kernel(nuclide, voxel, medium="water")``."""
+    comparing a direct run with ``vsv_kernel(nuclide, voxel, medium=<the run's medium>)``."""
     from ._vsv import vsv_kernel
 
     with np.load(path) as d:
         name, voxel = str(d["nuclide"]), float(d["voxel_mm"])
-    k = vsv_kernel(name, voxel, medium="water").array
+        medium = str(d["medium"]) if "medium" in d.files else "water"
+    k = vsv_kernel(name, voxel, medium=medium).array
     c = k.shape[0] // 2
     ref = direct_vsv_values(path)
     self_gy = ref[(0, 0, 0)][0]
@@ -696,17 +785,18 @@ def direct_vsv_table(files: list[Path], floor: float = 1e-3) -> str:
         return "(" + ",".join(map(str, o)) + ")"
 
     lines = [
-        "| nuclide | voxel (mm) | geometry voxels per voxel | histories | "
+        "| nuclide | medium | voxel (mm) | geometry voxels per voxel | histories | "
         + " | ".join(map(name, key))
         + " | largest tested |",
-        "|" + "---|" * (len(key) + 5),
+        "|" + "---|" * (len(key) + 6),
     ]
     runs = []
     for f in files:
         with np.load(f) as d:
             sub = int(d["subdivide"]) if "subdivide" in d.files else 1
-            runs.append((str(d["nuclide"]), float(d["voxel_mm"]), sub, int(d["histories"]), f))
-    for nuc, voxel, sub, hist, f in sorted(runs):
+            med = str(d["medium"]) if "medium" in d.files else "water"
+            runs.append((str(d["nuclide"]), med, float(d["voxel_mm"]), sub, int(d["histories"]), f))
+    for nuc, med, voxel, sub, hist, f in sorted(runs):
         rows = {r[0]: r for r in compare_direct_vsv(f)}
         cells = []
         for o in key:
@@ -716,7 +806,7 @@ def direct_vsv_table(files: list[Path], floor: float = 1e-3) -> str:
         tested = [r for r in rows.values() if r[0] == (0, 0, 0) or r[4] >= floor]
         worst = max(tested, key=lambda r: abs(r[3]))
         lines.append(
-            f"| {nuc} | {voxel:.2f} | {sub**3} | {hist / 1e6:g} M | "
+            f"| {nuc} | {med} | {voxel:.2f} | {sub**3} | {hist / 1e6:g} M | "
             + " | ".join(cells)
             + f" | {100 * worst[3]:+.1f} % at {name(worst[0])} |"
         )
@@ -731,6 +821,8 @@ def _main(argv: list[str] | None = None) -> None:
     a.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     a.add_argument("--deadline-s", type=float, default=float("inf"))
     a.add_argument("--scale", type=float, default=1.0, help="history-count factor (tests)")
+    a.add_argument("--medium", default="water", choices=("water", "bone", "lung"))
+    a.add_argument("--list", action="store_true", help="print the missing tasks, run nothing")
     b = sub.add_parser("one", help="run one task (internal)")
     b.add_argument("--raw", type=Path, required=True)
     b.add_argument("--file", required=True)
@@ -748,6 +840,13 @@ def _main(argv: list[str] | None = None) -> None:
     v.add_argument("--half-n", type=int, default=4, help="grid of 2 half_n + 1 voxels per axis")
     v.add_argument("--subdivide", type=int, default=1, help="geometry voxels per grid edge")
     v.add_argument("--out", type=Path, required=True)
+    v.add_argument(
+        "--medium",
+        default="water",
+        type=lambda m: m.replace("_", " "),
+        choices=tuple(OMPMC_MEDIA),
+        help="water, soft_tissue, bone or lung",
+    )
     t = sub.add_parser("direct-vsv-table", help="compare direct runs with vsv_kernel (markdown)")
     t.add_argument("files", type=Path, nargs="+")
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
@@ -755,7 +854,7 @@ def _main(argv: list[str] | None = None) -> None:
     c.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        run_all(args.raw, args.workers, args.deadline_s, args.scale)
+        run_all(args.raw, args.workers, args.deadline_s, args.scale, args.medium, args.list)
     elif args.cmd == "direct":
         run_direct(args.raw, args.particle, args.energies, args.histories, args.seed_base)
     elif args.cmd == "direct-vsv":
@@ -767,6 +866,7 @@ def _main(argv: list[str] | None = None) -> None:
             tuple(args.seeds),
             args.half_n,
             subdivide=args.subdivide,
+            medium=args.medium,
         )
     elif args.cmd == "direct-vsv-table":
         print(direct_vsv_table(list(args.files)))

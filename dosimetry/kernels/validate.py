@@ -1,6 +1,7 @@
-"""Validation table: dpk kernels vs the Lanconelli 2012 database (``python -m dosimetry.kernels.validate``).
+"""Validation table: dpk kernels vs the Lanconelli 2012 database (``python -m dosimetry.kernels.validate [bone]``).
 
-Prints a Markdown table (soft tissue; 3.00, 4.80, 6.00 mm; its seven nuclides): ratio
+Prints a Markdown table (soft tissue, or bone with the argument ``bone``; 3.00, 4.80,
+6.00 mm; its seven nuclides): ratio
 ours/published for the self voxel and the face (0,0,1), edge (0,1,1), corner (1,1,1) and
 (0,0,2) neighbours, for our kernel without conversion/Auger electrons (what the database's
 source terms hold); the energy per decay by which the database exceeds that kernel in the
@@ -32,18 +33,25 @@ def _block(a: np.ndarray) -> np.ndarray:
     return a[c - 5 : c + 6, c - 5 : c + 6, c - 5 : c + 6]
 
 
-def rows() -> list[dict[str, object]]:
+#: medium of our kernels -> the database's (its bone is ICRU compact bone, ours ICRP
+#: cortical bone: both 1.85 g/cm3, different compositions)
+MEDIA = {"soft tissue": "soft tissue", "bone": "bone"}
+
+
+def rows(medium: str = "soft tissue") -> list[dict[str, object]]:
     """One dict per (nuclide, voxel size) with ratios ours/published and energy budgets."""
+    if medium not in MEDIA:
+        raise ValueError(f"medium must be one of {', '.join(MEDIA)}")
     out = []
     for name in NUCLIDES:
         nuc = nuclide(name)
         e_ce = nuc.energy_per_decay_mev("IE") + nuc.energy_per_decay_mev("auger")
         for v in SIZES:
-            ref = lanconelli_kernel(name, v).array
+            ref = lanconelli_kernel(name, v, medium=MEDIA[medium]).array
             radius = 5.0 * np.sqrt(3.0) * v * 1.001  # the whole published 11^3 block
-            part_k = vsv_kernel(name, v, exclude=("ce_auger",), radius_mm=radius)
+            part_k = vsv_kernel(name, v, medium=medium, exclude=("ce_auger",), radius_mm=radius)
             part = _block(part_k.array)
-            full = _block(vsv_kernel(name, v, radius_mm=radius).array)
+            full = _block(vsv_kernel(name, v, medium=medium, radius_mm=radius).array)
             kev = part_k.voxel_mass_kg / MEV_TO_J * 1e3  # Gy per decay -> keV per decay
             c = 5
             ratios = []
@@ -70,7 +78,7 @@ def rows() -> list[dict[str, object]]:
     return out
 
 
-def markdown() -> str:
+def markdown(medium: str = "soft tissue") -> str:
     """The validation table as Markdown."""
     lines = [
         "| nuclide | voxel (mm) | self | (0,0,1) | (0,1,1) | (1,1,1) | (0,0,2) "
@@ -78,7 +86,7 @@ def markdown() -> str:
         "| full kernel self vs DB | CE+Auger adds to self | CE+Auger (keV/decay) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows():
+    for r in rows(medium):
         cells = []
         for val, big in zip(r["ratios"], r["neigh_above_1e-3"], strict=True):  # type: ignore[call-overload]
             cells.append(f"{val:.3f}" + ("" if big else "*"))
@@ -91,8 +99,13 @@ def markdown() -> str:
         )
     lines.append("")
     lines.append(
-        "Ratios: our kernel without conversion/Auger electrons / Lanconelli 2012 (soft tissue). "
-        "`*`: published value below 1e-3 of the self value (outside the acceptance criterion). "
+        f"Ratios: our kernel without conversion/Auger electrons / Lanconelli 2012 ({medium}"
+        + (
+            "; ours ICRP cortical bone, theirs ICRU compact bone, both 1.85 g/cm3). "
+            if medium == "bone"
+            else "). "
+        )
+        + "`*`: published value below 1e-3 of the self value (outside the acceptance criterion). "
         "DB - ours: energy per decay deposited by the database's kernel minus ours (without "
         "conversion/Auger electrons), in the source voxel and in the whole published block."
     )
@@ -100,4 +113,4 @@ def markdown() -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(markdown() + "\n")
+    sys.stdout.write(markdown(" ".join(sys.argv[1:]) or "soft tissue") + "\n")

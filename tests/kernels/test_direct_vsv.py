@@ -3,8 +3,10 @@
 The direct runs (``tests/kernels/data/direct_vsv``, README there) transport each
 nuclide's ICRP-107 emissions with ompmc in a grid of water voxels, the source uniform in
 the central voxel, with the physics settings of the basis; they do not use the
-dose-point-kernel basis, its shell conversion, interpolation or geometric factors. The
-kernel of :func:`dosimetry.vsv_kernel` (``medium="water"``) is compared offset by offset;
+dose-point-kernel basis, its shell conversion, interpolation, range scaling or geometric
+factors. Runs in water, soft tissue (ICRU four-component tissue at 1.04 g/cm3) and bone
+(ICRP cortical bone, 1.85 g/cm3). The kernel of :func:`dosimetry.vsv_kernel` in the run's
+medium is compared offset by offset;
 the direct values are averaged over the 6-48 symmetric equivalents of each offset.
 
 Criteria (stated before the comparison): self voxel within 3 %, other offsets within 5 %
@@ -41,9 +43,17 @@ def _tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DOSIMETRY_CACHE_DIR", str(tmp_path))
 
 
+def _run_id(f: Path) -> tuple[str, float, str]:
+    with np.load(f) as d:
+        med = str(d["medium"]) if "medium" in d.files else "water"
+        return str(d["nuclide"]), float(d["voxel_mm"]), med
+
+
 def test_direct_runs_present():
-    names = {(str(np.load(f)["nuclide"]), float(np.load(f)["voxel_mm"])) for f in FILES}
-    assert {("Lu-177", 2.21), ("Y-90", 2.21)} <= names
+    names = {_run_id(f) for f in FILES}
+    assert {("Lu-177", 2.21, "water"), ("Y-90", 2.21, "water")} <= names
+    assert {("Lu-177", 2.21, "soft tissue"), ("Y-90", 2.21, "soft tissue")} <= names
+    assert {("Lu-177", 4.8, "bone"), ("Y-90", 4.8, "bone")} <= names
 
 
 def test_symmetric_average_of_a_single_voxel_run():
@@ -104,3 +114,12 @@ def test_linear_pdf_sampling_matches_analytic_moments():
     assert x.min() >= 0.0 and x.max() <= 1.0
     assert abs(x.mean() - 2 / 3) < 4 * np.sqrt(1 / 18 / x.size)
     assert abs(np.mean(x * x) - 0.5) < 0.003
+
+
+@pytest.mark.validation
+def test_docs_table_is_the_generated_one():
+    """docs/kernels.md holds the table of ``build direct-vsv-table`` over these runs."""
+    from dosimetry.kernels.build import direct_vsv_table
+
+    docs = (Path(__file__).parents[2] / "docs" / "kernels.md").read_text()
+    assert direct_vsv_table(FILES) in docs

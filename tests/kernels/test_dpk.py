@@ -108,7 +108,7 @@ def test_exclude_and_errors():
     with pytest.raises(KernelError, match="neither"):
         ds.vsv_kernel("I-131", 4.8, exclude=("muon",))
     with pytest.raises(KernelError, match="medium"):
-        ds.vsv_kernel("I-131", 4.8, medium="lung")
+        ds.vsv_kernel("I-131", 4.8, medium="adipose")
     with pytest.raises(KernelError, match="voxel_mm"):
         ds.vsv_kernel("I-131", (1.0, -1.0, 1.0))
     with pytest.raises(KernelError, match="radius_mm"):
