@@ -25,6 +25,10 @@ __all__ = [
     "clip_roundoff",
     "scan_source",
     "multiply_spectrum",
+    "embed_box_real",
+    "embed_axis1",
+    "zero_planes_outside",
+    "place_result",
 ]
 
 
@@ -340,3 +344,81 @@ def scan_source(a: np.ndarray) -> tuple[int, int]:
         counts[k, 0] = bad
         counts[k, 1] = neg
     return int(counts[:, 0].sum()), int(counts[:, 1].sum())
+
+
+# ---------------------------------------------------------------------------------------
+# zero-padding copies of the FFT path (parallel; each writes every element of its
+# destination once, so destinations can be allocated uninitialised)
+# ---------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def embed_box_real(
+    src: np.ndarray, lo0: int, lo1: int, lo2: int, dst: np.ndarray, off2: int, n2: int
+) -> None:
+    """``dst[k, j, :] = 0`` except ``dst[k, j, off2:off2+n2] = src[lo0+k, lo1+j, lo2:lo2+n2]``
+    for every ``(k, j)`` of ``dst`` (shape ``(b0, b1, L2)``); casts to ``dst``'s dtype."""
+    b0, b1, length = dst.shape
+    for k in prange(b0):
+        for j in range(b1):
+            row = dst[k, j]
+            srow = src[lo0 + k, lo1 + j, lo2 : lo2 + n2]
+            for i in range(off2):
+                row[i] = 0.0
+            for i in range(n2):
+                row[off2 + i] = srow[i]
+            for i in range(off2 + n2, length):
+                row[i] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def embed_axis1(f: np.ndarray, dst: np.ndarray, off1: int) -> None:
+    """``dst[k] = 0`` except ``dst[k, off1:off1+b1] = f[k]`` (``f``: ``(b0, b1, m)``,
+    ``dst``: ``(b0, L1, m)``)."""
+    b0, b1, m = f.shape
+    length = dst.shape[1]
+    for k in prange(b0):
+        for j in range(length):
+            row = dst[k, j]
+            if off1 <= j < off1 + b1:
+                frow = f[k, j - off1]
+                for i in range(m):
+                    row[i] = frow[i]
+            else:
+                for i in range(m):
+                    row[i] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def zero_planes_outside(a: np.ndarray, start: int, stop: int) -> None:
+    """``a[k] = 0`` for every leading-axis index ``k`` outside ``[start, stop)``."""
+    n0, n1, m = a.shape
+    for k in prange(n0):
+        if start <= k < stop:
+            continue
+        for j in range(n1):
+            row = a[k, j]
+            for i in range(m):
+                row[i] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def place_result(
+    res: np.ndarray, out: np.ndarray, s0: int, s1: int, s2: int, o0: int, o1: int, o2: int
+) -> None:
+    """``out = 0`` except ``out[s0:s0+o0, s1:s1+o1, s2:s2+o2] = res[:o0, :o1, :o2]``."""
+    n0, n1, n2 = out.shape
+    for k in prange(n0):
+        for j in range(n1):
+            row = out[k, j]
+            if s0 <= k < s0 + o0 and s1 <= j < s1 + o1:
+                rrow = res[k - s0, j - s1]
+                for i in range(s2):
+                    row[i] = 0.0
+                for i in range(o2):
+                    row[s2 + i] = rrow[i]
+                for i in range(s2 + o2, n2):
+                    row[i] = 0.0
+            else:
+                for i in range(n2):
+                    row[i] = 0.0

@@ -43,8 +43,14 @@ _FFT_FLOAT64_FACTOR = 1.6
 #: The direct loop accumulating in float32 (twice the SIMD lanes) against float64: 11^3
 #: kernel, 160x256x256 and 128^3 maps, 20 % non-zero (benchmarks/engine.py): 0.115 s vs
 #: 0.528 s with the float64 accumulation that the model's unit cost was calibrated on
-#: (~2.5x per counted operation; at 300x512x512 direct 1.14 s vs FFT 1.34 s).
-_DIRECT_FLOAT32_FACTOR = 0.40
+#: (~2.5x per counted operation), times 0.74 after the FFT path's parallel padding copies
+#: and in-place passes (refit of the direct/FFT time ratio, float32, sides 11 and 15 on
+#: the 20 % and 2 % non-zero benchmark maps, 128^3 and 160x256x256).
+_DIRECT_FLOAT32_FACTOR = 0.29
+#: Fixed cost of visiting one source row in the direct loop, in voxels of row length
+#: (loop set-up, extent bookkeeping, short vectors); from the same refit: without it the
+#: model underestimated the direct loop 3-5x on maps of small lesions.
+_ROW_OVERHEAD = 128
 
 _SYM_CACHE: dict[str, bool] = {}
 
@@ -107,7 +113,7 @@ def _costs(
         return 0.0, 0.0
     lengths = (ext[:, :, 1] - ext[:, :, 0] + 1)[nonempty].astype(np.float64)
     # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2
-    per_row = (lengths + 2 * h[2]).sum() * (2 * h[0] + 1) * (2 * h[1] + 1)
+    per_row = (lengths + 2 * h[2] + _ROW_OVERHEAD).sum() * (2 * h[0] + 1) * (2 * h[1] + 1)
     direct = per_row * ((h[2] + 1) if symmetric else (2 * h[2] + 1))
     if symmetric:
         direct /= 2.0  # pairs of rows summed once, not twice

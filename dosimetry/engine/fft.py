@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from ._numba import multiply_spectrum
+from ._numba import (
+    embed_axis1,
+    embed_box_real,
+    multiply_spectrum,
+    place_result,
+    zero_planes_outside,
+)
 
 __all__ = ["fft_convolve", "clear_spectrum_cache", "spectrum_cache_info", "fft_shape"]
 
@@ -233,41 +239,67 @@ def fft_convolve(
     """
     dt = np.dtype(dtype)
     n = src.shape
-    out = np.zeros(n, dtype=dt)
     bounds = nonzero_bounds(src) if extents is None else bounds_from_extents(extents)
     if bounds is None:
-        return out
+        return np.zeros(n, dtype=dt)
     lo, hi = bounds
     box, reach_lo, reach_hi, shape, spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers)
-    keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     # The box is placed at offset reach_lo inside the FFT lengths, so the kept output
     # (box start - reach_lo .. box end + reach_hi) occupies indices 0 .. o-1: no wrapped
     # pieces to reassemble. Pruned transforms: each axis is padded only when it is
     # transformed, and the inverse passes keep only the output rows that are needed.
+    res, o = _transform_box(src, lo, box, reach_lo, reach_hi, shape, spec, dt, workers)
+    out = np.empty(n, dtype=dt)
+    s = [lo[a] - reach_lo[a] for a in range(3)]
+    place_result(res, out, s[0], s[1], s[2], o[0], o[1], o[2])
+    log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
+    return out
+
+
+def _in_place(func: Any, a: np.ndarray, axis: int, workers: int | None) -> None:
+    """``a[...] = func(a, axis=axis)`` for a complex transform, in place where scipy can
+    (contiguous arrays and leading-axis views), else copied back."""
+    res = func(a, axis=axis, workers=workers, overwrite_x=True)
+    if res.ctypes.data != a.ctypes.data:
+        a[...] = res
+
+
+def _transform_box(
+    src: np.ndarray,
+    lo: Sequence[int],
+    box: tuple[int, ...],
+    reach_lo: tuple[int, ...],
+    reach_hi: tuple[int, ...],
+    shape: tuple[int, ...],
+    spec: np.ndarray,
+    dt: np.dtype[Any],
+    workers: int | None,
+) -> tuple[np.ndarray, list[int]]:
+    """Circular convolution of the source box (zero-padded to ``shape``) with the kernel
+    spectrum; returns the real result (its first ``o`` entries per axis are the kept
+    output) and ``o``. The zero padding is written by parallel Numba copies into
+    uninitialised arrays (one pass each)."""
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
     cdt = np.complex64 if dt == np.float32 else np.complex128
-    buf = np.zeros((box[0], box[1], shape[2]), dtype=dt)
-    buf[:, :, r[2] : r[2] + box[2]] = src[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    buf = np.empty((box[0], box[1], shape[2]), dtype=dt)
+    embed_box_real(src, lo[0], lo[1], lo[2], buf, r[2], box[2])
     f1 = sfft.rfft(buf, axis=2, workers=workers, overwrite_x=True)
     del buf
-    f2 = np.zeros((box[0], shape[1], f1.shape[2]), dtype=cdt)
-    f2[:, r[1] : r[1] + box[1]] = f1
+    # one complex work array for the rest: the box's planes get the axis-1 padding, the
+    # other planes zeros; then every pass runs in place
+    f3 = np.empty((shape[0], shape[1], f1.shape[2]), dtype=cdt)
+    slab = f3[r[0] : r[0] + box[0]]
+    embed_axis1(f1, slab, r[1])
     del f1
-    f2 = sfft.fft(f2, axis=1, workers=workers, overwrite_x=True)
-    f3 = np.zeros((shape[0], shape[1], f2.shape[2]), dtype=cdt)
-    f3[r[0] : r[0] + box[0]] = f2
-    del f2
-    f3 = sfft.fft(f3, axis=0, workers=workers, overwrite_x=True)
+    zero_planes_outside(f3, r[0], r[0] + box[0])
+    _in_place(sfft.fft, slab, 1, workers)
+    _in_place(sfft.fft, f3, 0, workers)
     multiply_spectrum(f3, spec)
-    f3 = sfft.ifft(f3, axis=0, workers=workers, overwrite_x=True)
-    g = sfft.ifft(f3[: o[0]], axis=1, workers=workers)
-    del f3
-    res = sfft.irfft(g[:, : o[1]], n=shape[2], axis=2, workers=workers)
-    del g
-    out[keep] = res[:, :, : o[2]]
-    log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
-    return out
+    _in_place(sfft.ifft, f3, 0, workers)
+    _in_place(sfft.ifft, f3[: o[0]], 1, workers)  # only the kept planes
+    res = sfft.irfft(f3[: o[0], : o[1]], n=shape[2], axis=2, workers=workers)
+    return res, o
 
 
 def _union_bounds(
@@ -338,6 +370,16 @@ def fft_convolve_many(
     cdt = np.complex64 if dt == np.float32 else np.complex128
     per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
     step = max(1, int(max_stack_bytes // max(per_map, 1)))
+    if step == 1 or len(live) == 1:  # one map at a time: the single-map transform
+        s = [lo[a] - reach_lo[a] for a in range(3)]
+        for i in live:
+            res, _ = _transform_box(srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers)
+            place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2])
+            del res
+        log.debug(
+            "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
+        )
+        return outs
     for start in range(0, len(live), step):
         idx = live[start : start + step]
         m = len(idx)

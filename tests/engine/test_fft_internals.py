@@ -1,0 +1,51 @@
+"""Internals of the FFT path: padding copies and in-place transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft as sfft
+
+from dosimetry.engine import _numba
+from dosimetry.engine.fft import _in_place
+
+
+def test_in_place_transform_views_and_fallback():
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((6, 8, 5)) + 1j * rng.standard_normal((6, 8, 5))).astype(np.complex128)
+    ref = sfft.fft(a[1:4], axis=1)
+    b = a.copy()
+    _in_place(sfft.fft, b[1:4], 1, 1)  # contiguous leading-axis view: in place
+    np.testing.assert_allclose(b[1:4], ref, rtol=1e-12)
+    np.testing.assert_array_equal(b[0], a[0])
+    c = a.copy()
+    _in_place(sfft.fft, c[:, ::2], 1, 1)  # strided view: computed, then copied back
+    np.testing.assert_allclose(c[:, ::2], sfft.fft(a[:, ::2], axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(c[:, 1::2], a[:, 1::2])
+
+
+def test_padding_copies_write_every_element():
+    rng = np.random.default_rng(1)
+    src = rng.standard_normal((7, 9, 11))
+    dst = np.full((3, 4, 16), np.nan, dtype=np.float32)  # uninitialised stand-in
+    _numba.embed_box_real(src, 2, 3, 4, dst, 5, 6)
+    ref = np.zeros((3, 4, 16), dtype=np.float32)
+    ref[:, :, 5:11] = src[2:5, 3:7, 4:10]
+    np.testing.assert_array_equal(dst, ref)
+
+    f = (rng.standard_normal((3, 4, 5)) + 1j).astype(np.complex64)
+    g = np.full((3, 9, 5), np.nan, dtype=np.complex64)
+    _numba.embed_axis1(f, g, 2)
+    ref_g = np.zeros_like(g)
+    ref_g[:, 2:6] = f
+    np.testing.assert_array_equal(g, ref_g)
+
+    h = np.full((6, 2, 3), 7.0 + 1j, dtype=np.complex64)
+    _numba.zero_planes_outside(h, 2, 4)
+    assert np.all(h[:2] == 0) and np.all(h[4:] == 0) and np.all(h[2:4] == 7.0 + 1j)
+
+    res = rng.standard_normal((2, 3, 4))
+    out = np.full((5, 6, 7), np.nan)
+    _numba.place_result(res, out, 1, 2, 3, 2, 3, 4)
+    ref_o = np.zeros((5, 6, 7))
+    ref_o[1:3, 2:5, 3:7] = res
+    np.testing.assert_array_equal(out, ref_o)
