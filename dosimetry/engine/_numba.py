@@ -23,7 +23,7 @@ __all__ = [
     "nonzero_bounds",
     "count_nonfinite_negative",
     "clip_roundoff",
-    "scan_source",
+    "scan_rows",
     "multiply_spectrum",
     "embed_box_real",
     "embed_axis1",
@@ -327,25 +327,6 @@ def multiply_spectrum(f: np.ndarray, spec: np.ndarray) -> None:
                 fr[i] *= sr[i]
 
 
-@njit(cache=True, parallel=True)
-def scan_source(a: np.ndarray) -> tuple[int, int]:
-    """(NaN/inf count, count of values < 0, -inf included) of a 3-D map; branch-free."""
-    n0 = a.shape[0]
-    counts = np.zeros((n0, 2), dtype=np.int64)
-    for k in prange(n0):
-        bad = 0
-        neg = 0
-        for j in range(a.shape[1]):
-            row = a[k, j]
-            for i in range(row.shape[0]):
-                v = row[i]
-                bad += 1 if (v != v) | (abs(v) == np.inf) else 0
-                neg += 1 if v < 0 else 0
-        counts[k, 0] = bad
-        counts[k, 1] = neg
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
-
-
 # ---------------------------------------------------------------------------------------
 # zero-padding copies of the FFT path (parallel; each writes every element of its
 # destination once, so destinations can be allocated uninitialised)
@@ -422,3 +403,48 @@ def place_result(
             else:
                 for i in range(n2):
                     row[i] = 0.0
+
+
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def scan_rows(src: np.ndarray) -> tuple[int, int, float, np.ndarray]:
+    """One pass over a 3-D map: (NaN/inf count, count of values < 0, sum (row sums in
+    the map's dtype, added in float64; meaningless if the first count is not 0),
+    :func:`row_extents`)."""
+    n0, n1, n2 = src.shape
+    ext = np.empty((n0, n1, 2), dtype=np.int64)
+    counts = np.zeros((n0, 2), dtype=np.int64)
+    sums = np.zeros(n0, dtype=np.float64)
+    zero = np.zeros(1, dtype=src.dtype)[0]
+    for k in prange(n0):
+        bad = 0
+        neg = 0
+        total = 0.0
+        for j in range(n1):
+            row = src[k, j]
+            # branch-free (vectorised) counts and sum, then the extents from both ends
+            # while the row is in cache
+            rs = zero  # the row's sum in the map's dtype (vectorises); a non-finite
+            # value makes the caller refuse the map, so it may enter the sum
+            for i in range(n2):
+                v = row[i]
+                bad += 1 if (v != v) | (abs(v) == np.inf) else 0
+                neg += 1 if v < 0 else 0
+                rs += v
+            total += rs
+            first = -1
+            last = -2
+            for i in range(n2):
+                if row[i] != 0:
+                    first = i
+                    break
+            if first >= 0:
+                for i in range(n2 - 1, first - 1, -1):
+                    if row[i] != 0:
+                        last = i
+                        break
+            ext[k, j, 0] = first
+            ext[k, j, 1] = last
+        counts[k, 0] = bad
+        counts[k, 1] = neg
+        sums[k] = total
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum()), float(sums.sum()), ext

@@ -84,8 +84,9 @@ def count_invalid(a: np.ndarray) -> tuple[int, int]:
     return int(a.size - np.count_nonzero(finite)), int(np.count_nonzero(a[finite] < 0))
 
 
-def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[int, float]:
-    """Validate; return the map's (negative count, sum) for the round-off bound."""
+def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.ndarray]:
+    """Validate; return the map's (negative count, sum) for the round-off bound and its
+    row extents (:func:`dosimetry.engine._numba.row_extents`), from one pass."""
     if src.ndim != 3:
         raise InputDataError(f"the map must be 3-D [slice, row, column], got shape {src.shape}")
     if kernel.ndim != 3 or any(s % 2 == 0 for s in kernel.shape):
@@ -95,13 +96,10 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[int, float]:
         )
     if not np.all(np.isfinite(kernel)):
         raise KernelError("the kernel contains NaN or infinite values")
-    bad, neg = _numba.scan_source(src)
+    bad, neg, total, ext = _numba.scan_rows(src)
     if bad:
         raise InputDataError("the map contains NaN or infinite values")
-    total = float(np.sum(src))  # pairwise sum in the map's dtype: enough for a bound
-    if not math.isfinite(total):
-        total = float(np.sum(src, dtype=np.float64))
-    return neg, total
+    return (neg, total), ext
 
 
 def _costs(
@@ -223,11 +221,10 @@ def convolve(
         src = src.astype(np.float64)
     src = np.ascontiguousarray(src)
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    stats = _check(src, kernel)
+    stats, ext = _check(src, kernel)
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
-    ext = _numba.row_extents(src)
     chosen = choose_path(src, kernel, path, dtype, extents=ext)
     if path != "auto":
         log.info(
@@ -365,11 +362,12 @@ def convolve_many(
     if len(shapes) != 1:
         raise InputDataError(f"all maps must have the same shape, got {sorted(shapes)}")
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    stats = [_check(a, kernel) for a in srcs]
+    checked = [_check(a, kernel) for a in srcs]
+    stats = [c[0] for c in checked]
+    exts = [c[1] for c in checked]
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = os.cpu_count() or 1
-    exts = [_numba.row_extents(a) for a in srcs]
     chosen = [
         choose_path(a, kernel, p, dtype, extents=e)
         for a, e, p in zip(srcs, exts, paths, strict=True)

@@ -264,6 +264,16 @@ def _in_place(func: Any, a: np.ndarray, axis: int, workers: int | None) -> None:
         a[...] = res
 
 
+def _work_array(
+    work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dt: np.dtype[Any]
+) -> np.ndarray:
+    a = work.get(name)
+    if a is None or a.shape != shape or a.dtype != dt:
+        a = np.empty(shape, dtype=dt)
+        work[name] = a
+    return a
+
+
 def _transform_box(
     src: np.ndarray,
     lo: Sequence[int],
@@ -274,21 +284,28 @@ def _transform_box(
     spec: np.ndarray,
     dt: np.dtype[Any],
     workers: int | None,
+    work: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Circular convolution of the source box (zero-padded to ``shape``) with the kernel
     spectrum; returns the real result (its first ``o`` entries per axis are the kept
     output) and ``o``. The zero padding is written by parallel Numba copies into
-    uninitialised arrays (one pass each)."""
+    uninitialised arrays (one pass each). ``work``: a dict in which the real and complex
+    work arrays are kept for the next call with the same geometry (several maps: no new
+    pages to fault in per map)."""
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
     cdt = np.complex64 if dt == np.float32 else np.complex128
-    buf = np.empty((box[0], box[1], shape[2]), dtype=dt)
+    reuse = work is not None
+    work = {} if work is None else work
+    buf = _work_array(work, "real", (box[0], box[1], shape[2]), dt)
     embed_box_real(src, lo[0], lo[1], lo[2], buf, r[2], box[2])
-    f1 = sfft.rfft(buf, axis=2, workers=workers, overwrite_x=True)
+    f1 = sfft.rfft(buf, axis=2, workers=workers)
     del buf
+    if not reuse:  # a single map: free the real work array now (peak memory)
+        work.clear()
     # one complex work array for the rest: the box's planes get the axis-1 padding, the
     # other planes zeros; then every pass runs in place
-    f3 = np.empty((shape[0], shape[1], f1.shape[2]), dtype=cdt)
+    f3 = _work_array(work, "complex", (shape[0], shape[1], f1.shape[2]), np.dtype(cdt))
     slab = f3[r[0] : r[0] + box[0]]
     embed_axis1(f1, slab, r[1])
     del f1
@@ -372,10 +389,15 @@ def fft_convolve_many(
     step = max(1, int(max_stack_bytes // max(per_map, 1)))
     if step == 1 or len(live) == 1:  # one map at a time: the single-map transform
         s = [lo[a] - reach_lo[a] for a in range(3)]
+        work: dict[str, np.ndarray] = {}
         for i in live:
-            res, _ = _transform_box(srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers)
+            res, _ = _transform_box(
+                srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, work
+            )
+            outs[i] = np.empty(n, dtype=dt)
             place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2])
             del res
+        del work
         log.debug(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
         )

@@ -117,15 +117,23 @@ def test_bad_arguments():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_numba_scan_source_oracle(dtype):
+def test_numba_scan_rows_oracle(dtype):
     from dosimetry.engine import _numba as nb
 
     rng = np.random.default_rng(4)
     a = rng.normal(size=(5, 6, 7)).astype(dtype)
+    a[a > 1.0] = 0.0  # zeros so that row extents matter
+    a[1, 2, :] = 0.0  # an empty row
+    finite = a.copy()
+    bad, neg, total, ext = nb.scan_rows(finite)
+    assert bad == 0 and neg == int(np.count_nonzero(a < 0))
+    assert total == pytest.approx(float(np.sum(a, dtype=np.float64)), rel=1e-5)
+    np.testing.assert_array_equal(ext, nb.row_extents(a))
+    assert tuple(ext[1, 2]) == (-1, -2)
     a[0, 1, 2] = np.nan
     a[3, 3, 3] = np.inf
     a[4, 0, 0] = -np.inf
-    bad, neg = nb.scan_source(a)
+    bad, neg, _, _ = nb.scan_rows(a)
     assert bad == 3 and neg == int(np.count_nonzero(a < 0))  # -inf included
 
 
