@@ -54,9 +54,12 @@ import numpy as np
 __all__ = [
     "OMPMC_MEDIA",
     "SETTINGS",
+    "combine_direct_runs",
     "compare_direct_vsv",
+    "compare_layered",
     "direct_vsv_table",
     "emission_table",
+    "layered_table",
     "energy_grid",
     "medium_settings",
     "run_direct_vsv",
@@ -621,6 +624,7 @@ def run_direct_vsv(
     n_batches: int = 10,
     subdivide: int = 1,
     medium: str = "water",
+    layers: tuple[str, str, str] | None = None,
 ) -> None:
     """Voxel S-values of ``name`` scored directly in a voxel grid of ``medium`` (check run).
 
@@ -638,26 +642,40 @@ def run_direct_vsv(
     scores are summed back): ompmc's electron steps stop at geometry boundaries, so this
     tests how the result depends on the subdivision. The uncertainty of a summed voxel
     combines its parts as independent.
+
+    ``layers`` = (medium for x < 0, medium of the source plane x = 0, medium for x > 0),
+    keys of :data:`OMPMC_MEDIA`: a heterogeneous check (two interfaces at the source
+    voxel's faces, e.g. lung | soft tissue | bone) instead of the homogeneous ``medium``;
+    S-values are per the mass of each target voxel in its own medium.
     """
     import ompmc  # the [mc] extra; only here
 
     s = SETTINGS
-    if medium not in OMPMC_MEDIA:
-        raise SystemExit(f"medium must be one of {', '.join(OMPMC_MEDIA)}")
-    pegs_medium, rho = OMPMC_MEDIA[medium]
+    names = (medium, medium, medium) if layers is None else tuple(layers)
+    for m in names:
+        if m not in OMPMC_MEDIA:
+            raise SystemExit(f"medium must be one of {', '.join(OMPMC_MEDIA)}, got {m!r}")
+    media = sorted(set(names), key=names.index)
+    pegs_list = [OMPMC_MEDIA[m][0] for m in media]
     v_cm = float(voxel_mm) / 10.0
     table = emission_table(name)
     k = int(subdivide)
     b = direct_vsv_bounds(v_cm, half_n, 15.0, 12, k)
     shape = (b.size - 1,) * 3
+    centres = 0.5 * (b[1:] + b[:-1])
+    layer = np.where(centres < -0.5 * v_cm, 0, np.where(centres > 0.5 * v_cm, 2, 1))
+    idx_x = np.array([media.index(names[i]) for i in layer])  # per x voxel
+    rho_x = np.array([OMPMC_MEDIA[names[i]][1] for i in layer])
+    med_idx = np.broadcast_to((idx_x + 1)[:, None, None], shape).astype(np.int32)
     geo = ompmc.Geometry(
         b,
         b,
         b,
-        [pegs_medium],
-        np.asfortranarray(np.full(shape, rho)),
-        np.asfortranarray(np.ones(shape, dtype=np.int32)),
+        pegs_list,
+        np.asfortranarray(np.broadcast_to(rho_x[:, None, None], shape).astype(float)),
+        np.asfortranarray(med_idx),
     )
+    pegs_medium, rho = OMPMC_MEDIA[names[1]]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "src"
         rec, y_t, local_mev = sample_decay_particles(table, int(histories), v_cm, int(seeds[1]))
@@ -688,10 +706,11 @@ def run_direct_vsv(
     e_grid = e_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5))
     sd_grid = np.sqrt(v_fine.reshape(n, k, n, k, n, k).sum(axis=(1, 3, 5)))
     u_grid = np.divide(sd_grid, e_grid, out=np.ones_like(e_grid), where=e_grid > 0)
-    mass_kg = rho * v_cm**3 * 1e-3
+    rho_grid = rho_x[sl][::k]  # density of each grid voxel along x
+    mass_kg = rho_grid[:, None, None] * v_cm**3 * 1e-3
     mev_j = 1.602176634e-13
     svalue = e_grid * y_t * mev_j / mass_kg
-    local_gy = local_mev * mev_j / mass_kg
+    local_gy = local_mev * mev_j / (rho * v_cm**3 * 1e-3)
     svalue_total = svalue.copy()
     svalue_total[half_n, half_n, half_n] += local_gy
     tmp_out = out_file.with_suffix(".part.npz")
@@ -704,9 +723,10 @@ def run_direct_vsv(
         particles_per_decay=y_t,
         voxel_mm=float(voxel_mm),
         nuclide=table["nuclide"],
-        medium=medium,
+        medium=medium if layers is None else ",".join(names),
         pegs_medium=pegs_medium,
         density_g_per_cm3=rho,
+        density_x_g_per_cm3=rho_grid,
         histories=int(summary.n_histories),
         n_batches=int(n_batches),
         subdivide=k,
@@ -813,6 +833,104 @@ def direct_vsv_table(files: list[Path], floor: float = 1e-3) -> str:
     return "\n".join(lines)
 
 
+def combine_direct_runs(files: list[Path]) -> dict[str, Any]:
+    """Mean S-values of direct runs of one case split over seeds (equal histories), with
+    the standard deviation of the mean (batch uncertainties combined as independent)."""
+    svals, sds = [], []
+    info: dict[str, Any] = {}
+    for f in files:
+        with np.load(f) as d:
+            svals.append(np.array(d["svalue_gy_per_decay"]))
+            sds.append(
+                np.array(d["svalue_transported_gy_per_decay"]) * np.array(d["rel_unc_transported"])
+            )
+            info = {
+                "nuclide": str(d["nuclide"]),
+                "voxel_mm": float(d["voxel_mm"]),
+                "medium": str(d["medium"]),
+                "density_x": np.array(d["density_x_g_per_cm3"]),
+                "histories": info.get("histories", 0) + int(d["histories"]),
+            }
+    if not svals:
+        raise ValueError("no files")
+    info["svalue"] = np.mean(svals, axis=0)
+    info["sd"] = np.sqrt(np.sum(np.square(sds), axis=0)) / len(files)
+    info["parts"] = len(files)
+    return info
+
+
+#: offsets (x, y, z) of the layered comparison; x runs across the layers
+LAYER_OFFSETS: tuple[tuple[int, int, int], ...] = (
+    (-2, 0, 0),
+    (-1, 0, 0),
+    (0, 0, 0),
+    (1, 0, 0),
+    (2, 0, 0),
+    (0, 1, 0),
+    (-1, 1, 0),
+    (1, 1, 0),
+)
+
+
+def compare_layered(
+    info: dict[str, Any],
+) -> list[tuple[tuple[int, int, int], float, float, float, float]]:
+    """Rows (offset, direct Gy/decay, relative sd, vsv-density / direct - 1, homogeneous
+    soft-tissue vsv / direct - 1) for a combined layered run (:func:`combine_direct_runs`):
+    ``dosimetry.absorbed_dose`` of one decay in the source voxel with ``method=
+    "vsv-density"`` on the run's density map, and with ``method="vsv"`` (soft tissue)."""
+    from ..dose import absorbed_dose
+    from ..volume import Volume
+
+    s = info["svalue"]
+    n = s.shape[0]
+    c = n // 2
+    v = info["voxel_mm"]
+    tia = np.zeros((n, n, n))
+    tia[c, c, c] = 1.0
+    rho = np.broadcast_to(info["density_x"][:, None, None], (n, n, n)).copy()
+    t = Volume.from_spacing(tia, spacing_mm=(v, v, v), unit="Bq s")
+    dv = Volume.from_spacing(rho, spacing_mm=(v, v, v), unit="g/mL")
+    het = absorbed_dose(t, info["nuclide"], method="vsv-density", density=dv).array
+    hom = absorbed_dose(t, info["nuclide"], method="vsv").array
+    rows = []
+    for off in LAYER_OFFSETS:
+        idx = (c + off[0], c + off[1], c + off[2])
+        val = float(s[idx])
+        rows.append(
+            (off, val, float(info["sd"][idx]) / val, het[idx] / val - 1.0, hom[idx] / val - 1.0)
+        )
+    return rows
+
+
+def layered_table(files: list[Path]) -> str:
+    """Markdown table of :func:`compare_layered` for layered direct runs (docs/dose.md),
+    one row per (nuclide, voxel size), the parts of a case combined."""
+    cases: dict[tuple[str, float], list[Path]] = {}
+    for f in files:
+        with np.load(f) as d:
+            cases.setdefault((str(d["nuclide"]), float(d["voxel_mm"])), []).append(f)
+    head = ["x=-2 (lung)", "x=-1 (lung)", "self", "x=+1 (bone)", "x=+2 (bone)"]
+    head += ["in-plane face", "lung edge", "bone edge"]
+    lines = [
+        "| nuclide | voxel (mm) | histories | method | " + " | ".join(head) + " |",
+        "|" + "---|" * (len(head) + 4),
+    ]
+    for (nuc, v), fs in sorted(cases.items()):
+        info = combine_direct_runs(sorted(fs))
+        rows = compare_layered(info)
+        rel = [f"{r[1] / rows[2][1]:.1e}" for r in rows]
+        lines.append(
+            f"| {nuc} | {v:.2f} | {info['histories'] / 1e6:g} M | direct / self | "
+            + " | ".join(rel)
+            + " |"
+        )
+        for name, col in (("vsv-density", 3), ("vsv (soft tissue)", 4)):
+            cells = [f"{100 * r[col]:+.1f} %" for r in rows]
+            lines.append(f"| | | | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dosimetry.kernels.build")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -847,8 +965,15 @@ def _main(argv: list[str] | None = None) -> None:
         choices=tuple(OMPMC_MEDIA),
         help="water, soft_tissue, bone or lung",
     )
+    v.add_argument(
+        "--layers",
+        default=None,
+        help="heterogeneous check: media for x<0, the source plane, x>0 (comma-separated)",
+    )
     t = sub.add_parser("direct-vsv-table", help="compare direct runs with vsv_kernel (markdown)")
     t.add_argument("files", type=Path, nargs="+")
+    lt = sub.add_parser("layered-table", help="compare layered direct runs with vsv-density")
+    lt.add_argument("files", type=Path, nargs="+")
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
     c.add_argument("--raw", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
@@ -867,9 +992,14 @@ def _main(argv: list[str] | None = None) -> None:
             args.half_n,
             subdivide=args.subdivide,
             medium=args.medium,
+            layers=None
+            if args.layers is None
+            else tuple(m.replace("_", " ") for m in args.layers.split(",")),
         )
     elif args.cmd == "direct-vsv-table":
         print(direct_vsv_table(list(args.files)))
+    elif args.cmd == "layered-table":
+        print(layered_table(list(args.files)))
     elif args.cmd == "one":
         settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
         task = next(t for t in tasks(settings) if t["file"] == args.file)
