@@ -394,7 +394,6 @@ def fft_convolve_many(
             res, _ = _transform_box(
                 srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, work
             )
-            outs[i] = np.empty(n, dtype=dt)
             place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2])
             del res
         del work

@@ -19,6 +19,7 @@ __all__ = [
     "Medium",
     "MEDIA",
     "medium_basis",
+    "fit_range_scaling",
     "range_scaling",
     "range_scaling_table",
 ]
