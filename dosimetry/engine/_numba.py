@@ -385,11 +385,26 @@ def zero_planes_outside(a: np.ndarray, start: int, stop: int) -> None:
 
 @njit(cache=True, parallel=True)
 def place_result(
-    res: np.ndarray, out: np.ndarray, s0: int, s1: int, s2: int, o0: int, o1: int, o2: int
-) -> None:
-    """``out = 0`` except ``out[s0:s0+o0, s1:s1+o1, s2:s2+o2] = res[:o0, :o1, :o2]``."""
+    res: np.ndarray,
+    out: np.ndarray,
+    s0: int,
+    s1: int,
+    s2: int,
+    o0: int,
+    o1: int,
+    o2: int,
+    tol: float,
+    clip: bool,
+) -> tuple[int, int]:
+    """``out = 0`` except ``out[s0:s0+o0, s1:s1+o1, s2:s2+o2] = res[:o0, :o1, :o2]``, with
+    the checks of :func:`clip_roundoff` on the placed values in the same pass: returns
+    (non-finite count, count below ``-tol`` if ``clip`` else 0); with ``clip``, values in
+    ``[-tol, 0)`` become 0."""
     n0, n1, n2 = out.shape
+    counts = np.zeros((n0, 2), dtype=np.int64)
     for k in prange(n0):
+        b = 0
+        d = 0
         for j in range(n1):
             row = out[k, j]
             if s0 <= k < s0 + o0 and s1 <= j < s1 + o1:
@@ -397,12 +412,18 @@ def place_result(
                 for i in range(s2):
                     row[i] = 0.0
                 for i in range(o2):
-                    row[s2 + i] = rrow[i]
+                    v = rrow[i]
+                    b += 1 if (v != v) | (abs(v) == np.inf) else 0
+                    d += 1 if (clip and v < -tol) else 0
+                    row[s2 + i] = 0.0 if (clip and v < 0.0 and v >= -tol) else v
                 for i in range(s2 + o2, n2):
                     row[i] = 0.0
             else:
                 for i in range(n2):
                     row[i] = 0.0
+        counts[k, 0] = b
+        counts[k, 1] = d
+    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc"})

@@ -232,12 +232,22 @@ def convolve(
         )
     out: np.ndarray
     if chosen == "fft":
+        counts = np.zeros(2, dtype=np.int64)
+        roundoff = _roundoff(stats, kernel, chosen, src.size, dtype)
         out = fft_convolve(
-            src, kernel, key=key, dtype=np.dtype(dtype), workers=workers, extents=ext
+            src,
+            kernel,
+            key=key,
+            dtype=np.dtype(dtype),
+            workers=workers,
+            extents=ext,
+            roundoff=roundoff,
+            counts=counts,
         )
+        _report(out, int(counts[0]), int(counts[1]), roundoff)
     else:
         out = _direct(src, kernel, key, ext, dtype)
-    _finish(out, stats, kernel, chosen)
+        _finish(out, stats, kernel, chosen)
     return out
 
 
@@ -269,13 +279,27 @@ def _finish(out: np.ndarray, stats: tuple[int, float], kernel: np.ndarray, chose
     error, ``sum(src) * max(kernel)`` bounding the peak) are set to 0, in the same pass
     that checks finiteness; anything more negative is not round-off and raises.
     """
+    roundoff = _roundoff(stats, kernel, chosen, out.size, str(out.dtype))
+    bad, deep = _numba.clip_roundoff(out, *roundoff)
+    _report(out, bad, deep, roundoff)
+
+
+def _roundoff(
+    stats: tuple[int, float], kernel: np.ndarray, chosen: str, size: int, dtype: str
+) -> tuple[float, bool]:
+    """``(tol, clip)`` of :func:`_finish` for a result of ``size`` values in ``dtype``."""
     neg, total = stats
-    clip = chosen == "fft" and neg == 0 and out.size > 0 and float(np.min(kernel)) >= 0.0
+    clip = chosen == "fft" and neg == 0 and size > 0 and float(np.min(kernel)) >= 0.0
     tol = 0.0
     if clip:
-        eps = float(np.finfo(out.dtype).eps)
-        tol = 64.0 * eps * max(np.log2(max(out.size, 2)), 1.0) * total * float(np.max(kernel))
-    bad, deep = _numba.clip_roundoff(out, tol, clip)
+        eps = float(np.finfo(np.dtype(dtype)).eps)
+        tol = 64.0 * eps * max(np.log2(max(size, 2)), 1.0) * total * float(np.max(kernel))
+    return tol, clip
+
+
+def _report(out: np.ndarray, bad: int, deep: int, roundoff: tuple[float, bool]) -> None:
+    """Raise for non-finite values, or for values below the round-off bound."""
+    tol, clip = roundoff
     if bad:
         raise InputDataError("convolution produced non-finite values (overflow?)")
     if clip and deep:
@@ -374,7 +398,10 @@ def convolve_many(
     ]
     outs: list[np.ndarray | None] = [None] * len(srcs)
     fft_idx = [i for i, c in enumerate(chosen) if c == "fft"]
+    checked_in_place: set[int] = set()
     if fft_idx:
+        roundoffs = [_roundoff(stats[i], kernel, "fft", srcs[i].size, dtype) for i in fft_idx]
+        counts = [np.zeros(2, dtype=np.int64) for _ in fft_idx]
         res = fft_convolve_many(
             [srcs[i] for i in fft_idx],
             kernel,
@@ -383,16 +410,22 @@ def convolve_many(
             workers=workers,
             extents=[exts[i] for i in fft_idx],
             max_stack_bytes=2 * 1024**3 if stack else 0,  # 0: one map per stack
+            roundoff=None if stack else roundoffs,
+            counts=None if stack else counts,
         )
-        for i, r in zip(fft_idx, res, strict=True):
+        for j, (i, r) in enumerate(zip(fft_idx, res, strict=True)):
             outs[i] = r
+            if not stack:  # checked while placed
+                _report(r, int(counts[j][0]), int(counts[j][1]), roundoffs[j])
+                checked_in_place.add(i)
     for i, c in enumerate(chosen):
         if c == "direct":
             outs[i] = _direct(srcs[i], kernel, key, exts[i], dtype)
     log.info("convolve_many: %d maps, paths %s", len(srcs), chosen)
     done: list[np.ndarray] = []
-    for st, o, c in zip(stats, outs, chosen, strict=True):
+    for i, (st, o, c) in enumerate(zip(stats, outs, chosen, strict=True)):
         assert o is not None
-        _finish(o, st, kernel, c)
+        if i not in checked_in_place:
+            _finish(o, st, kernel, c)
         done.append(o)
     return done

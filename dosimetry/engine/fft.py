@@ -213,6 +213,8 @@ def fft_convolve(
     dtype: type[np.floating] | np.dtype[Any] = np.float64,
     workers: int | None = None,
     extents: np.ndarray | None = None,
+    roundoff: tuple[float, bool] = (np.inf, False),
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Linear "same" convolution of ``src`` with the centred odd-sided ``kernel`` by FFT.
 
@@ -230,6 +232,11 @@ def fft_convolve(
         Threads for :mod:`scipy.fft` (``None``: all cores).
     extents
         :func:`dosimetry.engine._numba.row_extents` of ``src`` when already known.
+    roundoff, counts
+        ``(tol, clip)`` and a 2-element int64 array: while the result is placed, its
+        non-finite values and values below ``-tol`` are counted into ``counts`` and, with
+        ``clip``, values in ``[-tol, 0)`` are set to 0 (FFT round-off of a non-negative
+        convolution; see :func:`dosimetry.engine.convolve.convolve`).
 
     Returns
     -------
@@ -251,7 +258,9 @@ def fft_convolve(
     res, o = _transform_box(src, lo, box, reach_lo, reach_hi, shape, spec, dt, workers)
     out = np.empty(n, dtype=dt)
     s = [lo[a] - reach_lo[a] for a in range(3)]
-    place_result(res, out, s[0], s[1], s[2], o[0], o[1], o[2])
+    bad, deep = place_result(res, out, s[0], s[1], s[2], o[0], o[1], o[2], *roundoff)
+    if counts is not None:
+        counts += (bad, deep)
     log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
     return out
 
@@ -339,6 +348,8 @@ def fft_convolve_many(
     workers: int | None = None,
     extents: list[np.ndarray] | None = None,
     max_stack_bytes: int = 2 * 1024**3,
+    roundoff: list[tuple[float, bool]] | None = None,
+    counts: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """:func:`fft_convolve` of several maps of one grid with one kernel, transformed together.
 
@@ -359,6 +370,9 @@ def fft_convolve_many(
         :func:`dosimetry.engine._numba.row_extents` of each map when already known.
     max_stack_bytes
         Memory bound for one stack (bytes of the complex spectrum of the stacked maps).
+    roundoff, counts
+        Per map, as for :func:`fft_convolve` (one-at-a-time transforms only: stacked
+        results are placed without the checks).
 
     Returns
     -------
@@ -394,7 +408,10 @@ def fft_convolve_many(
             res, _ = _transform_box(
                 srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, work
             )
-            place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2])
+            tc = (np.inf, False) if roundoff is None else roundoff[i]
+            bad, deep = place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2], *tc)
+            if counts is not None:
+                counts[i] += (bad, deep)
             del res
         del work
         log.debug(

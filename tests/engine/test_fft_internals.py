@@ -45,7 +45,22 @@ def test_padding_copies_write_every_element():
 
     res = rng.standard_normal((2, 3, 4))
     out = np.full((5, 6, 7), np.nan)
-    _numba.place_result(res, out, 1, 2, 3, 2, 3, 4)
+    counts = _numba.place_result(res, out, 1, 2, 3, 2, 3, 4, np.inf, False)
     ref_o = np.zeros((5, 6, 7))
     ref_o[1:3, 2:5, 3:7] = res
     np.testing.assert_array_equal(out, ref_o)
+    assert counts == (0, 0)
+
+
+def test_place_result_checks_and_clips_like_clip_roundoff():
+    """The placing pass counts non-finite values and values below -tol, and with clip
+    zeroes round-off in [-tol, 0), exactly as the separate clip_roundoff pass does."""
+    res = np.array([[[1.0, -1e-9, -0.5, np.nan, 2.0]]])
+    for clip in (True, False):
+        out = np.full((1, 1, 7), 9.0)
+        bad, deep = _numba.place_result(res, out, 0, 0, 1, 1, 1, 5, 1e-6, clip)
+        ref = np.zeros((1, 1, 7))
+        ref[0, 0, 1:6] = res[0, 0]
+        ref_bad, ref_deep = _numba.clip_roundoff(ref, 1e-6, clip)
+        assert (bad, deep) == (ref_bad, ref_deep) == (1, 1 if clip else 0)
+        np.testing.assert_array_equal(out, ref)  # NaN positions equal too
