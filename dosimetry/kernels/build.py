@@ -5,8 +5,11 @@ Run once to produce the package data (needs the ``[mc]`` extra, ``pip install om
     python -m dosimetry.kernels.build run  --raw RAWDIR --workers 16 --deadline-s 420
     python -m dosimetry.kernels.build pack --raw RAWDIR --out dosimetry/kernels/data/dpk_ompmc_v2
 
+``run --medium bone|lung`` builds the run sets of those media (:func:`medium_settings`:
+bone photons on the whole grid, electron/positron runs that fix the range scaling).
 ``direct-vsv`` (check runs, not part of the basis) scores the voxel S-values of a nuclide
-directly in a voxel grid; see :func:`run_direct_vsv`.
+directly in a voxel grid of one medium, or of lung | soft tissue | bone layers
+(``--layers``); see :func:`run_direct_vsv`, ``direct-vsv-table`` and ``layered-table``.
 
 ``run`` transports isotropic point sources of electrons, positrons and photons in water,
 one energy per process (the ompmc engine keeps global state and prints to stdout), and
