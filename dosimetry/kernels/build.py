@@ -241,47 +241,13 @@ def _write_phsp(base: Path, code: int, energy_mev: float, n: int, seed: int) -> 
     w = rng.uniform(-1.0, 1.0, n)
     phi = rng.uniform(0.0, 2.0 * np.pi, n)
     sin_t = np.sqrt(1.0 - w * w)
-    dt = np.dtype(
-        [
-            ("type", "i1"),
-            ("e", "<f4"),
-            ("x", "<f4"),
-            ("y", "<f4"),
-            ("z", "<f4"),
-            ("u", "<f4"),
-            ("v", "<f4"),
-            ("wt", "<f4"),
-        ]
-    )
-    rec = np.zeros(n, dt)
+    rec = np.zeros(n, _PHSP_DTYPE)
     rec["type"] = np.where(w < 0, -code, code)  # sign of the type = sign of w
     rec["e"] = -energy_mev  # negative energy: every particle starts a new history
     rec["u"] = sin_t * np.cos(phi)
     rec["v"] = sin_t * np.sin(phi)
     rec["wt"] = 1.0
-    data = rec.tobytes()
-    base.with_suffix(".IAEAphsp").write_bytes(data)
-    contents = "\n".join(
-        f"    {v}     // {k}"
-        for k, v in [
-            ("X is stored ?", 1),
-            ("Y is stored ?", 1),
-            ("Z is stored ?", 1),
-            ("U is stored ?", 1),
-            ("V is stored ?", 1),
-            ("W is stored ?", 1),
-            ("Weight is stored ?", 1),
-            ("Extra floats stored ?", 0),
-            ("Extra longs stored ?", 0),
-        ]
-    )
-    header = (
-        "$IAEA_INDEX:\n0\n\n$TITLE:\nisotropic point source at the origin\n\n"
-        f"$FILE_TYPE:\n0\n\n$CHECKSUM:\n{len(data)}\n\n$RECORD_CONTENTS:\n{contents}\n\n"
-        f"$RECORD_CONSTANT:\n\n$RECORD_LENGTH:\n{dt.itemsize}\n\n$BYTE_ORDER:\n1234\n\n"
-        f"$ORIG_HISTORIES:\n{n}\n\n$PARTICLES:\n{n}\n\n"
-    )
-    base.with_suffix(".IAEAheader").write_text(header)
+    _write_phsp_records(base, rec, "isotropic point source at the origin")
 
 
 def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | None = None) -> None:
