@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--method",
         default="auto",
-        choices=["auto", "led", "vsv"],
-        help="dose method: local energy deposition or voxel S-value convolution "
+        choices=["auto", "led", "vsv", "vsv-density"],
+        help="dose method: local energy deposition, voxel S-value convolution in soft "
+        "tissue, or with lung/soft-tissue/bone kernels from the CT density (vsv-density) "
         "(auto: vsv when the kernel library is available, else led)",
     )
     d.add_argument("--seed", type=int, default=0, help="phantom noise seed (default 0)")
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="output folder (created)")
     r.add_argument("--therapy", default="Lu-177-PSMA-617", help="therapy agent")
     r.add_argument("--activity", default=None, help="planned administered activity, with unit")
-    r.add_argument("--method", default="auto", choices=["auto", "led", "vsv"])
+    r.add_argument("--method", default="auto", choices=["auto", "led", "vsv", "vsv-density"])
     r.add_argument(
         "--rbe",
         type=float,

@@ -263,6 +263,9 @@ def absorbed_dose(
         Mass density (g/mL) on ``tia``'s grid. ``"led"``: voxel masses (default: the
         soft-tissue density ``density_soft_tissue_g_per_ml`` everywhere).
         ``"vsv-density"``: required. ``"vsv"``: not allowed (homogeneous by definition).
+        With a density map, voxels less dense than ``density_air_max_g_per_ml`` (0.05
+        g/mL, -950 HU) are air: their dose is set to 0 and the fraction of decays in them
+        is recorded in the provenance (``source_fraction_in_air``; warned above 0.1 %).
     rbe
         RBE applied to the alpha (and recoil) dose when ``weighting="rbe"``; default
         ``rbe_alpha`` of the parameter table (5, MIRD Pamphlet 22).
@@ -727,6 +730,8 @@ def _dose(
             precomputed=precomputed,
         )
         prov.update(kprov)
+    if density is not None and method in ("led", "vsv-density"):
+        _blank_air(out, values, density.array, prov)
     out = out.astype(np.float32 if dtype == "float32" else np.float64, copy=False)
     from .engine.convolve import count_invalid
 
@@ -744,6 +749,35 @@ def _dose(
         unit_out,
     )
     return result
+
+
+def _blank_air(out: np.ndarray, values: np.ndarray, rho: np.ndarray, prov: dict[str, Any]) -> None:
+    """Set the dose of air voxels (density below ``density_air_max_g_per_ml``) to 0, in
+    place, and record how many there are and the fraction of the map's decays in them.
+
+    Energy per voxel mass, and the rho_kernel/rho_voxel correction, grow without bound
+    as the density goes to that of air (0.0012 g/mL): PET or SPECT counts spilled into
+    air around the body or in bowel gas would show as doses hundreds of times the
+    tissue dose. No dose is reported there instead.
+    """
+    thr = parameters.get("density_air_max_g_per_ml")
+    air = rho < thr
+    n_air = int(np.count_nonzero(air))
+    total = float(values.sum())
+    frac = float(values[air].sum()) / total if (n_air and total > 0) else 0.0
+    prov["air_density_max_g_per_ml"] = thr
+    prov["air_voxels"] = n_air
+    prov["source_fraction_in_air"] = frac
+    if n_air:
+        out[air] = 0.0
+    if frac > 1e-3:
+        log.warning(
+            "%.2g %% of the map's decays lie in %d air voxels (density < %g g/mL): no dose is "
+            "reported there (parameter density_air_max_g_per_ml)",
+            100 * frac,
+            n_air,
+            thr,
+        )
 
 
 def _version() -> str:

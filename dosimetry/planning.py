@@ -60,7 +60,7 @@ class TherapyPlan:
     table
         Per-VOI dose statistics rows (see :func:`dosimetry.dose_statistics`).
     method
-        Dose method used (``"led"`` or ``"vsv"``).
+        Dose method used (``"led"``, ``"vsv"`` or ``"vsv-density"``).
     assumptions
         Every assumption that entered the result (kinetics, daughters, densities).
     """
@@ -192,9 +192,11 @@ def plan_from_pet(
     activity
         Planned administered activity with unit (``"7.4 GBq"``) or in Bq.
     method
-        ``"led"`` (local energy deposition), ``"vsv"`` (voxel S-value convolution) or
-        ``"auto"`` (``"vsv"`` when a kernel is available for the PET voxel size, else
-        ``"led"``; the choice is logged and recorded in the plan).
+        ``"led"`` (local energy deposition), ``"vsv"`` (voxel S-value convolution in soft
+        tissue), ``"vsv-density"`` (lung / soft-tissue / bone kernels and density scaling
+        from the study's CT; needs the CT) or ``"auto"`` (``"vsv"`` when a kernel is
+        available for the PET voxel size, else ``"led"``; the choice is logged and
+        recorded in the plan).
     masks
         VOIs on the PET grid; default: the study's RTSTRUCT rasterised onto the PET grid
         with fractional occupancy.
@@ -285,7 +287,13 @@ def plan_from_pet(
 
     chosen = method
     kernel = None
-    if method in ("auto", "vsv"):
+    if method == "vsv-density":
+        if density is None:
+            raise DosimetryError(
+                "method='vsv-density' needs a CT in the study (mass density per voxel); none "
+                "was usable. Use method='vsv' (homogeneous soft tissue) or add the CT series."
+            )
+    elif method in ("auto", "vsv"):
         try:
             from .kernels import vsv_kernel
 
@@ -297,14 +305,16 @@ def plan_from_pet(
             log.info("no VSV kernel for %s at %s mm (%s): using LED", nuclide, tia.spacing_mm, exc)
             chosen = "led"
     elif method != "led":
-        raise DosimetryError(f"method={method!r}; valid: 'auto', 'led', 'vsv'")
+        raise DosimetryError(f"method={method!r}; valid: 'auto', 'led', 'vsv', 'vsv-density'")
 
     progress(f"absorbed dose ({chosen.upper()})")
-    dose_kw: dict[str, Any] = (
-        {"method": "vsv", "kernel": kernel}
-        if chosen == "vsv"
-        else {"method": "led", "density": density}
-    )
+    dose_kw: dict[str, Any]
+    if chosen == "vsv":
+        dose_kw = {"method": "vsv", "kernel": kernel}
+    elif chosen == "vsv-density":  # the library's lung / soft tissue / bone kernels
+        dose_kw = {"method": "vsv-density", "density": density}
+    else:
+        dose_kw = {"method": "led", "density": density}
     dose = absorbed_dose(tia, nuclide, chain=chain, **dose_kw)
     dose_rbe = None
     if alpha:
@@ -362,6 +372,18 @@ def plan_from_pet(
             "source": "user" if method != "auto" else "automatic choice",
         }
     )
+    if chosen == "vsv-density":
+        assumptions.append(
+            {
+                "name": "tissue classes",
+                "value": "lung below "
+                f"{parameters.get('density_class_lung_max_g_per_ml')} g/mL, bone from "
+                f"{parameters.get('density_class_bone_min_g_per_ml')} g/mL (CT density); "
+                "class kernel of the target voxel, dose x rho_kernel / rho_voxel; voxels next "
+                "to lung or bone interfaces are off by tens of percent (docs/dose.md)",
+                "source": parameters.describe("density_class_lung_max_g_per_ml").citation,
+            }
+        )
     if density is None:
         assumptions.append(
             {

@@ -113,8 +113,12 @@ def test_led_plan_conserves_energy(demo):
     mass_kg = rho * plan.dose.voxel_volume_ml * 1e-3
     deposited = float(np.sum(plan.dose.array.astype(np.float64) * mass_kg))
     lu = ds.nuclide("Lu-177")
-    released = plan.tia.total() * lu.nonpenetrating_energy_mev() * ds.units.MEV_TO_J
+    # decays in air voxels (density below density_air_max_g_per_ml) get no dose
+    air = np.asarray(rho) < ds.parameters.get("density_air_max_g_per_ml")
+    decays = float(plan.tia.array[~air].sum()) if air.ndim else plan.tia.total()
+    released = decays * lu.nonpenetrating_energy_mev() * ds.units.MEV_TO_J
     assert deposited == pytest.approx(released, rel=1e-6)
+    assert 0 < plan.dose.provenance.get("source_fraction_in_air", 0.0) < 0.05
 
 
 def test_demo_refuses_to_overwrite(demo, capsys):
@@ -175,3 +179,41 @@ def test_report_states_inputs_assumptions_and_table(demo):
     for row in plan.table:
         assert f"| {row['name']} |" in text
     assert str(plan.reference.series_instance_uid) in text
+
+
+def test_vsv_density_plan_from_the_ct(demo):
+    """method="vsv-density": tissue classes from the study's CT. Soft-tissue organs agree
+    with the homogeneous plan to the density scaling (the liver's CT density differs from
+    the kernel's 1.04 g/mL by a few percent); lung dose per lung mass is higher (the
+    homogeneous plan reports energy per soft-tissue mass); air voxels get no dose, so the
+    body maximum stays at tissue levels."""
+    out, vsv_plan = demo
+    study = ds.load_study(out / "phantom_study")
+    plan = plan_from_pet(study, activity="7.4 GBq", method="vsv-density")
+    assert plan.method == "vsv-density"
+    rows = {r["name"]: r for r in plan.table}
+    ref = {r["name"]: r for r in vsv_plan.table}
+    for organ in ("liver", "kidney_left", "spleen"):
+        assert rows[organ]["mean_gy"] == pytest.approx(ref[organ]["mean_gy"], rel=0.05)
+    assert rows["lung_left"]["mean_gy"] > 2.0 * ref["lung_left"]["mean_gy"]
+    assert rows["body"]["max_gy"] < 1.5 * ref["body"]["max_gy"]
+    assert any(a["name"] == "tissue classes" for a in plan.assumptions)
+    assert plan.dose.provenance["kernels"].keys() >= {"lung", "soft tissue", "bone"}
+
+
+def test_vsv_density_needs_a_ct(demo, tmp_path):
+    import shutil
+
+    out, _ = demo
+    study_dir = tmp_path / "no_ct"
+    shutil.copytree(out / "phantom_study", study_dir)
+    ct_files = [
+        p
+        for p in study_dir.rglob("*.dcm")
+        if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT"
+    ]
+    assert ct_files
+    for f in ct_files:
+        f.unlink()
+    with pytest.raises(ds.errors.DosimetryError, match="vsv-density.*CT"):
+        plan_from_pet(ds.load_study(study_dir), method="vsv-density")
