@@ -23,22 +23,45 @@ def _cell(value: Any) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
+def _kernel_line(label: str, rec: Mapping[str, Any]) -> str:
+    """One line naming a kernel record of the dose provenance (``dose._kernel_record``)."""
+    if not isinstance(rec, Mapping):
+        return f"- {label}: {_cell(rec)}"
+    parts = [
+        f"{rec.get('nuclide')} in {rec.get('medium')} ({rec.get('density_g_per_ml')} g/mL)",
+        f"voxel {rec.get('voxel_mm')} mm",
+        f"source {rec.get('source')} {rec.get('library_version')}",
+        f"energy fraction {_cell(rec.get('energy_fraction'))}",
+        f"sha256 {str(rec.get('sha256'))[:16]}",
+    ]
+    return f"- {label}: " + ", ".join(parts)
+
+
 def _provenance_lines(prov: Mapping[str, Any]) -> list[str]:
     keys = (
         "method",
         "path",
         "kernel_source",
         "kernel_sha256",
-        "kernel",
         "nuclide",
         "energy_fraction",
         "library_version",
         "dtype",
+        "convolution_path",
+        "density_correction",
+        "tissue_class_bounds_g_per_ml",
+        "air_density_max_g_per_ml",
+        "air_voxels",
+        "source_fraction_in_air",
     )
     out = []
     for k in keys:
         if k in prov:
             out.append(f"- {k}: {_cell(prov[k])}")
+    if "kernel" in prov:
+        out.append(_kernel_line("kernel", prov["kernel"]))
+    for medium, rec in dict(prov.get("kernels", {})).items():
+        out.append(_kernel_line(f"kernel ({medium})", rec))
     return out
 
 

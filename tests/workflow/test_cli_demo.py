@@ -179,6 +179,8 @@ def test_report_states_inputs_assumptions_and_table(demo):
     for row in plan.table:
         assert f"| {row['name']} |" in text
     assert str(plan.reference.series_instance_uid) in text
+    sha = plan.dose.provenance["kernel"]["sha256"][:16]
+    assert "- kernel: Lu-177 in soft tissue (1.04 g/mL)" in text and sha in text
 
 
 def test_vsv_density_plan_from_the_ct(demo):
@@ -199,6 +201,13 @@ def test_vsv_density_plan_from_the_ct(demo):
     assert rows["body"]["max_gy"] < 1.5 * ref["body"]["max_gy"]
     assert any(a["name"] == "tissue classes" for a in plan.assumptions)
     assert plan.dose.provenance["kernels"].keys() >= {"lung", "soft tissue", "bone"}
+    from dosimetry.report import plan_report
+
+    text = plan_report(plan)
+    for medium in ("lung", "soft tissue", "bone"):
+        sha = plan.dose.provenance["kernels"][medium]["sha256"][:16]
+        assert f"- kernel ({medium}): Lu-177 in {medium}" in text and sha in text
+    assert "- source_fraction_in_air: " in text
 
 
 def test_vsv_density_needs_a_ct(demo, tmp_path):
