@@ -60,7 +60,12 @@ def row_extents(src: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, parallel=True)
 def convolve_direct_symmetric(
-    src: np.ndarray, octant: np.ndarray, ext: np.ndarray, out: np.ndarray, swap: bool
+    src: np.ndarray,
+    octant: np.ndarray,
+    ext: np.ndarray,
+    out: np.ndarray,
+    swap: bool,
+    order: np.ndarray,
 ) -> None:
     """Linear "same" convolution with a kernel symmetric under each axis flip.
 
@@ -76,6 +81,9 @@ def convolve_direct_symmetric(
     out
         ``(n0, n1, n2)`` output (float32 or float64; sums are accumulated in its dtype),
         overwritten.
+    order
+        Permutation of the output slices (:func:`slice_order`): slice ``order[t]`` is
+        computed in iteration ``t`` of the parallel loop.
     swap
         The octant is also symmetric under exchanging its first two axes (cubic voxels,
         ``octant[a, b, :] == octant[b, a, :]``; requires ``h0 == h1``): the rows of
@@ -93,7 +101,8 @@ def convolve_direct_symmetric(
     h0 = octant.shape[0] - 1
     h1 = octant.shape[1] - 1
     h2 = octant.shape[2] - 1
-    for k in prange(n0):
+    for it in prange(n0):
+        k = order[it]
         s = np.zeros(n2 + 2 * h2, dtype=out.dtype)
         acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
@@ -165,7 +174,7 @@ def convolve_direct_symmetric(
 
 @njit(cache=True, parallel=True)
 def convolve_direct_general(
-    src: np.ndarray, kernel: np.ndarray, ext: np.ndarray, out: np.ndarray
+    src: np.ndarray, kernel: np.ndarray, ext: np.ndarray, out: np.ndarray, order: np.ndarray
 ) -> None:
     """Linear "same" convolution with any odd-sided kernel (no symmetry assumed).
 
@@ -176,7 +185,8 @@ def convolve_direct_general(
     h0 = kernel.shape[0] // 2
     h1 = kernel.shape[1] // 2
     h2 = kernel.shape[2] // 2
-    for k in prange(n0):
+    for it in prange(n0):
+        k = order[it]
         acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
             for i in range(n2):

@@ -251,10 +251,26 @@ def convolve(
     return out
 
 
+def slice_order(n0: int, threads: int) -> np.ndarray:
+    """Output slices interleaved across threads: Numba's parallel loops give each thread
+    one contiguous block of iterations, so iteration block ``r`` holds the slices
+    ``r, r + threads, r + 2 threads, ...`` and every thread gets slices from the whole
+    map (activity is rarely spread evenly along the slice axis).
+
+    >>> slice_order(5, 2).tolist()
+    [0, 2, 4, 1, 3]
+    """
+    t = max(1, int(threads))
+    return np.concatenate([np.arange(r, n0, t) for r in range(t)]).astype(np.int64)
+
+
 def _direct(
     src: np.ndarray, kernel: np.ndarray, key: str, ext: np.ndarray, dtype: str
 ) -> np.ndarray:
+    import numba
+
     out = np.empty(src.shape, dtype=np.dtype(dtype))
+    order = slice_order(src.shape[0], numba.get_num_threads())
     if _symmetric(kernel, key):
         h = [s // 2 for s in kernel.shape]
         octant = kernel[h[0] :, h[1] :, h[2] :]
@@ -263,9 +279,11 @@ def _direct(
             np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
         )
         octant = np.ascontiguousarray(octant, dtype=out.dtype)
-        _numba.convolve_direct_symmetric(src, octant, ext, out, swap)
+        _numba.convolve_direct_symmetric(src, octant, ext, out, swap, order)
     else:
-        _numba.convolve_direct_general(src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out)
+        _numba.convolve_direct_general(
+            src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out, order
+        )
     return out
 
 

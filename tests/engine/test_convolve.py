@@ -242,13 +242,22 @@ def test_numba_nonzero_bounds_oracle():
     assert np.all(nb.nonzero_bounds(np.zeros((2, 2, 2))) == -1)
 
 
+def _order(src):
+    """Slices interleaved as for 3 threads (any permutation must give the same result)."""
+    from dosimetry.engine.convolve import slice_order
+
+    order = slice_order(src.shape[0], 3)
+    assert sorted(order.tolist()) == list(range(src.shape[0]))
+    return order
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numba_direct_symmetric_oracle(dtype):
     src = _map((9, 12, 15), 0.3, seed=11).astype(dtype)
     k = _sym_kernel((5, 7, 9), seed=3)
     out = np.empty(src.shape, dtype=np.float64)
     nb.convolve_direct_symmetric(
-        src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out, False
+        src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out, False, _order(src)
     )
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
@@ -261,7 +270,7 @@ def test_numba_direct_symmetric_swap_oracle():
     k = k + k.transpose(1, 0, 2)
     out = np.empty(src.shape)
     nb.convolve_direct_symmetric(
-        src, np.ascontiguousarray(k[3:, 3:, 2:]), nb.row_extents(src), out, True
+        src, np.ascontiguousarray(k[3:, 3:, 2:]), nb.row_extents(src), out, True, _order(src)
     )
     ref = signal.convolve(src, k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
@@ -271,7 +280,7 @@ def test_numba_direct_general_oracle():
     src = _map((9, 12, 15), 0.3, seed=12)
     k = _asym_kernel((5, 3, 7), seed=4)
     out = np.empty(src.shape)
-    nb.convolve_direct_general(src, k, nb.row_extents(src), out)
+    nb.convolve_direct_general(src, k, nb.row_extents(src), out, _order(src))
     ref = signal.convolve(src, k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
 
@@ -300,7 +309,7 @@ def test_numba_direct_symmetric_float32_accumulation_oracle(swap):
         k = k + k.transpose(1, 0, 2)
     out = np.empty(src.shape, dtype=np.float32)
     octant = np.ascontiguousarray(k[3:, 3:, 2:], dtype=np.float32)
-    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, swap)
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, swap, _order(src))
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * ref.max())
 
@@ -309,6 +318,6 @@ def test_numba_direct_general_float32_accumulation_oracle():
     src = _map((9, 12, 15), 0.3, seed=32).astype(np.float32)
     k = _asym_kernel((5, 3, 7), seed=9)
     out = np.empty(src.shape, dtype=np.float32)
-    nb.convolve_direct_general(src, k.astype(np.float32), nb.row_extents(src), out)
+    nb.convolve_direct_general(src, k.astype(np.float32), nb.row_extents(src), out, _order(src))
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * np.abs(ref).max())
