@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import tempfile
 from pathlib import Path
 
@@ -60,14 +59,7 @@ def run(energy: float, voxel_mm: float, subdivide: int, n: int, seed: int, out: 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "src"
         build._write_phsp_records(base, rec, f"{energy} MeV electrons in a {voxel_mm} mm voxel")
-        physics = ompmc.Physics(
-            pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
-            global_ecut=float(s["ecut_total_mev"]),
-            global_pcut=float(s["pcut_mev"]),
-            n_split=int(s["n_split"]),
-            seeds=(int(s["base_seed"]) % 30000 + 1, seed),
-            output_folder=os.path.join(tmp, ""),
-        )
+        physics = build.physics_settings(s, (int(s["base_seed"]) % 30000 + 1, seed), tmp)
         edep, _, _ = ompmc.calc_forward_phsp(
             geo,
             ompmc.PhaseSpaceSource(str(base), order="replay"),

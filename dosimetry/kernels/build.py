@@ -65,6 +65,7 @@ __all__ = [
     "layered_table",
     "energy_grid",
     "medium_settings",
+    "physics_settings",
     "run_direct_vsv",
     "sample_decay_particles",
     "scoring_grid",
@@ -250,6 +251,21 @@ def _write_phsp(base: Path, code: int, energy_mev: float, n: int, seed: int) -> 
     _write_phsp_records(base, rec, "isotropic point source at the origin")
 
 
+def physics_settings(s: dict[str, Any], seeds: tuple[int, int], folder: str) -> Any:
+    """``ompmc.Physics`` with the run set's transport settings (PEGS data, ECUT, PCUT,
+    splitting) and the two RNG seeds; ompmc writes its scratch files to ``folder``."""
+    import ompmc  # the [mc] extra; only here
+
+    return ompmc.Physics(
+        pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
+        global_ecut=float(s["ecut_total_mev"]),
+        global_pcut=float(s["pcut_mev"]),
+        n_split=int(s["n_split"]),
+        seeds=seeds,
+        output_folder=os.path.join(folder, ""),
+    )
+
+
 def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | None = None) -> None:
     """Transport one (particle, energy) task with ompmc and write its raw r-z result."""
     import ompmc  # the [mc] extra; only here
@@ -262,14 +278,7 @@ def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | Non
         base = Path(tmp) / "src"
         n_phsp = min(int(s["phsp_particles"]), int(task["histories"]))
         _write_phsp(base, _CODES[particle], energy, n_phsp, int(task["seeds"][1]))
-        physics = ompmc.Physics(
-            pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
-            global_ecut=float(s["ecut_total_mev"]),
-            global_pcut=float(s["pcut_mev"]),
-            n_split=int(s["n_split"]),
-            seeds=(int(task["seeds"][0]), int(task["seeds"][1])),
-            output_folder=os.path.join(tmp, ""),
-        )
+        physics = physics_settings(s, (int(task["seeds"][0]), int(task["seeds"][1])), tmp)
         t0 = time.perf_counter()
         edep, unc, summary = ompmc.calc_radial(
             geo,
@@ -649,14 +658,7 @@ def run_direct_vsv(
         base = Path(tmp) / "src"
         rec, y_t, local_mev = sample_decay_particles(table, int(histories), v_cm, int(seeds[1]))
         _write_phsp_records(base, rec, f"{table['nuclide']} uniform in a {voxel_mm} mm voxel")
-        physics = ompmc.Physics(
-            pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
-            global_ecut=float(s["ecut_total_mev"]),
-            global_pcut=float(s["pcut_mev"]),
-            n_split=int(s["n_split"]),
-            seeds=(int(seeds[0]), int(seeds[1])),
-            output_folder=os.path.join(tmp, ""),
-        )
+        physics = physics_settings(s, (int(seeds[0]), int(seeds[1])), tmp)
         t0 = time.perf_counter()
         edep, unc, summary = ompmc.calc_forward_phsp(
             geo,
