@@ -580,7 +580,7 @@ def _dose_many(
     workers: int | None,
     stack: bool,
 ) -> list[Volume]:
-    from .engine import choose_path, convolve_many
+    from .engine import convolve_many
 
     sources = list(sources)
     if not sources:
@@ -614,8 +614,9 @@ def _dose_many(
     values = [_check_values(v, name) for v in sources]
     if path not in ("auto", "fft", "direct"):
         raise InputDataError(f"path={path!r}; valid: 'auto', 'fft', 'direct'")
-    chosen = [choose_path(a, arr, path, dtype) for a in values]
-    convs = convolve_many(values, arr, chosen, dtype, workers, key=key, stack=stack)
+    info: dict[str, Any] = {}
+    convs = convolve_many(values, arr, path, dtype, workers, key=key, stack=stack, info=info)
+    chosen = info["paths"]
     return [
         _dose(
             v,
@@ -898,7 +899,7 @@ def _kernel_method(
     workers: int | None,
     precomputed: tuple[np.ndarray, str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    from .engine import choose_path, convolve
+    from .engine import convolve
     from .engine.density import TISSUE_CLASSES, density_scale, tissue_classes
     from .engine.led import local_dose
 
@@ -913,8 +914,9 @@ def _kernel_method(
         if precomputed is not None:  # convolve_many's result for this map (a new array)
             dose, chosen = precomputed
         else:
-            chosen = choose_path(values, arr, path, dtype)
-            dose = convolve(values, arr, chosen, dtype, workers, key=key)  # new array, `dtype`
+            info: dict[str, Any] = {}
+            dose = convolve(values, arr, path, dtype, workers, key=key, info=info)  # new array
+            chosen = info["path"]
         if w_other != 1.0:
             dose *= w_other
         if energies.alpha_j > 0:
@@ -949,8 +951,9 @@ def _kernel_method(
             k = _default_kernel(nuclide, source, medium, chain)
         _check_kernel(k, energies, source)
         arr, key, removed = _convolution_array(k, energies, include_photons)
-        chosen = choose_path(values, arr, path, dtype)
-        conv = convolve(values, arr, chosen, dtype, workers, key=key)
+        info = {}
+        conv = convolve(values, arr, path, dtype, workers, key=key, info=info)
+        chosen = info["path"]
         mask = classes == c
         dose[mask] = density_scale(conv[mask], k.density_g_per_ml, density[mask])
         records[medium] = _kernel_record(k, removed)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._blocks import run_blocks, thread_count
+
 __all__ = [
     "row_extents",
     "convolve_direct_symmetric",
@@ -24,38 +26,22 @@ __all__ = [
     "count_nonfinite_negative",
     "clip_roundoff",
     "scan_rows",
+    "scan_planes",
     "multiply_spectrum",
     "embed_box_real",
     "embed_axis1",
     "zero_planes_outside",
+    "copy_planes",
     "place_result",
 ]
 
 
-@njit(cache=True, parallel=True)
 def row_extents(src: np.ndarray) -> np.ndarray:
     """First and last non-zero column of each row ``(k, j)``; ``(-1, -2)`` for empty rows.
 
-    Returns an ``(n0, n1, 2)`` int64 array.
+    Returns an ``(n0, n1, 2)`` int64 array (from :func:`scan_rows`).
     """
-    n0, n1, n2 = src.shape
-    ext = np.empty((n0, n1, 2), dtype=np.int64)
-    for k in prange(n0):
-        for j in range(n1):
-            first = -1
-            last = -2
-            for i in range(n2):
-                if src[k, j, i] != 0:
-                    first = i
-                    break
-            if first >= 0:
-                for i in range(n2 - 1, first - 1, -1):
-                    if src[k, j, i] != 0:
-                        last = i
-                        break
-            ext[k, j, 0] = first
-            ext[k, j, 1] = last
-    return ext
+    return scan_rows(src)[3]
 
 
 @njit(cache=True, parallel=True)
@@ -267,30 +253,28 @@ def nonzero_bounds(src: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
-def _count_slice(a: np.ndarray, k: int) -> tuple[int, int]:
+@njit(cache=True, nogil=True)
+def _count_planes(a: np.ndarray, k0: int, k1: int) -> tuple[int, int]:
     bad = 0
     neg = 0
-    for j in range(a.shape[1]):
-        for i in range(a.shape[2]):
-            v = a[k, j, i]
-            if not np.isfinite(v):
-                bad += 1
-            elif v < 0:
-                neg += 1
+    for k in range(k0, k1):
+        for j in range(a.shape[1]):
+            row = a[k, j]
+            for i in range(a.shape[2]):  # branch-free: vectorises
+                v = row[i]
+                fin = (v == v) & (abs(v) != np.inf)
+                bad += 0 if fin else 1
+                neg += 1 if (fin & (v < 0)) else 0
     return bad, neg
 
 
-@njit(cache=True, parallel=True)
-def count_nonfinite_negative(a: np.ndarray) -> tuple[int, int]:
-    """(number of NaN/inf values, number of finite negative values) of a 3-D float array."""
-    n0 = a.shape[0]
-    counts = np.zeros((n0, 2), dtype=np.int64)
-    for k in prange(n0):
-        bad, neg = _count_slice(a, k)
-        counts[k, 0] = bad
-        counts[k, 1] = neg
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
+def count_nonfinite_negative(a: np.ndarray, workers: int | None = None) -> tuple[int, int]:
+    """(number of NaN/inf values, number of finite negative values) of a 3-D float array,
+    by blocks of planes on the thread pool of :mod:`dosimetry.engine._blocks`."""
+    parts = run_blocks(
+        lambda k0, k1: _count_planes(a, k0, k1), a.shape[0], 1, thread_count(workers)
+    )
+    return sum(int(p[0]) for p in parts), sum(int(p[1]) for p in parts)
 
 
 @njit(cache=True, parallel=True)
@@ -324,10 +308,17 @@ def clip_roundoff(out: np.ndarray, tol: float, clip: bool) -> tuple[int, int]:
     return int(counts[:, 0].sum()), int(counts[:, 1].sum())
 
 
-@njit(cache=True, parallel=True)
+# ---------------------------------------------------------------------------------------
+# pieces of the blocked FFT path (serial, ``nogil``: several Python threads run them at
+# once on disjoint blocks; each writes every element of its destination once, so
+# destinations can be allocated uninitialised)
+# ---------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
 def multiply_spectrum(f: np.ndarray, spec: np.ndarray) -> None:
-    """``f *= spec`` in parallel over the first axis (``spec`` real or complex, same shape)."""
-    for k in prange(f.shape[0]):
+    """``f *= spec`` (``spec`` real or complex, same shape; either may be a strided view)."""
+    for k in range(f.shape[0]):
         fk = f[k]
         sk = spec[k]
         for j in range(fk.shape[0]):
@@ -337,20 +328,14 @@ def multiply_spectrum(f: np.ndarray, spec: np.ndarray) -> None:
                 fr[i] *= sr[i]
 
 
-# ---------------------------------------------------------------------------------------
-# zero-padding copies of the FFT path (parallel; each writes every element of its
-# destination once, so destinations can be allocated uninitialised)
-# ---------------------------------------------------------------------------------------
-
-
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def embed_box_real(
     src: np.ndarray, lo0: int, lo1: int, lo2: int, dst: np.ndarray, off2: int, n2: int
 ) -> None:
     """``dst[k, j, :] = 0`` except ``dst[k, j, off2:off2+n2] = src[lo0+k, lo1+j, lo2:lo2+n2]``
     for every ``(k, j)`` of ``dst`` (shape ``(b0, b1, L2)``); casts to ``dst``'s dtype."""
     b0, b1, length = dst.shape
-    for k in prange(b0):
+    for k in range(b0):
         for j in range(b1):
             row = dst[k, j]
             srow = src[lo0 + k, lo1 + j, lo2 : lo2 + n2]
@@ -362,13 +347,13 @@ def embed_box_real(
                 row[i] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def embed_axis1(f: np.ndarray, dst: np.ndarray, off1: int) -> None:
     """``dst[k] = 0`` except ``dst[k, off1:off1+b1] = f[k]`` (``f``: ``(b0, b1, m)``,
     ``dst``: ``(b0, L1, m)``)."""
     b0, b1, m = f.shape
     length = dst.shape[1]
-    for k in prange(b0):
+    for k in range(b0):
         for j in range(length):
             row = dst[k, j]
             if off1 <= j < off1 + b1:
@@ -380,11 +365,11 @@ def embed_axis1(f: np.ndarray, dst: np.ndarray, off1: int) -> None:
                     row[i] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def zero_planes_outside(a: np.ndarray, start: int, stop: int) -> None:
     """``a[k] = 0`` for every leading-axis index ``k`` outside ``[start, stop)``."""
     n0, n1, m = a.shape
-    for k in prange(n0):
+    for k in range(n0):
         if start <= k < stop:
             continue
         for j in range(n1):
@@ -393,7 +378,18 @@ def zero_planes_outside(a: np.ndarray, start: int, stop: int) -> None:
                 row[i] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def copy_planes(src: np.ndarray, dst: np.ndarray, n0: int) -> None:
+    """``dst[:n0] = src[:n0]`` (same trailing shape; either may be a strided view)."""
+    for k in range(n0):
+        for j in range(src.shape[1]):
+            srow = src[k, j]
+            drow = dst[k, j]
+            for i in range(srow.shape[0]):
+                drow[i] = srow[i]
+
+
+@njit(cache=True, nogil=True)
 def place_result(
     res: np.ndarray,
     out: np.ndarray,
@@ -411,10 +407,9 @@ def place_result(
     (non-finite count, count below ``-tol`` if ``clip`` else 0); with ``clip``, values in
     ``[-tol, 0)`` become 0."""
     n0, n1, n2 = out.shape
-    counts = np.zeros((n0, 2), dtype=np.int64)
-    for k in prange(n0):
-        b = 0
-        d = 0
+    b = 0
+    d = 0
+    for k in range(n0):
         for j in range(n1):
             row = out[k, j]
             if s0 <= k < s0 + o0 and s1 <= j < s1 + o1:
@@ -431,26 +426,19 @@ def place_result(
             else:
                 for i in range(n2):
                     row[i] = 0.0
-        counts[k, 0] = b
-        counts[k, 1] = d
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
+    return b, d
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
-def scan_rows(src: np.ndarray) -> tuple[int, int, float, np.ndarray]:
-    """One pass over a 3-D map: (NaN/inf count, count of values < 0, sum (row sums in
-    the map's dtype, added in float64; meaningless if the first count is not 0),
-    :func:`row_extents`)."""
-    n0, n1, n2 = src.shape
-    ext = np.empty((n0, n1, 2), dtype=np.int64)
-    counts = np.zeros((n0, 2), dtype=np.int64)
-    sums = np.zeros(n0, dtype=np.float64)
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int, int, float]:
+    """:func:`scan_rows` of the planes ``k0 .. k1-1`` (their extents written to ``ext``)."""
+    n2 = src.shape[2]
+    bad = 0
+    neg = 0
+    total = 0.0
     zero = np.zeros(1, dtype=src.dtype)[0]
-    for k in prange(n0):
-        bad = 0
-        neg = 0
-        total = 0.0
-        for j in range(n1):
+    for k in range(k0, k1):
+        for j in range(src.shape[1]):
             row = src[k, j]
             # branch-free (vectorised) counts and sum, then the extents from both ends
             # while the row is in cache
@@ -475,7 +463,25 @@ def scan_rows(src: np.ndarray) -> tuple[int, int, float, np.ndarray]:
                         break
             ext[k, j, 0] = first
             ext[k, j, 1] = last
-        counts[k, 0] = bad
-        counts[k, 1] = neg
-        sums[k] = total
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum()), float(sums.sum()), ext
+    return bad, neg, total
+
+
+def scan_rows(src: np.ndarray, workers: int | None = None) -> tuple[int, int, float, np.ndarray]:
+    """One pass over a 3-D map: (NaN/inf count, count of values < 0, sum (row sums in
+    the map's dtype, added in float64; meaningless if the first count is not 0),
+    :func:`row_extents`). Blocks of planes run on the thread pool of
+    :mod:`dosimetry.engine._blocks` (``workers`` threads; ``None``: every core)."""
+    n0, n1, n2 = src.shape
+    ext = np.empty((n0, n1, 2), dtype=np.int64)
+    parts = run_blocks(
+        lambda k0, k1: scan_planes(src, k0, k1, ext),
+        n0,
+        1,  # one pass per element: blocks need not fit a cache, fewer is cheaper
+        thread_count(workers),
+    )
+    return (
+        sum(int(p[0]) for p in parts),
+        sum(int(p[1]) for p in parts),
+        float(sum(p[2] for p in parts)),
+        ext,
+    )

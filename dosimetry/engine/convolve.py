@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -172,6 +172,7 @@ def convolve(
     workers: int | None = None,
     *,
     key: str | None = None,
+    info: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Exact linear convolution, ``"same"`` size, kernel centred on the source voxel.
 
@@ -193,6 +194,9 @@ def convolve(
         thread pool (``numba.set_num_threads``).
     key
         Identity of the kernel for the spectrum cache (computed when omitted).
+    info
+        A dict that receives ``"path"``, the path taken (``path="auto"`` decides from the
+        same pass over the map that validates it).
 
     Returns
     -------
@@ -226,6 +230,8 @@ def convolve(
     if workers is None:
         workers = os.cpu_count() or 1
     chosen = choose_path(src, kernel, path, dtype, extents=ext)
+    if info is not None:
+        info["path"] = chosen
     if path != "auto":
         log.info(
             "convolve: path=%s (requested), kernel %s, map %s", chosen, kernel.shape, src.shape
@@ -337,6 +343,7 @@ def convolve_many(
     *,
     key: str | None = None,
     stack: bool = False,
+    info: dict[str, Any] | None = None,
 ) -> list[np.ndarray]:
     """:func:`convolve` of several maps of one grid (e.g. time points) with one kernel.
 
@@ -362,6 +369,8 @@ def convolve_many(
         rounding. Stacking was measured no faster on 2 cores (benchmarks/engine.py: the
         transforms are already parallel over the other axes, and the stacked
         intermediates leave the cache) and needs about m times the memory.
+    info
+        A dict that receives ``"paths"``, the path taken for each map.
 
     Returns
     -------
@@ -414,6 +423,8 @@ def convolve_many(
         choose_path(a, kernel, p, dtype, extents=e)
         for a, e, p in zip(srcs, exts, paths, strict=True)
     ]
+    if info is not None:
+        info["paths"] = list(chosen)
     outs: list[np.ndarray | None] = [None] * len(srcs)
     fft_idx = [i for i, c in enumerate(chosen) if c == "fft"]
     checked_in_place: set[int] = set()

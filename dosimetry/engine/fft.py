@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from ._blocks import run_blocks, thread_count
 from ._numba import (
+    copy_planes,
     embed_axis1,
     embed_box_real,
     multiply_spectrum,
@@ -255,10 +257,10 @@ def fft_convolve(
     # (box start - reach_lo .. box end + reach_hi) occupies indices 0 .. o-1: no wrapped
     # pieces to reassemble. Pruned transforms: each axis is padded only when it is
     # transformed, and the inverse passes keep only the output rows that are needed.
-    res, o = _transform_box(src, lo, box, reach_lo, reach_hi, shape, spec, dt, workers)
     out = np.empty(n, dtype=dt)
-    s = [lo[a] - reach_lo[a] for a in range(3)]
-    bad, deep = place_result(res, out, s[0], s[1], s[2], o[0], o[1], o[2], *roundoff)
+    bad, deep = _blocked_convolve(
+        src, lo, box, reach_lo, reach_hi, shape, spec, dt, workers, out, roundoff
+    )
     if counts is not None:
         counts += (bad, deep)
     log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
@@ -273,17 +275,7 @@ def _in_place(func: Any, a: np.ndarray, axis: int, workers: int | None) -> None:
         a[...] = res
 
 
-def _work_array(
-    work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dt: np.dtype[Any]
-) -> np.ndarray:
-    a = work.get(name)
-    if a is None or a.shape != shape or a.dtype != dt:
-        a = np.empty(shape, dtype=dt)
-        work[name] = a
-    return a
-
-
-def _transform_box(
+def _blocked_convolve(
     src: np.ndarray,
     lo: Sequence[int],
     box: tuple[int, ...],
@@ -293,39 +285,84 @@ def _transform_box(
     spec: np.ndarray,
     dt: np.dtype[Any],
     workers: int | None,
+    out: np.ndarray,
+    roundoff: tuple[float, bool],
     work: dict[str, np.ndarray] | None = None,
-) -> tuple[np.ndarray, list[int]]:
+) -> tuple[int, int]:
     """Circular convolution of the source box (zero-padded to ``shape``) with the kernel
-    spectrum; returns the real result (its first ``o`` entries per axis are the kept
-    output) and ``o``. The zero padding is written by parallel Numba copies into
-    uninitialised arrays (one pass each). ``work``: a dict in which the real and complex
-    work arrays are kept for the next call with the same geometry (several maps: no new
-    pages to fault in per map)."""
+    spectrum, placed into ``out`` (zero elsewhere) with the round-off checks of
+    :func:`dosimetry.engine._numba.place_result`; returns its counts.
+
+    Cache-blocked: the transforms run in three stages over blocks of a few planes or
+    columns, each block's passes done while it is in the cache of the core that owns it
+    (one pass over main memory per stage instead of one per transform and copy):
+
+    1. per block of source planes: zero-padded copy, real FFT along axis 2, zero-padded
+       copy into the complex work array, FFT along axis 1;
+    2. per block of axis-1 columns: FFT along axis 0, product with the spectrum, inverse
+       FFT along axis 0 (only the kept output planes are written back);
+    3. per block of kept planes: inverse FFT along axis 1, inverse real FFT along axis 2,
+       placement into ``out`` with the checks.
+
+    Blocks run on a pool of ``workers`` threads (the transforms and Numba copies release
+    the GIL), each transform single-threaded. ``work``: a dict keeping the complex work
+    array for the next call with the same geometry (several maps: no new pages per map).
+    """
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
-    cdt = np.complex64 if dt == np.float32 else np.complex128
-    reuse = work is not None
-    work = {} if work is None else work
-    buf = _work_array(work, "real", (box[0], box[1], shape[2]), dt)
-    embed_box_real(src, lo[0], lo[1], lo[2], buf, r[2], box[2])
-    f1 = sfft.rfft(buf, axis=2, workers=workers)
-    del buf
-    if not reuse:  # a single map: free the real work array now (peak memory)
-        work.clear()
-    # one complex work array for the rest: the box's planes get the axis-1 padding, the
-    # other planes zeros; then every pass runs in place
-    f3 = _work_array(work, "complex", (shape[0], shape[1], f1.shape[2]), np.dtype(cdt))
-    slab = f3[r[0] : r[0] + box[0]]
-    embed_axis1(f1, slab, r[1])
-    del f1
-    zero_planes_outside(f3, r[0], r[0] + box[0])
-    _in_place(sfft.fft, slab, 1, workers)
-    _in_place(sfft.fft, f3, 0, workers)
-    multiply_spectrum(f3, spec)
-    _in_place(sfft.ifft, f3, 0, workers)
-    _in_place(sfft.ifft, f3[: o[0]], 1, workers)  # only the kept planes
-    res = sfft.irfft(f3[: o[0], : o[1]], n=shape[2], axis=2, workers=workers)
-    return res, o
+    s = [lo[a] - reach_lo[a] for a in range(3)]
+    cdt = np.dtype(np.complex64 if dt == np.float32 else np.complex128)
+    threads = thread_count(workers)
+    nc = shape[2] // 2 + 1
+    f3 = _work_array({} if work is None else work, "complex", (shape[0], shape[1], nc), cdt)
+    tol, clip = roundoff
+
+    def forward(p0: int, p1: int) -> None:
+        buf = np.empty((p1 - p0, box[1], shape[2]), dtype=dt)
+        embed_box_real(src, lo[0] + p0, lo[1], lo[2], buf, r[2], box[2])
+        f1 = sfft.rfft(buf, axis=2, workers=1, overwrite_x=True)
+        slab = f3[r[0] + p0 : r[0] + p1]
+        embed_axis1(f1, slab, r[1])
+        _in_place(sfft.fft, slab, 1, 1)
+
+    def zero_rest(p0: int, p1: int) -> None:  # planes of f3 outside the source box
+        zero_planes_outside(f3[p0:p1], r[0] - p0, r[0] + box[0] - p0)
+
+    def middle(j0: int, j1: int) -> None:
+        g = sfft.fft(f3[:, j0:j1], axis=0, workers=1)
+        multiply_spectrum(g, spec[:, j0:j1])
+        _in_place(sfft.ifft, g, 0, 1)
+        copy_planes(g, f3[:, j0:j1], o[0])
+
+    def inverse(p0: int, p1: int) -> tuple[int, int]:
+        slab = f3[p0:p1]
+        _in_place(sfft.ifft, slab, 1, 1)
+        res = sfft.irfft(slab[:, : o[1]], n=shape[2], axis=2, workers=1)
+        return place_result(
+            res, out[s[0] + p0 : s[0] + p1], 0, s[1], s[2], p1 - p0, o[1], o[2], tol, clip
+        )
+
+    def zero_out(k0: int, k1: int) -> tuple[int, int]:  # output planes beyond the reach
+        zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
+        return 0, 0
+
+    plane = shape[1] * nc * cdt.itemsize
+    run_blocks(forward, box[0], plane, threads)
+    run_blocks(zero_rest, shape[0], plane, threads)
+    run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
+    counts = run_blocks(inverse, o[0], plane, threads)
+    run_blocks(zero_out, out.shape[0], out.shape[1] * out.shape[2] * dt.itemsize, threads)
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def _work_array(
+    work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dt: np.dtype[Any]
+) -> np.ndarray:
+    a = work.get(name)
+    if a is None or a.shape != shape or a.dtype != dt:
+        a = np.empty(shape, dtype=dt)
+        work[name] = a
+    return a
 
 
 def _union_bounds(
@@ -402,17 +439,14 @@ def fft_convolve_many(
     per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
     step = max(1, int(max_stack_bytes // max(per_map, 1)))
     if step == 1 or len(live) == 1:  # one map at a time: the single-map transform
-        s = [lo[a] - reach_lo[a] for a in range(3)]
         work: dict[str, np.ndarray] = {}
         for i in live:
-            res, _ = _transform_box(
-                srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, work
-            )
             tc = (np.inf, False) if roundoff is None else roundoff[i]
-            bad, deep = place_result(res, outs[i], s[0], s[1], s[2], o[0], o[1], o[2], *tc)
+            bad, deep = _blocked_convolve(
+                srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, outs[i], tc, work
+            )
             if counts is not None:
                 counts[i] += (bad, deep)
-            del res
         del work
         log.debug(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
