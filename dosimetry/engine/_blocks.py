@@ -10,6 +10,7 @@ small machine (measured: ~3 ms of a 12 ms 128^3 convolution on 2 cores).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -55,11 +56,31 @@ def run_blocks(
     on ``threads`` threads. Blocks hold about :data:`BLOCK_BYTES` (``unit_bytes`` per
     index), and there are at least four per thread where ``total`` allows (load balance).
 
-    >>> run_blocks(lambda a, b: (a, b), 10, 1 << 30, 1)
+    >>> run_blocks(lambda a, b: (a, b), 10, 1, 1)
     [(0, 3), (3, 6), (6, 9), (9, 10)]
     """
     size = max(1, min(BLOCK_BYTES // max(unit_bytes, 1), -(-total // (4 * threads))))
     blocks = [(i, min(i + size, total)) for i in range(0, total, size)]
+    results: list[Any] = [None] * len(blocks)
     if threads <= 1 or len(blocks) <= 1:
-        return [task(b0, b1) for b0, b1 in blocks]
-    return list(_pool(threads).map(lambda b: task(*b), blocks))
+        for n, (b0, b1) in enumerate(blocks):
+            results[n] = task(b0, b1)
+        return results
+    # ``threads - 1`` pool threads and the calling thread take the next block from a
+    # shared counter until none is left (one hand-off per thread, not one per block)
+    counter = itertools.count()
+
+    def worker() -> None:
+        for n in iter(counter.__next__, None):
+            if n >= len(blocks):
+                return
+            results[n] = task(*blocks[n])
+
+    helpers = min(threads, len(blocks)) - 1
+    futures = [_pool(helpers).submit(worker) for _ in range(helpers)]
+    try:
+        worker()
+    finally:
+        for f in futures:
+            f.result()  # waits; re-raises a helper's exception
+    return results

@@ -317,7 +317,13 @@ def _blocked_convolve(
     f3 = _work_array({} if work is None else work, "complex", (shape[0], shape[1], nc), cdt)
     tol, clip = roundoff
 
-    def forward(p0: int, p1: int) -> None:
+    def forward(q0: int, q1: int) -> None:
+        # planes q0..q1-1 of f3: the source box's planes transformed, the others zero
+        zero_planes_outside(f3[q0:q1], r[0] - q0, r[0] + box[0] - q0)
+        p0 = max(q0 - r[0], 0)
+        p1 = min(q1 - r[0], box[0])
+        if p1 <= p0:
+            return
         buf = np.empty((p1 - p0, box[1], shape[2]), dtype=dt)
         embed_box_real(src, lo[0] + p0, lo[1], lo[2], buf, r[2], box[2])
         f1 = sfft.rfft(buf, axis=2, workers=1, overwrite_x=True)
@@ -325,16 +331,19 @@ def _blocked_convolve(
         embed_axis1(f1, slab, r[1])
         _in_place(sfft.fft, slab, 1, 1)
 
-    def zero_rest(p0: int, p1: int) -> None:  # planes of f3 outside the source box
-        zero_planes_outside(f3[p0:p1], r[0] - p0, r[0] + box[0] - p0)
-
     def middle(j0: int, j1: int) -> None:
         g = sfft.fft(f3[:, j0:j1], axis=0, workers=1)
         multiply_spectrum(g, spec[:, j0:j1])
         _in_place(sfft.ifft, g, 0, 1)
         copy_planes(g, f3[:, j0:j1], o[0])
 
-    def inverse(p0: int, p1: int) -> tuple[int, int]:
+    def inverse(k0: int, k1: int) -> tuple[int, int]:
+        # output planes k0..k1-1: the kept planes' inverse transforms placed, others zero
+        zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
+        p0 = max(k0 - s[0], 0)
+        p1 = min(k1 - s[0], o[0])
+        if p1 <= p0:
+            return 0, 0
         slab = f3[p0:p1]
         _in_place(sfft.ifft, slab, 1, 1)
         res = sfft.irfft(slab[:, : o[1]], n=shape[2], axis=2, workers=1)
@@ -342,16 +351,10 @@ def _blocked_convolve(
             res, out[s[0] + p0 : s[0] + p1], 0, s[1], s[2], p1 - p0, o[1], o[2], tol, clip
         )
 
-    def zero_out(k0: int, k1: int) -> tuple[int, int]:  # output planes beyond the reach
-        zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
-        return 0, 0
-
     plane = shape[1] * nc * cdt.itemsize
-    run_blocks(forward, box[0], plane, threads)
-    run_blocks(zero_rest, shape[0], plane, threads)
+    run_blocks(forward, shape[0], plane, threads)
     run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
-    counts = run_blocks(inverse, o[0], plane, threads)
-    run_blocks(zero_out, out.shape[0], out.shape[1] * out.shape[2] * dt.itemsize, threads)
+    counts = run_blocks(inverse, out.shape[0], plane, threads)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
