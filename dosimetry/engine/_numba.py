@@ -20,6 +20,7 @@ from ._blocks import run_blocks, thread_count
 
 __all__ = [
     "row_extents",
+    "reachable_rows",
     "convolve_direct_symmetric",
     "convolve_direct_general",
     "nonzero_bounds",
@@ -44,6 +45,37 @@ def row_extents(src: np.ndarray) -> np.ndarray:
     return scan_rows(src)[3]
 
 
+@njit(cache=True)
+def reachable_rows(ext: np.ndarray, h0: int, h1: int) -> np.ndarray:
+    """``(n0, n1)`` bool: output row ``(k, j)`` has a non-empty source row within
+    ``|dk| <= h0, |dj| <= h1`` (box dilation of the non-empty rows by running counts);
+    other output rows receive nothing and are skipped by the direct loops."""
+    n0, n1 = ext.shape[0], ext.shape[1]
+    near = np.zeros((n0, n1), dtype=np.int64)  # non-empty rows within |dj| <= h1
+    for k in range(n0):
+        run = 0
+        for j in range(min(h1, n1)):
+            run += 1 if ext[k, j, 0] >= 0 else 0
+        for j in range(n1):
+            if j + h1 < n1:
+                run += 1 if ext[k, j + h1, 0] >= 0 else 0
+            if j - h1 - 1 >= 0:
+                run -= 1 if ext[k, j - h1 - 1, 0] >= 0 else 0
+            near[k, j] = run
+    reach = np.zeros((n0, n1), dtype=np.bool_)
+    for j in range(n1):
+        run = 0
+        for k in range(min(h0, n0)):
+            run += near[k, j]
+        for k in range(n0):
+            if k + h0 < n0:
+                run += near[k + h0, j]
+            if k - h0 - 1 >= 0:
+                run -= near[k - h0 - 1, j]
+            reach[k, j] = run > 0
+    return reach
+
+
 @njit(cache=True, parallel=True)
 def convolve_direct_symmetric(
     src: np.ndarray,
@@ -52,8 +84,9 @@ def convolve_direct_symmetric(
     out: np.ndarray,
     swap: bool,
     order: np.ndarray,
-) -> None:
-    """Linear "same" convolution with a kernel symmetric under each axis flip.
+) -> int:
+    """Linear "same" convolution with a kernel symmetric under each axis flip; returns
+    the number of non-finite values written (overflow), counted while writing.
 
     Parameters
     ----------
@@ -87,11 +120,17 @@ def convolve_direct_symmetric(
     h0 = octant.shape[0] - 1
     h1 = octant.shape[1] - 1
     h2 = octant.shape[2] - 1
+    reach = reachable_rows(ext, h0, h1)
+    bad = 0
     for it in prange(n0):
         k = order[it]
         s = np.zeros(n2 + 2 * h2, dtype=out.dtype)
         acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
+            if not reach[k, j]:
+                for i in range(n2):
+                    out[k, j, i] = 0.0
+                continue
             touched_lo = n2
             touched_hi = -1
             for a in range(h0 + 1):
@@ -154,15 +193,19 @@ def convolve_direct_symmetric(
             for i in range(n2):
                 out[k, j, i] = 0.0
             for i in range(touched_lo, touched_hi + 1):
-                out[k, j, i] = acc[i]
+                v = acc[i]
+                bad += 0 if (v == v) & (abs(v) != np.inf) else 1
+                out[k, j, i] = v
                 acc[i] = 0.0
+    return bad
 
 
 @njit(cache=True, parallel=True)
 def convolve_direct_general(
     src: np.ndarray, kernel: np.ndarray, ext: np.ndarray, out: np.ndarray, order: np.ndarray
-) -> None:
-    """Linear "same" convolution with any odd-sided kernel (no symmetry assumed).
+) -> int:
+    """Linear "same" convolution with any odd-sided kernel (no symmetry assumed); returns
+    the number of non-finite values written (overflow), counted while writing.
 
     ``out[k, j, i] = sum kernel[h0+a, h1+b, h2+c] * src[k-a, j-b, i-c]``, accumulated in
     ``out``'s dtype, empty source rows skipped (``ext`` from :func:`row_extents`).
@@ -171,10 +214,16 @@ def convolve_direct_general(
     h0 = kernel.shape[0] // 2
     h1 = kernel.shape[1] // 2
     h2 = kernel.shape[2] // 2
+    reach = reachable_rows(ext, h0, h1)
+    bad = 0
     for it in prange(n0):
         k = order[it]
         acc = np.zeros(n2, dtype=out.dtype)
         for j in range(n1):
+            if not reach[k, j]:
+                for i in range(n2):
+                    out[k, j, i] = 0.0
+                continue
             for i in range(n2):
                 acc[i] = 0.0
             for a in range(-h0, h0 + 1):
@@ -201,7 +250,10 @@ def convolve_direct_general(
                         for i in range(ihi + 1 - ilo):
                             av[i] += w * sv[i]
             for i in range(n2):
-                out[k, j, i] = acc[i]
+                v = acc[i]
+                bad += 0 if (v == v) & (abs(v) != np.inf) else 1
+                out[k, j, i] = v
+    return bad
 
 
 @njit(cache=True, parallel=True)
@@ -444,11 +496,15 @@ def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int
             # while the row is in cache
             rs = zero  # the row's sum in the map's dtype (vectorises); a non-finite
             # value makes the caller refuse the map, so it may enter the sum
+            rb = 0
+            rn = 0
             for i in range(n2):
                 v = row[i]
-                bad += 1 if (v != v) | (abs(v) == np.inf) else 0
-                neg += 1 if v < 0 else 0
+                rb += (v != v) | (abs(v) == np.inf)
+                rn += v < 0
                 rs += v
+            bad += rb
+            neg += rn
             total += rs
             first = -1
             last = -2

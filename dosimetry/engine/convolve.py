@@ -34,19 +34,19 @@ log = logging.getLogger(__name__)
 Path = Literal["auto", "fft", "direct"]
 PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 
-#: Relative cost of one FFT "unit" (L log2 L per transformed voxel) against one
-#: multiply-add of the direct loop; calibrated on a 2-vCPU Xeon (AVX-512) with float32
-#: transforms and 11^3 kernels on 160x256x256 maps (benchmarks/engine.py): direct
-#: ~2-3e-10 s per counted operation, FFT ~4.7e-10 s per unit / 2.2. Only the ratio matters.
-_FFT_UNIT_COST = 4.0
-_FFT_FLOAT64_FACTOR = 1.6
-#: The direct loop accumulating in float32 (twice the SIMD lanes) against float64: 11^3
-#: kernel, 160x256x256 and 128^3 maps, 20 % non-zero (benchmarks/engine.py): 0.115 s vs
-#: 0.528 s with the float64 accumulation that the model's unit cost was calibrated on
-#: (~2.5x per counted operation), times 0.74 after the FFT path's parallel padding copies
-#: and in-place passes (refit of the direct/FFT time ratio, float32, sides 11 and 15 on
-#: the 20 % and 2 % non-zero benchmark maps, 128^3 and 160x256x256).
-_DIRECT_FLOAT32_FACTOR = 0.29
+#: Cost model of the automatic path choice (seconds per counted operation / unit /
+#: voxel, float32 and float64). Only the ratios between the two paths matter; they were
+#: fitted (relative least squares) to the times of both paths measured on a 2-vCPU Xeon
+#: (AVX-512) with 2 threads: 128^3 and 160x256x256 maps (realistic 20 % non-zero, and
+#: lesion maps 2 %, 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py
+#: maps; 24 cases per dtype). The fitted model (rounded constants) picks the faster path
+#: in 22/24 cases per dtype, the others within 27 % (float32) and 8 % (float64). "op": a multiply-add
+#: of the direct loop as counted below; "unit": L log2 L per transformed voxel of the
+#: FFT box; "voxel": per voxel of the map (output zeroing, checks, placement).
+_DIRECT_S_PER_OP = {"float32": 3.2e-11, "float64": 4.2e-11}
+_DIRECT_S_PER_VOXEL = {"float32": 1.2e-9, "float64": 1.3e-9}
+_FFT_S_PER_UNIT = {"float32": 2.8e-10, "float64": 4.7e-10}
+_FFT_S_PER_VOXEL = {"float32": 1.3e-9, "float64": 1.5e-9}
 #: Fixed cost of visiting one source row in the direct loop, in voxels of row length
 #: (loop set-up, extent bookkeeping, short vectors); from the same refit: without it the
 #: model underestimated the direct loop 3-5x on maps of small lesions.
@@ -123,11 +123,9 @@ def _costs(
     box = [bounds[1][a] - bounds[0][a] for a in range(3)]
     size = [box[a] + 2 * h[a] for a in range(3)]
     vol = float(np.prod(size))
-    fft = _FFT_UNIT_COST * vol * math.log2(max(vol, 2.0))
-    if dtype == "float64":
-        fft *= _FFT_FLOAT64_FACTOR
-    else:
-        direct *= _DIRECT_FLOAT32_FACTOR
+    n = float(src.size)
+    direct = _DIRECT_S_PER_OP[dtype] * direct + _DIRECT_S_PER_VOXEL[dtype] * n
+    fft = _FFT_S_PER_UNIT[dtype] * vol * math.log2(max(vol, 2.0)) + _FFT_S_PER_VOXEL[dtype] * n
     return direct, fft
 
 
@@ -252,8 +250,8 @@ def convolve(
         )
         _report(out, int(counts[0]), int(counts[1]), roundoff)
     else:
-        out = _direct(src, kernel, key, ext, dtype)
-        _finish(out, stats, kernel, chosen)
+        out, bad = _direct(src, kernel, key, ext, dtype)
+        _report(out, bad, 0, (0.0, False))
     return out
 
 
@@ -272,7 +270,9 @@ def slice_order(n0: int, threads: int) -> np.ndarray:
 
 def _direct(
     src: np.ndarray, kernel: np.ndarray, key: str, ext: np.ndarray, dtype: str
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
+    """The direct loop's result and its count of non-finite values (checked while
+    written: the direct path has no round-off below zero to clip)."""
     import numba
 
     out = np.empty(src.shape, dtype=np.dtype(dtype))
@@ -285,12 +285,12 @@ def _direct(
             np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
         )
         octant = np.ascontiguousarray(octant, dtype=out.dtype)
-        _numba.convolve_direct_symmetric(src, octant, ext, out, swap, order)
+        bad = _numba.convolve_direct_symmetric(src, octant, ext, out, swap, order)
     else:
-        _numba.convolve_direct_general(
+        bad = _numba.convolve_direct_general(
             src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out, order
         )
-    return out
+    return out, int(bad)
 
 
 def _finish(out: np.ndarray, stats: tuple[int, float], kernel: np.ndarray, chosen: str) -> None:
@@ -449,7 +449,10 @@ def convolve_many(
                 checked_in_place.add(i)
     for i, c in enumerate(chosen):
         if c == "direct":
-            outs[i] = _direct(srcs[i], kernel, key, exts[i], dtype)
+            res_i, bad = _direct(srcs[i], kernel, key, exts[i], dtype)
+            _report(res_i, bad, 0, (0.0, False))
+            outs[i] = res_i
+            checked_in_place.add(i)
     log.info("convolve_many: %d maps, paths %s", len(srcs), chosen)
     done: list[np.ndarray] = []
     for i, (st, o, c) in enumerate(zip(stats, outs, chosen, strict=True)):

@@ -231,6 +231,19 @@ def test_numba_row_extents_oracle():
                 assert tuple(ext[k, j]) == (-1, -2)
 
 
+@pytest.mark.parametrize("h", [(0, 0), (1, 2), (3, 1), (9, 9)])
+def test_numba_reachable_rows_oracle(h):
+    """Output rows with a non-empty source row within the kernel's (h0, h1) reach:
+    the box dilation of the non-empty rows (scipy.ndimage.maximum_filter)."""
+    from scipy import ndimage
+
+    src = _map((11, 13, 7), 0.02, seed=4)
+    ext = nb.row_extents(src)
+    nonempty = ext[:, :, 0] >= 0
+    ref = ndimage.maximum_filter(nonempty, size=(2 * h[0] + 1, 2 * h[1] + 1), mode="constant")
+    np.testing.assert_array_equal(nb.reachable_rows(ext, *h), ref)
+
+
 def test_numba_nonzero_bounds_oracle():
     src = np.zeros((9, 10, 11))
     src[2, 7, 1] = 1.0
