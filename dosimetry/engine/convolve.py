@@ -102,9 +102,12 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.n
     return (neg, total), ext
 
 
-def _costs(
-    src: np.ndarray, kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str
+def work_counts(
+    kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool
 ) -> tuple[float, float]:
+    """Work of the two paths for a map with row extents ``ext``: the direct loop's
+    counted multiply-adds (with the per-row overhead) and the FFT's ``L log2 L`` units
+    over the non-zero box padded by the kernel (``(0, 0)`` for an empty map)."""
     h = [s // 2 for s in kernel_shape]
     nonempty = ext[:, :, 0] >= 0
     if not np.any(nonempty):
@@ -118,14 +121,22 @@ def _costs(
     from .fft import bounds_from_extents
 
     bounds = bounds_from_extents(ext)
-    if bounds is None:
-        return 0.0, 0.0
-    box = [bounds[1][a] - bounds[0][a] for a in range(3)]
-    size = [box[a] + 2 * h[a] for a in range(3)]
+    assert bounds is not None
+    size = [bounds[1][a] - bounds[0][a] + 2 * h[a] for a in range(3)]
     vol = float(np.prod(size))
+    return float(direct), vol * math.log2(max(vol, 2.0))
+
+
+def _costs(
+    src: np.ndarray, kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str
+) -> tuple[float, float]:
+    """Estimated seconds of the direct and FFT paths (see the cost-model constants)."""
+    ops, units = work_counts(kernel_shape, ext, symmetric)
+    if ops == 0.0 and units == 0.0:
+        return 0.0, 0.0
     n = float(src.size)
-    direct = _DIRECT_S_PER_OP[dtype] * direct + _DIRECT_S_PER_VOXEL[dtype] * n
-    fft = _FFT_S_PER_UNIT[dtype] * vol * math.log2(max(vol, 2.0)) + _FFT_S_PER_VOXEL[dtype] * n
+    direct = _DIRECT_S_PER_OP[dtype] * ops + _DIRECT_S_PER_VOXEL[dtype] * n
+    fft = _FFT_S_PER_UNIT[dtype] * units + _FFT_S_PER_VOXEL[dtype] * n
     return direct, fft
 
 
