@@ -741,14 +741,15 @@ def _dose(
             "the dose computation produced non-finite values; check the density map and kernel"
         )
     result = source.with_array(out, unit=unit_out, provenance=prov)
-    log.info(
-        "%s (%s, %s): total %.6g %s x voxel",
-        prov["quantity"],
-        method,
-        prov["nuclide"],
-        float(out.sum()),
-        unit_out,
-    )
+    if log.isEnabledFor(logging.INFO):  # the sum is a pass over the map
+        log.info(
+            "%s (%s, %s): total %.6g %s x voxel",
+            prov["quantity"],
+            method,
+            prov["nuclide"],
+            float(out.sum()),
+            unit_out,
+        )
     return result
 
 
