@@ -34,23 +34,23 @@ log = logging.getLogger(__name__)
 Path = Literal["auto", "fft", "direct"]
 PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 
-#: Cost model of the automatic path choice (seconds per counted operation / unit /
-#: voxel, float32 and float64). Only the ratios between the two paths matter; they were
-#: fitted (relative least squares) to the times of both paths measured on a 2-vCPU Xeon
-#: (AVX-512) with 2 threads: 128^3 and 160x256x256 maps (realistic 20 % non-zero, and
-#: lesion maps 2 %, 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py
-#: maps; 24 cases per dtype). The fitted model (rounded constants) picks the faster path
-#: in 22/24 cases per dtype, the others within 27 % (float32) and 8 % (float64). "op": a multiply-add
-#: of the direct loop as counted below; "unit": L log2 L per transformed voxel of the
-#: FFT box; "voxel": per voxel of the map (output zeroing, checks, placement).
-_DIRECT_S_PER_OP = {"float32": 3.2e-11, "float64": 4.2e-11}
-_DIRECT_S_PER_VOXEL = {"float32": 1.2e-9, "float64": 1.3e-9}
-_FFT_S_PER_UNIT = {"float32": 2.8e-10, "float64": 4.7e-10}
-_FFT_S_PER_VOXEL = {"float32": 1.3e-9, "float64": 1.5e-9}
-#: Fixed cost of visiting one source row in the direct loop, in voxels of row length
-#: (loop set-up, extent bookkeeping, short vectors); from the same refit: without it the
-#: model underestimated the direct loop 3-5x on maps of small lesions.
-_ROW_OVERHEAD = 128
+#: Cost model of the automatic path choice (seconds per counted operation, per row
+#: visit, per FFT unit and per map voxel; float32 and float64). Only the ratios between
+#: the two paths matter; they were fitted (relative least squares) to the times of both
+#: paths measured on a 2-vCPU Xeon (AVX-512) with 2 threads: 128^3 and 160x256x256 maps
+#: (realistic 20 % non-zero, and lesion maps 2 %, 0.5 %, 0.1 % non-zero), kernel sides
+#: 7, 11, 15 (benchmarks/engine.py maps; 24 cases per dtype; refit with
+#: benchmarks/path_model.py). In the fitting run the model picked the faster path in
+#: 23/24 (float32) and 21/24 (float64) cases, the others within 31 % and 9 % of the
+#: faster. "op": a multiply-add of the direct loop as counted in :func:`work_counts`;
+#: "row": one visit of a source row by an output row (loop set-up, extents, short
+#: vectors); "unit": L log2 L per transformed voxel of the FFT box; "voxel": per voxel of
+#: the map (output zeroing, checks, placement).
+_DIRECT_S_PER_OP = {"float32": 2.2e-11, "float64": 4.8e-11}
+_DIRECT_S_PER_ROW = {"float32": 3.1e-8, "float64": 3.2e-8}
+_DIRECT_S_PER_VOXEL = {"float32": 1.0e-9, "float64": 1.2e-9}
+_FFT_S_PER_UNIT = {"float32": 2.6e-10, "float64": 4.2e-10}
+_FFT_S_PER_VOXEL = {"float32": 1.2e-9, "float64": 1.4e-9}
 
 _SYM_CACHE: dict[str, bool] = {}
 
@@ -104,38 +104,45 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.n
 
 def work_counts(
     kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Work of the two paths for a map with row extents ``ext``: the direct loop's
-    counted multiply-adds (with the per-row overhead) and the FFT's ``L log2 L`` units
-    over the non-zero box padded by the kernel (``(0, 0)`` for an empty map)."""
+    counted multiply-adds and source-row visits, and the FFT's ``L log2 L`` units over
+    the non-zero box padded by the kernel (all 0 for an empty map)."""
     h = [s // 2 for s in kernel_shape]
     nonempty = ext[:, :, 0] >= 0
     if not np.any(nonempty):
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     lengths = (ext[:, :, 1] - ext[:, :, 0] + 1)[nonempty].astype(np.float64)
-    # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2
-    per_row = (lengths + 2 * h[2] + _ROW_OVERHEAD).sum() * (2 * h[0] + 1) * (2 * h[1] + 1)
-    direct = per_row * ((h[2] + 1) if symmetric else (2 * h[2] + 1))
-    if symmetric:
-        direct /= 2.0  # pairs of rows summed once, not twice
+    # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2,
+    # with h2+1 (symmetric: pairs of taps) or 2h2+1 taps
+    visits = float(lengths.size) * (2 * h[0] + 1) * (2 * h[1] + 1)
+    taps = (h[2] + 1) if symmetric else (2 * h[2] + 1)
+    ops = float((lengths + 2 * h[2]).sum()) * (2 * h[0] + 1) * (2 * h[1] + 1) * taps
+    if symmetric:  # pairs of rows summed once, not twice
+        ops /= 2.0
+        visits /= 2.0
     from .fft import bounds_from_extents
 
     bounds = bounds_from_extents(ext)
     assert bounds is not None
     size = [bounds[1][a] - bounds[0][a] + 2 * h[a] for a in range(3)]
     vol = float(np.prod(size))
-    return float(direct), vol * math.log2(max(vol, 2.0))
+    return ops, visits, vol * math.log2(max(vol, 2.0))
 
 
 def _costs(
     src: np.ndarray, kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str
 ) -> tuple[float, float]:
     """Estimated seconds of the direct and FFT paths (see the cost-model constants)."""
-    ops, units = work_counts(kernel_shape, ext, symmetric)
-    if ops == 0.0 and units == 0.0:
+    ops, visits, units = work_counts(kernel_shape, ext, symmetric)
+    if units == 0.0:
         return 0.0, 0.0
     n = float(src.size)
-    direct = _DIRECT_S_PER_OP[dtype] * ops + _DIRECT_S_PER_VOXEL[dtype] * n
+    direct = (
+        _DIRECT_S_PER_OP[dtype] * ops
+        + _DIRECT_S_PER_ROW[dtype] * visits
+        + _DIRECT_S_PER_VOXEL[dtype] * n
+    )
     fft = _FFT_S_PER_UNIT[dtype] * units + _FFT_S_PER_VOXEL[dtype] * n
     return direct, fft
 
