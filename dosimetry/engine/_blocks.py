@@ -25,6 +25,17 @@ BLOCK_BYTES = 1 << 20
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
+_PREFIX = "dosimetry-blocks"
+
+
+def _forget_pools() -> None:
+    """In a forked child the parent's pool threads do not exist: start afresh."""
+    global _POOL_LOCK
+    _POOLS.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 def thread_count(workers: int | None) -> int:
@@ -44,7 +55,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
         pool = _POOLS.get(threads)
         if pool is None:
-            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dosimetry")
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=_PREFIX)
             _POOLS[threads] = pool
         return pool
 
@@ -62,7 +73,8 @@ def run_blocks(
     size = max(1, min(BLOCK_BYTES // max(unit_bytes, 1), -(-total // (4 * threads))))
     blocks = [(i, min(i + size, total)) for i in range(0, total, size)]
     results: list[Any] = [None] * len(blocks)
-    if threads <= 1 or len(blocks) <= 1:
+    nested = threading.current_thread().name.startswith(_PREFIX)  # no waiting on own pool
+    if threads <= 1 or len(blocks) <= 1 or nested:
         for n, (b0, b1) in enumerate(blocks):
             results[n] = task(b0, b1)
         return results

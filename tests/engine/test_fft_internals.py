@@ -101,3 +101,42 @@ def test_fft_path_independent_of_thread_count_and_block_size(dtype, monkeypatch)
         for workers in (2, 3):
             got = convolve(src, k, path="fft", dtype=dtype, workers=workers)
             np.testing.assert_array_equal(got, ref)
+
+
+def test_run_blocks_nested_call_runs_inline():
+    """A task that itself calls run_blocks (from a pool thread) must not wait on the
+    pool it occupies."""
+    from dosimetry.engine._blocks import run_blocks
+
+    def outer(a: int, b: int) -> list[int]:
+        inner = run_blocks(lambda c, d: list(range(c, d)), 10, 1, 2)
+        return [len([i for block in inner for i in block])] * (b - a)
+
+    got = run_blocks(outer, 8, 1, 2)
+    assert [n for block in got for n in block] == [10] * 8
+
+
+def test_fft_path_works_in_a_forked_child():
+    """The thread pool is rebuilt in a forked child (its threads do not survive fork)."""
+    import multiprocessing as mp
+
+    from dosimetry.engine import convolve
+
+    src = np.zeros((12, 14, 16))
+    src[3:9, 4:10, 5:11] = 1.0
+    k = np.ones((3, 3, 3))
+    ref = convolve(src, k, path="fft", workers=2)  # parent's pool exists now
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child() -> None:
+        q.put(float(convolve(src, k, path="fft", workers=2).sum()))
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(timeout=120)
+    if p.is_alive():
+        p.kill()
+        pytest.fail("the FFT path hung in a forked child")
+    assert p.exitcode == 0
+    assert q.get(timeout=5) == pytest.approx(float(ref.sum()), rel=1e-12)
