@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["BLOCK_BYTES", "run_blocks", "thread_count"]
+__all__ = ["BLOCK_BYTES", "run_blocks", "thread_count", "usable_cpus"]
 
 #: Bytes of work per block: small enough that a block's planes or columns stay in a
 #: core's cache between the passes made on them.
@@ -38,14 +38,22 @@ def _forget_pools() -> None:
 os.register_at_fork(after_in_child=_forget_pools)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, which
+    follows container cpusets; else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def thread_count(workers: int | None) -> int:
-    """Threads for ``workers`` with :mod:`scipy.fft`'s meaning (``None``: every core;
-    negative: ``cores + 1 + workers``).
+    """Threads for ``workers`` with :mod:`scipy.fft`'s meaning for negative values
+    (``cores + 1 + workers``); ``None``: every usable core (:func:`usable_cpus`).
 
     >>> thread_count(3), thread_count(0) >= 1
     (3, True)
     """
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if workers is None:
         return cpus
     return max(1, workers if workers > 0 else cpus + 1 + workers)

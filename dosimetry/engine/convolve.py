@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..errors import InputDataError, KernelError
 from . import _numba
+from ._blocks import usable_cpus
 from .fft import fft_convolve, fft_convolve_many
 
 __all__ = ["convolve", "convolve_many", "choose_path", "kernel_key", "count_invalid", "PATHS"]
@@ -206,8 +206,8 @@ def convolve(
         non-negative terms have a relative rounding error of about ``1e-7 * log2(terms)``,
         below the float32 FFT's absolute floor of ~3e-7 of the peak).
     workers
-        Threads for :mod:`scipy.fft` (``None``: all CPUs). The direct path uses Numba's
-        thread pool (``numba.set_num_threads``).
+        Threads of the FFT path and of the map scan (``None``: every CPU this process
+        may use). The direct path uses Numba's thread pool (``numba.set_num_threads``).
     key
         Identity of the kernel for the spectrum cache (computed when omitted).
     info
@@ -244,7 +244,7 @@ def convolve(
     stats, ext = _check(src, kernel)
     key = kernel_key(kernel) if key is None else key
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = usable_cpus()
     chosen = choose_path(src, kernel, path, dtype, extents=ext)
     if info is not None:
         info["path"] = chosen
@@ -436,7 +436,7 @@ def convolve_many(
     exts = [c[1] for c in checked]
     key = kernel_key(kernel) if key is None else key
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = usable_cpus()
     chosen = [
         choose_path(a, kernel, p, dtype, extents=e)
         for a, e, p in zip(srcs, exts, paths, strict=True)
