@@ -138,7 +138,8 @@ class Nuclide:
         ``(n, 2)`` array ``[energy_MeV, probability density per MeV]`` from ICRP-107, or
         ``None`` for nuclides without beta decay.
     progeny
-        ``(daughter, branching_fraction, decay_mode)`` triples.
+        ``(daughter, branching_fraction, decay_mode)`` triples (from radioactivedecay,
+        looked up on first access: importing it takes about a second).
 
     Examples
     --------
@@ -153,7 +154,11 @@ class Nuclide:
     half_life_s: float
     emissions: Mapping[str, np.ndarray] = field(repr=False)
     beta_spectrum: np.ndarray | None = field(repr=False, default=None)
-    progeny: tuple[tuple[str, float, str], ...] = ()
+
+    @property
+    def progeny(self) -> tuple[tuple[str, float, str], ...]:
+        """``(daughter, branching_fraction, decay_mode)`` of each decay branch."""
+        return _progeny(self.name)
 
     @property
     def decay_constant_per_s(self) -> float:
@@ -286,7 +291,6 @@ def nuclide(name: str) -> Nuclide:
         half_life_s=half_life_s,
         emissions=emissions,
         beta_spectrum=spectrum,
-        progeny=_progeny(canonical),
     )
 
 
