@@ -143,6 +143,42 @@ def _is_symmetric(kernel: np.ndarray) -> bool:
     return True
 
 
+#: Bytes of float64 intermediate per chunk of the cosine spectrum's last contraction.
+_COSINE_CHUNK_BYTES = 64 * 1024**2
+
+
+def _cosine_spectrum(
+    kernel: np.ndarray, shape: tuple[int, int, int], dtype: np.dtype[Any]
+) -> np.ndarray:
+    """Real spectrum of a kernel symmetric under each axis flip, on the rfft grid of
+    ``shape`` (``(L0, L1, L2 // 2 + 1)``), by separable cosine sums in float64.
+
+    For such a kernel the DFT of its wrapped form is
+    ``K(f) = sum_d k(d) prod_a cos(2 pi f_a d_a / L_a)``, i.e. per axis
+    ``k(0) + 2 sum_{d>0} k(d) cos(2 pi f d / L)``: three small matrix products over the
+    kernel's non-negative octant (2-3x faster than the pruned FFT of the kernel for
+    sides 11-81, and exact to float64 rounding before the cast to ``dtype``).
+    """
+    h = [s // 2 for s in kernel.shape]
+    octant = np.asarray(kernel[h[0] :, h[1] :, h[2] :], dtype=np.float64)
+    nfreq = (shape[0], shape[1], shape[2] // 2 + 1)
+
+    def cosines(axis: int) -> np.ndarray:  # (frequencies, h + 1)
+        d = np.arange(h[axis] + 1)
+        f = np.arange(nfreq[axis])
+        weight = np.where(d == 0, 1.0, 2.0)
+        return weight * np.cos(2.0 * np.pi * np.outer(f, d) / shape[axis])
+
+    c0, c1, c2 = cosines(0), cosines(1), cosines(2)
+    t = octant @ c2.T  # (h0+1, h1+1, nc)
+    t = np.ascontiguousarray(np.tensordot(c1, t, axes=(1, 1)).transpose(1, 0, 2))  # (h0+1, L1, nc)
+    spec = np.empty(nfreq, dtype=dtype)
+    step = max(1, _COSINE_CHUNK_BYTES // (8 * nfreq[0] * nfreq[2]))
+    for j0 in range(0, nfreq[1], step):
+        spec[:, j0 : j0 + step] = np.tensordot(c0, t[:, j0 : j0 + step], axes=(1, 0))
+    return spec
+
+
 def _spectrum(
     kernel: np.ndarray,
     shape: tuple[int, int, int],
@@ -158,19 +194,20 @@ def _spectrum(
             _STATS["hits"] += 1
             return spec
         _STATS["misses"] += 1
-    # Pruned transform of the kernel placed with its centre at index 0 (negative offsets
-    # wrapped to the end): each axis is padded only when it is transformed, so the first
-    # two passes touch only the kernel's own rows. Computed in the working precision.
-    work = np.float32 if dtype == np.float32 else np.float64
-    full = sfft.rfft(_wrap_along(kernel.astype(work), 2, shape[2]), axis=2, workers=workers)
-    full = sfft.fft(_wrap_along(full, 1, shape[1]), axis=1, workers=workers, overwrite_x=True)
-    full = sfft.fft(_wrap_along(full, 0, shape[0]), axis=0, workers=workers, overwrite_x=True)
     if _is_symmetric(kernel):
-        spec = np.ascontiguousarray(full.real, dtype=dtype)
+        spec = _cosine_spectrum(kernel, shape, dtype)
     else:
+        # Pruned transform of the kernel placed with its centre at index 0 (negative
+        # offsets wrapped to the end): each axis is padded only when it is transformed,
+        # so the first two passes touch only the kernel's own rows. Computed in the
+        # working precision.
+        work = np.float32 if dtype == np.float32 else np.float64
+        full = sfft.rfft(_wrap_along(kernel.astype(work), 2, shape[2]), axis=2, workers=workers)
+        full = sfft.fft(_wrap_along(full, 1, shape[1]), axis=1, workers=workers, overwrite_x=True)
+        full = sfft.fft(_wrap_along(full, 0, shape[0]), axis=0, workers=workers, overwrite_x=True)
         cdt = np.complex64 if dtype == np.float32 else np.complex128
         spec = np.ascontiguousarray(full, dtype=cdt)
-    del full
+        del full
     with _CACHE_LOCK:
         _CACHE[ck] = spec
         while len(_CACHE) > 1 and sum(v.nbytes for v in _CACHE.values()) > CACHE_MAX_BYTES:
