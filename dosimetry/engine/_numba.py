@@ -33,6 +33,7 @@ __all__ = [
     "embed_axis1",
     "zero_planes_outside",
     "copy_planes",
+    "cosine_spectrum_rows",
     "place_result",
 ]
 
@@ -439,6 +440,39 @@ def copy_planes(src: np.ndarray, dst: np.ndarray, n0: int) -> None:
             drow = dst[k, j]
             for i in range(srow.shape[0]):
                 drow[i] = srow[i]
+
+
+@njit(cache=True, nogil=True)
+def cosine_spectrum_rows(
+    t1: np.ndarray, c0: np.ndarray, c1: np.ndarray, spec: np.ndarray, j0: int, j1: int
+) -> None:
+    """Rows ``j0 .. j1-1`` (axis 1) of a separable cosine spectrum:
+    ``spec[f, j, i] = sum_a c0[f, a] sum_b c1[j, b] t1[a, b, i]``, summed in float64
+    (``t1``: ``(h0+1, h1+1, nc)`` float64, ``c0``: ``(L0, h0+1)``, ``c1``: ``(L1, h1+1)``)."""
+    na, nb, nc = t1.shape
+    tmp = np.empty((na, nc), dtype=np.float64)
+    acc = np.empty(nc, dtype=np.float64)
+    for j in range(j0, j1):
+        for a in range(na):
+            row = tmp[a]
+            for i in range(nc):
+                row[i] = 0.0
+            for b in range(nb):
+                w = c1[j, b]
+                src = t1[a, b]
+                for i in range(nc):
+                    row[i] += w * src[i]
+        for f in range(c0.shape[0]):
+            for i in range(nc):
+                acc[i] = 0.0
+            for a in range(na):
+                w = c0[f, a]
+                row = tmp[a]
+                for i in range(nc):
+                    acc[i] += w * row[i]
+            out = spec[f, j]
+            for i in range(nc):
+                out[i] = acc[i]
 
 
 @njit(cache=True, nogil=True)
