@@ -1,10 +1,13 @@
 """Numba kernels of the dose engine: arrays and scalars in, arrays out.
 
-All functions are ``@njit(cache=True)``; the convolution loops run in parallel over
+The kernels are ``@njit(cache=True)``. The direct convolution loops run in parallel over
 output slices (``prange``), each thread owning its output slice (no write races), and
-accumulate in the output's dtype (float64, or float32 where single precision was
-asked for: twice the SIMD width, relative rounding ~1e-7 per voxel). The public wrappers in :mod:`dosimetry.engine.convolve` check the
-arguments; these kernels trust them.
+accumulate in the output's dtype (float64, or float32 where single precision was asked
+for: twice the SIMD width, relative rounding ~1e-7 per voxel). The pieces of the FFT
+path and the map scans are serial and ``nogil``: :mod:`dosimetry.engine._blocks` runs
+them on blocks of planes on its thread pool (``scan_rows``, ``row_extents`` and
+``count_nonfinite_negative`` are the Python wrappers that do so). The public functions
+in :mod:`dosimetry.engine.convolve` check the arguments; these kernels trust them.
 
 Convention (the same as ``scipy.signal.convolve(src, kernel, mode="same")`` for odd
 kernel sides): ``out[x] = sum_d kernel[h + d] * src[x - d]`` with ``h`` the half widths,
