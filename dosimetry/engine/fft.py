@@ -47,10 +47,10 @@ _CACHE: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 #: Upper bound on the bytes held by cached spectra (oldest dropped first).
 CACHE_MAX_BYTES = 2 * 1024**3
-#: Symmetric kernels up to this side along axis 0 get their spectrum by cosine sums
-#: (:func:`_cosine_spectrum`), larger ones by the pruned FFT of the kernel. Measured on
-#: 2 cores (float32 spectra, FFT grids 105-400 per axis): cosine sums 1.3-3.3x faster
-#: for sides 11-41, equal or slower for side 81.
+#: Symmetric kernels up to this side along axes 0 and 1 (the contractions' lengths) get
+#: their spectrum by cosine sums (:func:`_cosine_spectrum`), larger ones by the pruned
+#: FFT of the kernel. Measured on 2 cores (float32 spectra, FFT grids 105-400 per axis):
+#: cosine sums 1.3-3.3x faster for sides 11-41, equal or slower for side 81.
 _COSINE_MAX_SIDE = 51
 _STATS = {"hits": 0, "misses": 0}
 
@@ -201,7 +201,8 @@ def _spectrum(
             _STATS["hits"] += 1
             return spec
         _STATS["misses"] += 1
-    if _is_symmetric(kernel) and kernel.shape[0] <= _COSINE_MAX_SIDE:
+    symmetric = _is_symmetric(kernel)
+    if symmetric and max(kernel.shape[:2]) <= _COSINE_MAX_SIDE:
         spec = _cosine_spectrum(kernel, shape, dtype, workers)
     else:
         # Pruned transform of the kernel placed with its centre at index 0 (negative
@@ -212,8 +213,11 @@ def _spectrum(
         full = sfft.rfft(_wrap_along(kernel.astype(work), 2, shape[2]), axis=2, workers=workers)
         full = sfft.fft(_wrap_along(full, 1, shape[1]), axis=1, workers=workers, overwrite_x=True)
         full = sfft.fft(_wrap_along(full, 0, shape[0]), axis=0, workers=workers, overwrite_x=True)
-        cdt = np.complex64 if dtype == np.float32 else np.complex128
-        spec = np.ascontiguousarray(full, dtype=cdt)
+        if symmetric:  # real spectrum: stored as such (half the memory, real product)
+            spec = np.ascontiguousarray(full.real, dtype=dtype)
+        else:
+            cdt = np.complex64 if dtype == np.float32 else np.complex128
+            spec = np.ascontiguousarray(full, dtype=cdt)
         del full
     with _CACHE_LOCK:
         _CACHE[ck] = spec

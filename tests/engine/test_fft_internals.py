@@ -165,3 +165,24 @@ def test_cosine_spectrum_equals_fft_of_wrapped_kernel(shape):
         got = _cosine_spectrum(kernel, shape, np.dtype(dt), 2)
         assert got.dtype == dt and got.shape == ref.shape
         np.testing.assert_allclose(got, ref.real, rtol=0, atol=tol * np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spectrum_routes_agree(dtype, monkeypatch):
+    """A symmetric kernel's spectrum is the same by cosine sums and by the pruned FFT
+    (the route is chosen by the kernel's side)."""
+    from dosimetry.engine import fft as F
+
+    rng = np.random.default_rng(6)
+    octant = rng.random((4, 3, 6))
+    kernel = octant[np.ix_(*[np.abs(np.arange(-(n - 1), n)) for n in octant.shape])]
+    shape = (24, 20, 30)
+    got = {}
+    for side in (0, 1000):
+        monkeypatch.setattr(F, "_COSINE_MAX_SIDE", side)
+        F.clear_spectrum_cache()
+        got[side] = F._spectrum(kernel, shape, f"k{side}", np.dtype(dtype), 2)
+    F.clear_spectrum_cache()
+    assert got[0].dtype == got[1000].dtype == dtype  # real spectra both ways
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got[1000], got[0], rtol=0, atol=tol * np.abs(got[0]).max())
