@@ -334,3 +334,15 @@ def test_numba_direct_general_float32_accumulation_oracle():
     nb.convolve_direct_general(src, k.astype(np.float32), nb.row_extents(src), out, _order(src))
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("path", ["direct", "fft"])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_overflow_to_infinity_is_refused(path, symmetric):
+    """A finite float32 map whose convolution overflows (sums beyond 3.4e38) gives a
+    clear error on either path, not an array with inf in it."""
+    src = np.zeros((9, 9, 9), dtype=np.float32)
+    src[3:6, 3:6, 3:6] = 3e38
+    k = np.ones((3, 3, 3)) if symmetric else np.arange(1.0, 28.0).reshape(3, 3, 3)
+    with pytest.raises(InputDataError, match="non-finite"):
+        convolve(src, k, path=path, dtype="float32")
