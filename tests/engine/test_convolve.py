@@ -336,6 +336,8 @@ def test_numba_direct_general_float32_accumulation_oracle():
     np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * np.abs(ref).max())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NumPy, no-JIT
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("path", ["direct", "fft"])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_overflow_to_infinity_is_refused(path, symmetric):
