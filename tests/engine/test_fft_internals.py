@@ -112,10 +112,18 @@ def test_run_blocks_nested_call_runs_inline():
         inner = run_blocks(lambda c, d: list(range(c, d)), 10, 1, 2)
         return [len([i for block in inner for i in block])] * (b - a)
 
-    got = run_blocks(outer, 8, 1, 2)
-    assert [n for block in got for n in block] == [10] * 8
+    # in a thread of its own: a deadlock fails the test instead of hanging the suite
+    import threading
+
+    result: list[list[list[int]]] = []
+    t = threading.Thread(target=lambda: result.append(run_blocks(outer, 8, 1, 2)), daemon=True)
+    t.start()
+    t.join(timeout=60)
+    assert not t.is_alive(), "nested run_blocks deadlocked on its own pool"
+    assert [n for block in result[0] for n in block] == [10] * 8
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fft_path_works_in_a_forked_child():
     """The thread pool is rebuilt in a forked child (its threads do not survive fork)."""
     import multiprocessing as mp
