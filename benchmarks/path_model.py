@@ -4,8 +4,9 @@
 ``dosimetry.engine.convolve`` on the benchmark maps (realistic 20 % non-zero and lesion
 maps 2 %, 0.5 %, 0.1 %; 128^3 and 160x256x256) with kernels of side 7, 11 and 15, in
 float32 and float64, fits ``t_direct = a * ops + r * visits + b * voxels`` and
-``t_fft = c * units + d * voxels`` by relative least squares (``ops``, ``visits``,
-``units`` from :func:`dosimetry.engine.convolve.work_counts`), and prints the constants with the
+``t_fft = c * units + e * taps + d * voxels`` by non-negative relative least squares (``ops``,
+``visits``, ``units``, ``taps`` from :func:`dosimetry.engine.convolve.work_counts`), and
+prints the constants with the
 cases in which the fitted and the current model would choose the slower path. Copy the
 constants into ``dosimetry/engine/convolve.py`` when they differ on your machine.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from engine import lesion_map, realistic_map, synthetic_kernel
+from scipy.optimize import nnls
 
 from dosimetry.engine import convolve
 
@@ -39,7 +41,8 @@ def _median(fn: Any, repeats: int) -> float:
 
 
 def _fit(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    coef, *_ = np.linalg.lstsq(x / t[:, None], np.ones_like(t), rcond=None)
+    """Non-negative relative least squares: min sum ((x @ c) / t - 1)^2 with c >= 0."""
+    coef, _ = nnls(x / t[:, None], np.ones_like(t))
     return coef
 
 
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
-    cases: list[tuple[str, str, int, str, float, float, float, float, float, float]] = []
+    cases: list[tuple[str, str, int, str, float, float, float, float, float, float, float]] = []
     for shape in [(128, 128, 128), (160, 256, 256)]:
         maps = {
             "20%": realistic_map(shape),
@@ -59,12 +62,14 @@ def main(argv: list[str] | None = None) -> None:
             for side in (7, 11, 15):
                 k = synthetic_kernel(side)
                 ext = conv._numba.row_extents(m)
-                ops, visits, units = conv.work_counts(k.shape, ext, True)
                 for dt in ("float32", "float64"):
+                    ops, visits, units, taps = conv.work_counts(k.shape, ext, True, dt)
                     td = _median(partial(convolve, m, k, "direct", dt), args.repeats)
                     tf = _median(partial(convolve, m, k, "fft", dt), args.repeats)
                     label = "x".join(map(str, shape[::-1]))
-                    cases.append((label, name, side, dt, ops, units, float(m.size), td, tf, visits))
+                    cases.append(
+                        (label, name, side, dt, ops, units, float(m.size), td, tf, visits, taps)
+                    )
                     print(
                         f"{label:12s} {name:5s} side {side:2d} {dt}: direct {td * 1e3:7.2f} ms, "
                         f"fft {tf * 1e3:7.2f} ms",
@@ -78,24 +83,26 @@ def main(argv: list[str] | None = None) -> None:
         td = np.array([c[7] for c in rows])
         tf = np.array([c[8] for c in rows])
         visits = np.array([c[9] for c in rows])
+        taps = np.array([c[10] for c in rows])
         a, r, b = _fit(np.c_[ops, visits, vox], td)
-        c, d = _fit(np.c_[units, vox], tf)
+        c, e, d = _fit(np.c_[units, taps, vox], tf)
         models = {
-            "fitted": (a, r, b, c, d),
+            "fitted": (a, r, b, c, e, d),
             "current": (
                 conv._DIRECT_S_PER_OP[dt],
                 conv._DIRECT_S_PER_ROW[dt],
                 conv._DIRECT_S_PER_VOXEL[dt],
                 conv._FFT_S_PER_UNIT[dt],
+                conv._FFT_S_PER_TAP[dt],
                 conv._FFT_S_PER_VOXEL[dt],
             ),
         }
         print(
             f"\n{dt}: fitted direct {a:.2g} s/op + {r:.2g} s/row + {b:.2g} s/voxel; "
-            f"fft {c:.2g} s/unit + {d:.2g} s/voxel"
+            f"fft {c:.2g} s/unit + {e:.2g} s/tap + {d:.2g} s/voxel"
         )
-        for label, (pa, pr, pb, pc, pd) in models.items():
-            pick_direct = pa * ops + pr * visits + pb * vox <= pc * units + pd * vox
+        for label, (pa, pr, pb, pc, pe, pd) in models.items():
+            pick_direct = pa * ops + pr * visits + pb * vox <= pc * units + pe * taps + pd * vox
             wrong = [
                 f"{r[0]} {r[1]} side {r[2]} ({max(r[7], r[8]) / min(r[7], r[8]):.2f}x slower)"
                 for r, p in zip(rows, pick_direct, strict=True)

@@ -37,6 +37,7 @@ __all__ = [
     "zero_planes_outside",
     "copy_planes",
     "cosine_spectrum_rows",
+    "axial_taps",
     "place_result",
 ]
 
@@ -476,6 +477,30 @@ def cosine_spectrum_rows(
             out = spec[f, j]
             for i in range(nc):
                 out[i] = acc[i]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def axial_taps(fp: np.ndarray, km: np.ndarray, g: np.ndarray, c_start: int) -> None:
+    """Convolution along axis 0 of planes held as flat real rows, with a kernel symmetric
+    in that axis: ``g[p] = km[0] * fp[c] + sum_{d=1..h} km[d] * (fp[c - d] + fp[c + d])``
+    with ``c = c_start + p`` (``fp``: ``(planes, m)``, zero planes around the data so that
+    every ``c +- d`` exists; ``km``: ``(h + 1, m)``; ``g``: ``(n, m)``). Each row is a
+    whole plane, so the inner loops are long, branch-free and vectorised."""
+    m = fp.shape[1]
+    h = km.shape[0] - 1
+    for p in range(g.shape[0]):
+        c = c_start + p
+        gp = g[p]
+        fc = fp[c]
+        k = km[0]
+        for i in range(m):
+            gp[i] = k[i] * fc[i]
+        for d in range(1, h + 1):
+            fa = fp[c - d]
+            fb = fp[c + d]
+            k = km[d]
+            for i in range(m):
+                gp[i] += k[i] * (fa[i] + fb[i])
 
 
 @njit(cache=True, nogil=True)

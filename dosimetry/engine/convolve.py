@@ -35,21 +35,24 @@ Path = Literal["auto", "fft", "direct"]
 PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 
 #: Cost model of the automatic path choice (seconds per counted operation, per row
-#: visit, per FFT unit and per map voxel; float32 and float64). Only the ratios between
-#: the two paths matter; they were fitted (relative least squares) to the times of both
-#: paths measured on a 2-vCPU Xeon (AVX-512) with 2 threads: 128^3 and 160x256x256 maps
-#: (realistic 20 % non-zero, and lesion maps 2 %, 0.5 %, 0.1 % non-zero), kernel sides
-#: 7, 11, 15 (benchmarks/engine.py maps; 24 cases per dtype; refit with
-#: benchmarks/path_model.py). In the fitting run the model picked the faster path in
-#: 23/24 (float32) and 21/24 (float64) cases, the others within 31 % and 9 % of the
-#: faster. "op": a multiply-add of the direct loop as counted in :func:`work_counts`;
-#: "row": one visit of a source row by an output row (loop set-up, extents, short
-#: vectors); "unit": L log2 L per transformed voxel of the FFT box; "voxel": per voxel of
+#: visit, per FFT unit, per axis-0 tap and per map voxel; float32 and float64). Only the
+#: ratios between the two paths matter; they were fitted (non-negative relative least
+#: squares) to the times of both paths measured on a 2-vCPU Xeon (AVX-512) with 2
+#: threads: 128^3 and 160x256x256 maps (realistic 20 % non-zero, and lesion maps 2 %,
+#: 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py maps; 24 cases
+#: per dtype; refit with benchmarks/path_model.py). In the fitting run the model picked
+#: the faster path in 22/24 (float32) and 19/24 (float64) cases, the others within 41 %
+#: of the faster (near-ties, and side 15 on 0.1-0.5 % maps). "op": a multiply-add of
+#: the direct loop as counted in :func:`work_counts`; "row": one visit of a source row by
+#: an output row (loop set-up, extents, short vectors); "unit": L log2 L per
+#: transformed voxel of the FFT box; "tap": per box voxel and axis-0 tap where that axis
+#: goes by direct taps (:func:`dosimetry.engine.fft.use_taps`); "voxel": per voxel of
 #: the map (output zeroing, checks, placement).
-_DIRECT_S_PER_OP = {"float32": 2.2e-11, "float64": 4.8e-11}
-_DIRECT_S_PER_ROW = {"float32": 3.1e-8, "float64": 3.2e-8}
-_DIRECT_S_PER_VOXEL = {"float32": 1.0e-9, "float64": 1.2e-9}
-_FFT_S_PER_UNIT = {"float32": 2.6e-10, "float64": 4.2e-10}
+_DIRECT_S_PER_OP = {"float32": 1.8e-11, "float64": 5.3e-11}
+_DIRECT_S_PER_ROW = {"float32": 3.5e-8, "float64": 2.9e-8}
+_DIRECT_S_PER_VOXEL = {"float32": 1.1e-9, "float64": 1.4e-9}
+_FFT_S_PER_UNIT = {"float32": 2.8e-10, "float64": 5.6e-10}
+_FFT_S_PER_TAP = {"float32": 7.2e-11, "float64": 8.7e-11}
 _FFT_S_PER_VOXEL = {"float32": 1.2e-9, "float64": 1.4e-9}
 
 _SYM_CACHE: dict[str, bool] = {}
@@ -103,15 +106,17 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.n
 
 
 def work_counts(
-    kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool
-) -> tuple[float, float, float]:
+    kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str = "float64"
+) -> tuple[float, float, float, float]:
     """Work of the two paths for a map with row extents ``ext``: the direct loop's
-    counted multiply-adds and source-row visits, and the FFT's ``L log2 L`` units over
-    the non-zero box padded by the kernel (all 0 for an empty map)."""
+    counted multiply-adds and source-row visits; the FFT path's ``L log2 L`` units of the
+    transforms over the non-zero box padded by the kernel and, where axis 0 goes by
+    direct taps (:func:`dosimetry.engine.fft.use_taps`), its values x taps (else 0).
+    All 0 for an empty map."""
     h = [s // 2 for s in kernel_shape]
     nonempty = ext[:, :, 0] >= 0
     if not np.any(nonempty):
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0
     lengths = (ext[:, :, 1] - ext[:, :, 0] + 1)[nonempty].astype(np.float64)
     # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2,
     # with h2+1 (symmetric: pairs of taps) or 2h2+1 taps
@@ -121,20 +126,22 @@ def work_counts(
     if symmetric:  # pairs of rows summed once, not twice
         ops /= 2.0
         visits /= 2.0
-    from .fft import bounds_from_extents
+    from .fft import bounds_from_extents, use_taps
 
     bounds = bounds_from_extents(ext)
     assert bounds is not None
     size = [bounds[1][a] - bounds[0][a] + 2 * h[a] for a in range(3)]
     vol = float(np.prod(size))
-    return ops, visits, vol * math.log2(max(vol, 2.0))
+    if symmetric and use_taps(size[0], h[0], size[0], dtype):
+        return ops, visits, vol * math.log2(max(size[1] * size[2], 2)), vol * (h[0] + 1)
+    return ops, visits, vol * math.log2(max(vol, 2.0)), 0.0
 
 
 def _costs(
     src: np.ndarray, kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str
 ) -> tuple[float, float]:
     """Estimated seconds of the direct and FFT paths (see the cost-model constants)."""
-    ops, visits, units = work_counts(kernel_shape, ext, symmetric)
+    ops, visits, units, taps = work_counts(kernel_shape, ext, symmetric, dtype)
     if units == 0.0:
         return 0.0, 0.0
     n = float(src.size)
@@ -143,7 +150,9 @@ def _costs(
         + _DIRECT_S_PER_ROW[dtype] * visits
         + _DIRECT_S_PER_VOXEL[dtype] * n
     )
-    fft = _FFT_S_PER_UNIT[dtype] * units + _FFT_S_PER_VOXEL[dtype] * n
+    fft = (
+        _FFT_S_PER_UNIT[dtype] * units + _FFT_S_PER_TAP[dtype] * taps + _FFT_S_PER_VOXEL[dtype] * n
+    )
     return direct, fft
 
 

@@ -9,7 +9,11 @@ equals the linear one on every output voxel kept. The kernel is placed with its 
 index 0 (negative offsets wrapped to the end), so no half-voxel shift arises, and its
 real-FFT spectrum is cached by ``(L, kernel hash, dtype)`` and reused across maps.
 A kernel symmetric under each axis flip has a real spectrum, stored as such (half the
-memory, a real-by-complex product).
+memory, a real-by-complex product). For such a kernel with a short reach along axis 0,
+that axis is not transformed: the 2-D spectra of the source planes are convolved along
+it directly with the 2-D spectra of the kernel's planes (a linear convolution of
+``2 h0 + 1`` taps, paired by symmetry), which is exact and, for short kernels, cheaper
+than the padded FFT pair it replaces (:func:`use_taps`).
 
 References
 ----------
@@ -30,6 +34,7 @@ import scipy.fft as sfft
 
 from ._blocks import run_blocks, thread_count
 from ._numba import (
+    axial_taps,
     copy_planes,
     cosine_spectrum_rows,
     embed_axis1,
@@ -39,7 +44,14 @@ from ._numba import (
     zero_planes_outside,
 )
 
-__all__ = ["fft_convolve", "clear_spectrum_cache", "spectrum_cache_info", "fft_shape"]
+__all__ = [
+    "fft_convolve",
+    "clear_spectrum_cache",
+    "spectrum_cache_info",
+    "fft_shape",
+    "use_taps",
+    "TAPS_RATIO",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +64,16 @@ CACHE_MAX_BYTES = 2 * 1024**3
 #: FFT of the kernel. Measured on 2 cores (float32 spectra, FFT grids 105-400 per axis):
 #: cosine sums 1.3-3.3x faster for sides 11-41, equal or slower for side 81.
 _COSINE_MAX_SIDE = 51
+#: Axis 0 of a symmetric kernel is convolved directly in the planes' 2-D spectra (taps)
+#: instead of by an FFT pair along axis 0 when ``o0 (h0 + 1) <= ratio * L0 log2 L0``
+#: (``o0`` output planes, ``h0`` the kernel's half width along axis 0, ``L0`` the FFT
+#: length it would need), per working precision. Measured on 2 cores (realistic
+#: benchmark maps of 128^3 and 160x256x256, kernel sides 11-41, both ways forced): the
+#: taps were faster below ratios of 1.6-1.9 (float32) and 1.3-1.5 (float64), i.e. for
+#: sides up to ~25 (float32) and ~21 (float64); benchmarks/README.md has the sweep.
+TAPS_RATIO = {"float32": 1.6, "float64": 1.3}
 _STATS = {"hits": 0, "misses": 0}
+_SYMMETRIC: dict[str, bool] = {}
 
 
 def clear_spectrum_cache() -> None:
@@ -186,14 +207,65 @@ def _cosine_spectrum(
     return spec
 
 
+def _axial_spectrum(
+    kernel: np.ndarray, shape: tuple[int, int, int], dtype: np.dtype[Any], workers: int | None
+) -> np.ndarray:
+    """Spectra of the kernel's planes ``d = 0 .. h0`` (axis-0 offsets) over axes 1 and 2,
+    for a kernel symmetric under each axis flip: ``(h0 + 1, L1, 2 (L2 // 2 + 1))`` in
+    ``dtype``, each real value stored twice (the real and imaginary parts of the complex
+    values it multiplies in :func:`dosimetry.engine._numba.axial_taps`). Cosine sums in
+    float64 as in :func:`_cosine_spectrum`, without the axis-0 sum."""
+    h = [s // 2 for s in kernel.shape]
+    octant = np.asarray(kernel[h[0] :, h[1] :, h[2] :], dtype=np.float64)
+    nc = shape[2] // 2 + 1
+
+    def cosines(axis: int, count: int) -> np.ndarray:  # (frequencies, h + 1)
+        d = np.arange(h[axis] + 1)
+        f = np.arange(count)
+        weight = np.where(d == 0, 1.0, 2.0)
+        return np.ascontiguousarray(weight * np.cos(2.0 * np.pi * np.outer(f, d) / shape[axis]))
+
+    t1 = np.ascontiguousarray(np.einsum("abc,ic->abi", octant, cosines(2, nc)))
+    planes = np.empty((h[0] + 1, shape[1], nc), dtype=np.float64)
+    c1 = cosines(1, shape[1])
+    identity = np.eye(h[0] + 1)  # no sum over axis 0: one output "frequency" per plane
+    run_blocks(
+        lambda j0, j1: cosine_spectrum_rows(t1, identity, c1, planes, j0, j1),
+        shape[1],
+        (h[0] + 1) * nc * 8,
+        thread_count(workers),
+    )
+    out = np.empty((h[0] + 1, shape[1], 2 * nc), dtype=dtype)
+    out[:, :, 0::2] = planes
+    out[:, :, 1::2] = planes
+    return out
+
+
+def _symmetric(kernel: np.ndarray, key: str) -> bool:
+    sym = _SYMMETRIC.get(key)
+    if sym is None:
+        sym = _SYMMETRIC[key] = _is_symmetric(kernel)
+    return sym
+
+
+def use_taps(o0: int, h0: int, length0: int, dtype: str = "float64") -> bool:
+    """Whether axis 0 goes by direct taps rather than an FFT pair (see :data:`TAPS_RATIO`).
+
+    >>> use_taps(128, 5, 140), use_taps(128, 40, 216)
+    (True, False)
+    """
+    return bool(o0 * (h0 + 1) <= TAPS_RATIO[dtype] * length0 * np.log2(max(length0, 2)))
+
+
 def _spectrum(
     kernel: np.ndarray,
     shape: tuple[int, int, int],
     key: str,
     dtype: np.dtype[Any],
     workers: int | None,
+    taps: bool = False,
 ) -> np.ndarray:
-    ck = (shape, key, dtype.str)
+    ck = (("taps", shape[1], shape[2]) if taps else shape, key, dtype.str)
     with _CACHE_LOCK:
         spec = _CACHE.get(ck)
         if spec is not None:
@@ -201,8 +273,10 @@ def _spectrum(
             _STATS["hits"] += 1
             return spec
         _STATS["misses"] += 1
-    symmetric = _is_symmetric(kernel)
-    if symmetric and max(kernel.shape[:2]) <= _COSINE_MAX_SIDE:
+    symmetric = _symmetric(kernel, key)
+    if taps:
+        spec = _axial_spectrum(kernel, shape, dtype, workers)
+    elif symmetric and max(kernel.shape[:2]) <= _COSINE_MAX_SIDE:
         spec = _cosine_spectrum(kernel, shape, dtype, workers)
     else:
         # Pruned transform of the kernel placed with its centre at index 0 (negative
@@ -234,12 +308,17 @@ def _box_and_spectrum(
     key: str,
     dt: np.dtype,
     workers: int | None,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], np.ndarray]:
+    allow_taps: bool = True,
+) -> tuple[
+    tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, int, int], np.ndarray, bool
+]:
     """FFT geometry for sources in ``[lo, hi)`` of a grid ``n``, and the kernel spectrum.
 
     Returns the source box size, the output reach below and above it (clipped to the
-    grid), the FFT lengths and the (cached) kernel spectrum. Kernel offsets beyond box +
-    reach cannot link a source voxel to a kept output voxel, so they are cropped first.
+    grid), the FFT lengths, the (cached) kernel spectrum and whether axis 0 goes by
+    direct taps (:func:`use_taps`; the spectrum is then :func:`_axial_spectrum`'s).
+    Kernel offsets beyond box + reach cannot link a source voxel to a kept output voxel,
+    so they are cropped first.
     """
     half = [s // 2 for s in kernel.shape]
     out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
@@ -252,7 +331,14 @@ def _box_and_spectrum(
         kernel = kernel[tuple(slice(half[a] - eff[a], half[a] + eff[a] + 1) for a in range(3))]
         key = f"{key}/crop{eff}"
     shape = fft_shape(box, reach_lo, reach_hi, eff)
-    return box, reach_lo, reach_hi, shape, _spectrum(kernel, shape, key, dt, workers)
+    o0 = box[0] + reach_lo[0] + reach_hi[0]
+    taps = (
+        allow_taps
+        and _symmetric(kernel, key)
+        and use_taps(o0, eff[0], shape[0], "float32" if dt == np.float32 else "float64")
+    )
+    spec = _spectrum(kernel, shape, key, dt, workers, taps)
+    return box, reach_lo, reach_hi, shape, spec, taps
 
 
 def fft_convolve(
@@ -300,18 +386,20 @@ def fft_convolve(
     if bounds is None:
         return np.zeros(n, dtype=dt)
     lo, hi = bounds
-    box, reach_lo, reach_hi, shape, spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers)
+    box, reach_lo, reach_hi, shape, spec, taps = _box_and_spectrum(
+        n, lo, hi, kernel, key, dt, workers
+    )
     # The box is placed at offset reach_lo inside the FFT lengths, so the kept output
     # (box start - reach_lo .. box end + reach_hi) occupies indices 0 .. o-1: no wrapped
     # pieces to reassemble. Pruned transforms: each axis is padded only when it is
     # transformed, and the inverse passes keep only the output rows that are needed.
     out = np.empty(n, dtype=dt)
     bad, deep = _blocked_convolve(
-        src, lo, box, reach_lo, reach_hi, shape, spec, dt, workers, out, roundoff
+        src, lo, box, reach_lo, reach_hi, shape, spec, taps, dt, workers, out, roundoff
     )
     if counts is not None:
         counts += (bad, deep)
-    log.debug("fft_convolve: box %s, fft shape %s, dtype %s", box, shape, dt)
+    log.debug("fft_convolve: box %s, fft shape %s, axis-0 taps %s, dtype %s", box, shape, taps, dt)
     return out
 
 
@@ -331,6 +419,7 @@ def _blocked_convolve(
     reach_hi: tuple[int, ...],
     shape: tuple[int, ...],
     spec: np.ndarray,
+    taps: bool,
     dt: np.dtype[Any],
     workers: int | None,
     out: np.ndarray,
@@ -341,9 +430,9 @@ def _blocked_convolve(
     spectrum, placed into ``out`` (zero elsewhere) with the round-off checks of
     :func:`dosimetry.engine._numba.place_result`; returns its counts.
 
-    Cache-blocked: the transforms run in three stages over blocks of a few planes or
-    columns, each block's passes done while it is in the cache of the core that owns it
-    (one pass over main memory per stage instead of one per transform and copy):
+    Cache-blocked: the transforms run in stages over blocks of a few planes or columns,
+    each block's passes done while it is in the cache of the core that owns it (one pass
+    over main memory per stage instead of one per transform and copy):
 
     1. per block of source planes: zero-padded copy, real FFT along axis 2, zero-padded
        copy into the complex work array, FFT along axis 1;
@@ -352,31 +441,41 @@ def _blocked_convolve(
     3. per block of kept planes: inverse FFT along axis 1, inverse real FFT along axis 2,
        placement into ``out`` with the checks.
 
+    With ``taps`` (a symmetric kernel whose axis-0 reach is short, :func:`use_taps`)
+    there is no stage 2 and no padding along axis 0: stage 3 first convolves the planes'
+    2-D spectra along axis 0 with the kernel planes' spectra
+    (:func:`dosimetry.engine._numba.axial_taps`; ``spec`` from :func:`_axial_spectrum`),
+    which is exact, as axis 0 is then a plain linear convolution.
+
     Blocks run on a pool of ``workers`` threads (the transforms and Numba copies release
     the GIL), each transform single-threaded. ``work``: a dict keeping the complex work
     array for the next call with the same geometry (several maps: no new pages per map).
     """
-    r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
     s = [lo[a] - reach_lo[a] for a in range(3)]
     cdt = np.dtype(np.complex64 if dt == np.float32 else np.complex128)
     threads = thread_count(workers)
     nc = shape[2] // 2 + 1
-    f3 = _work_array({} if work is None else work, "complex", (shape[0], shape[1], nc), cdt)
+    h0 = spec.shape[0] - 1 if taps else 0
+    # taps: the source planes with h0 + reach zero planes below and h0 + reach above,
+    # so that every output plane's 2 h0 + 1 neighbours exist; else the FFT length
+    planes = o[0] + 2 * h0 if taps else shape[0]
+    first = reach_lo[0] + h0  # index of the box's first plane in f3
+    f3 = _work_array({} if work is None else work, "complex", (planes, shape[1], nc), cdt)
     tol, clip = roundoff
 
     def forward(q0: int, q1: int) -> None:
         # planes q0..q1-1 of f3: the source box's planes transformed, the others zero
-        zero_planes_outside(f3[q0:q1], r[0] - q0, r[0] + box[0] - q0)
-        p0 = max(q0 - r[0], 0)
-        p1 = min(q1 - r[0], box[0])
+        zero_planes_outside(f3[q0:q1], first - q0, first + box[0] - q0)
+        p0 = max(q0 - first, 0)
+        p1 = min(q1 - first, box[0])
         if p1 <= p0:
             return
         buf = np.empty((p1 - p0, box[1], shape[2]), dtype=dt)
-        embed_box_real(src, lo[0] + p0, lo[1], lo[2], buf, r[2], box[2])
+        embed_box_real(src, lo[0] + p0, lo[1], lo[2], buf, reach_lo[2], box[2])
         f1 = sfft.rfft(buf, axis=2, workers=1, overwrite_x=True)
-        slab = f3[r[0] + p0 : r[0] + p1]
-        embed_axis1(f1, slab, r[1])
+        slab = f3[first + p0 : first + p1]
+        embed_axis1(f1, slab, reach_lo[1])
         _in_place(sfft.fft, slab, 1, 1)
 
     def middle(j0: int, j1: int) -> None:
@@ -385,6 +484,9 @@ def _blocked_convolve(
         _in_place(sfft.ifft, g, 0, 1)
         copy_planes(g, f3[:, j0:j1], o[0])
 
+    flat = f3.view(dt).reshape(planes, -1)
+    flat_spec = spec.reshape(spec.shape[0], -1)
+
     def inverse(k0: int, k1: int) -> tuple[int, int]:
         # output planes k0..k1-1: the kept planes' inverse transforms placed, others zero
         zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
@@ -392,7 +494,11 @@ def _blocked_convolve(
         p1 = min(k1 - s[0], o[0])
         if p1 <= p0:
             return 0, 0
-        slab = f3[p0:p1]
+        if taps:  # output plane p: f3 planes p .. p + 2 h0 around its source plane
+            slab = np.empty((p1 - p0, shape[1], nc), dtype=cdt)
+            axial_taps(flat, flat_spec, slab.view(dt).reshape(p1 - p0, -1), p0 + h0)
+        else:
+            slab = f3[p0:p1]
         _in_place(sfft.ifft, slab, 1, 1)
         res = sfft.irfft(slab[:, : o[1]], n=shape[2], axis=2, workers=1)
         return place_result(
@@ -400,8 +506,9 @@ def _blocked_convolve(
         )
 
     plane = shape[1] * nc * cdt.itemsize
-    run_blocks(forward, shape[0], plane, threads)
-    run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
+    run_blocks(forward, planes, plane, threads)
+    if not taps:
+        run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
     counts = run_blocks(inverse, out.shape[0], plane, threads)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
@@ -482,7 +589,9 @@ def fft_convolve_many(
         return outs
     live = [m for m, b in enumerate(per) if b is not None]
     lo, hi = bounds
-    box, reach_lo, reach_hi, shape, spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers)
+    box, reach_lo, reach_hi, shape, spec, taps = _box_and_spectrum(
+        n, lo, hi, kernel, key, dt, workers
+    )
     keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
@@ -494,7 +603,19 @@ def fft_convolve_many(
         for i in live:
             tc = (np.inf, False) if roundoff is None else roundoff[i]
             bad, deep = _blocked_convolve(
-                srcs[i], lo, box, reach_lo, reach_hi, shape, spec, dt, workers, outs[i], tc, work
+                srcs[i],
+                lo,
+                box,
+                reach_lo,
+                reach_hi,
+                shape,
+                spec,
+                taps,
+                dt,
+                workers,
+                outs[i],
+                tc,
+                work,
             )
             if counts is not None:
                 counts[i] += (bad, deep)
@@ -503,6 +624,8 @@ def fft_convolve_many(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
         )
         return outs
+    if taps:  # the stacked transforms take the full 3-D spectrum
+        spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers, allow_taps=False)[4]
     for start in range(0, len(live), step):
         idx = live[start : start + step]
         m = len(idx)

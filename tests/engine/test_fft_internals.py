@@ -194,3 +194,102 @@ def test_spectrum_routes_agree(dtype, monkeypatch):
     assert got[0].dtype == got[1000].dtype == dtype  # real spectra both ways
     tol = 1e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(got[1000], got[0], rtol=0, atol=tol * np.abs(got[0]).max())
+
+
+def _symmetric_kernel(rng: np.random.Generator, octant_shape: tuple[int, int, int]) -> np.ndarray:
+    octant = rng.random(octant_shape)
+    return octant[np.ix_(*[np.abs(np.arange(-(n - 1), n)) for n in octant_shape])]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axial_spectrum_equals_fft_of_wrapped_kernel_planes(dtype):
+    """Each plane of the axial spectrum is the 2-D DFT (axes 1, 2, rfft grid) of the
+    kernel plane at that axis-0 offset, wrapped around index 0; values stored twice."""
+    from dosimetry.engine.fft import _axial_spectrum
+
+    rng = np.random.default_rng(7)
+    kernel = _symmetric_kernel(rng, (3, 4, 5))  # sides 5, 7, 9
+    shape = (99, 18, 21)  # axis-0 length is not used
+    got = _axial_spectrum(kernel, shape, np.dtype(dtype), 2)
+    nc = shape[2] // 2 + 1
+    assert got.shape == (3, 18, 2 * nc) and got.dtype == dtype
+    for d in range(3):
+        wrapped = np.zeros(shape[1:])
+        for d1 in range(-3, 4):
+            for d2 in range(-4, 5):
+                wrapped[d1 % shape[1], d2 % shape[2]] = kernel[2 + d, d1 + 3, d2 + 4]
+        ref = np.fft.rfft2(wrapped)
+        assert np.max(np.abs(ref.imag)) < 1e-12 * np.max(np.abs(ref))
+        tol = 1e-6 if dtype == np.float32 else 1e-13
+        scale = np.max(np.abs(ref))
+        np.testing.assert_allclose(got[d, :, 0::2], ref.real, rtol=0, atol=tol * scale)
+        np.testing.assert_array_equal(got[d, :, 0::2], got[d, :, 1::2])
+
+
+def test_axial_taps_is_a_linear_convolution_along_axis_0():
+    rng = np.random.default_rng(8)
+    fp = rng.standard_normal((12, 10))
+    fp[:3] = 0.0
+    fp[9:] = 0.0  # zero planes around the data, as the FFT path lays them out
+    km = rng.standard_normal((3, 10))  # offsets 0, +-1, +-2
+    g = np.full((6, 10), np.nan)
+    _numba.axial_taps(fp, km, g, 3)
+    for p in range(6):
+        c = 3 + p
+        ref = km[0] * fp[c] + sum(km[d] * (fp[c - d] + fp[c + d]) for d in (1, 2))
+        np.testing.assert_allclose(g[p], ref, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_axis0_taps_and_fft_pair_give_the_linear_convolution(dtype, monkeypatch):
+    """Both ways of doing axis 0 (direct taps in the planes' spectra; FFT pair) equal
+    scipy's direct linear convolution: sources at the grid's faces and corners (reach
+    clipped), a box narrower than the kernel (kernel cropped), anisotropic kernels, and
+    several maps sharing one box."""
+    from scipy import signal
+
+    from dosimetry.engine import clear_spectrum_cache, convolve, convolve_many
+    from dosimetry.engine import fft as F
+
+    rng = np.random.default_rng(9)
+    maps = []
+    a = np.zeros((17, 20, 23))
+    a[0, 0, 0] = 1.0
+    a[16, 19, 22] = 2.0
+    a[8, 3:9, 14] = rng.random(6)
+    maps.append(a)
+    b = np.zeros((17, 20, 23))
+    b[5:7, 8:10, 9:12] = rng.random((2, 2, 3))  # box narrower than the kernel
+    maps.append(b)
+    maps.append(rng.random((17, 20, 23)) * (rng.random((17, 20, 23)) < 0.3))
+    kernels = [_symmetric_kernel(rng, s) for s in ((4, 3, 5), (2, 6, 3), (6, 2, 2))]
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for k in kernels:
+        refs = [signal.convolve(m, k, mode="same", method="direct") for m in maps]
+        for ratio in (0.0, 1e9):  # FFT pair always / taps always
+            monkeypatch.setitem(F.TAPS_RATIO, dtype, ratio)
+            clear_spectrum_cache()
+            for m, ref in zip(maps, refs, strict=True):
+                got = convolve(m, k, path="fft", dtype=dtype, workers=2)
+                np.testing.assert_allclose(got, ref, rtol=0, atol=tol * ref.max())
+            many = convolve_many(maps, k, path="fft", dtype=dtype, workers=2)
+            for got, ref in zip(many, refs, strict=True):
+                np.testing.assert_allclose(got, ref, rtol=0, atol=tol * ref.max())
+    clear_spectrum_cache()
+
+
+def test_taps_only_for_symmetric_kernels_with_short_axis0_reach():
+    from dosimetry.engine import fft as F
+
+    rng = np.random.default_rng(10)
+    sym = _symmetric_kernel(rng, (3, 3, 3))
+    asym = rng.random((5, 5, 5))
+    n = (64, 64, 64)
+    lo, hi = [10, 10, 10], [50, 50, 50]
+    f32 = np.dtype(np.float32)
+    assert F._box_and_spectrum(n, lo, hi, sym, "sym", f32, 1)[5]
+    assert not F._box_and_spectrum(n, lo, hi, asym, "asym", f32, 1)[5]
+    assert not F._box_and_spectrum(n, lo, hi, sym, "sym", f32, 1, allow_taps=False)[5]
+    big = _symmetric_kernel(rng, (31, 2, 2))  # side 61 along axis 0: FFT pair
+    assert not F._box_and_spectrum(n, lo, hi, big, "big", f32, 1)[5]
+    F.clear_spectrum_cache()
