@@ -25,6 +25,7 @@ __all__ = [
     "row_extents",
     "reachable_rows",
     "convolve_direct_symmetric",
+    "direct_chunks",
     "convolve_direct_general",
     "nonzero_bounds",
     "count_nonfinite_negative",
@@ -81,17 +82,69 @@ def reachable_rows(ext: np.ndarray, h0: int, h1: int) -> np.ndarray:
     return reach
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def _kernel_rows(octant: np.ndarray, swap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct 1-D kernel rows ``octant[a, b, :]`` (with ``swap``, ``(a, b)`` and
+    ``(b, a)`` share one) and the index of each ``(a, b)`` into them."""
+    h0 = octant.shape[0] - 1
+    h1 = octant.shape[1] - 1
+    index = np.empty((h0 + 1, h1 + 1), dtype=np.int64)
+    rows = np.empty(((h0 + 1) * (h1 + 1), octant.shape[2]), dtype=octant.dtype)
+    n = 0
+    for a in range(h0 + 1):
+        for b in range(h1 + 1):
+            if swap and b < a:
+                index[a, b] = index[b, a]
+            else:
+                index[a, b] = n
+                rows[n] = octant[a, b]
+                n += 1
+    return rows[:n].copy(), index
+
+
+def direct_chunks(ext: np.ndarray, h0: int, h2: int, chunks: int) -> np.ndarray:
+    """Boundaries of ``chunks`` runs of output slices of about equal work for
+    :func:`convolve_direct_symmetric` (work of an output slice: the non-empty row
+    lengths, padded by ``h2``, of the source slices within ``h0``).
+
+    >>> ext = np.full((6, 1, 2), -1); ext[:, 0] = [0, 3]  # every row 4 long
+    >>> direct_chunks(ext, 0, 0, 3).tolist()
+    [0, 2, 4, 6]
+    """
+    n0 = ext.shape[0]
+    nonempty = ext[:, :, 0] >= 0
+    rows = np.where(nonempty, ext[:, :, 1] - ext[:, :, 0] + 1 + 2 * h2, 0).sum(axis=1)
+    work = np.convolve(rows.astype(np.float64), np.ones(2 * h0 + 1), mode="same")
+    cum = np.concatenate([[0.0], np.cumsum(work + 1e-9)])  # + 1e-9: empty maps split too
+    inner = [int(np.searchsorted(cum, cum[-1] * t / chunks)) for t in range(1, chunks)]
+    return np.array([0, *[min(max(b, 0), n0) for b in inner], n0], dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _count_nonfinite_rows(out: np.ndarray, reach: np.ndarray, z0: int, z1: int) -> int:
+    """Non-finite values in the rows ``(k, j)`` with ``reach[k, j]`` of slices ``z0..z1-1``."""
+    count = 0
+    for k in range(z0, z1):
+        for j in range(out.shape[1]):
+            if reach[k, j]:
+                orow = out[k, j]
+                for i in range(out.shape[2]):
+                    v = orow[i]
+                    count += 0 if (v == v) & (abs(v) != np.inf) else 1
+    return count
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def convolve_direct_symmetric(
     src: np.ndarray,
     octant: np.ndarray,
     ext: np.ndarray,
     out: np.ndarray,
     swap: bool,
-    order: np.ndarray,
+    bounds: np.ndarray,
 ) -> int:
     """Linear "same" convolution with a kernel symmetric under each axis flip; returns
-    the number of non-finite values written (overflow), counted while writing.
+    the number of non-finite values written (overflow).
 
     Parameters
     ----------
@@ -105,103 +158,100 @@ def convolve_direct_symmetric(
     out
         ``(n0, n1, n2)`` output (float32 or float64; sums are accumulated in its dtype),
         overwritten.
-    order
-        Permutation of the output slices (:func:`slice_order`): slice ``order[t]`` is
-        computed in iteration ``t`` of the parallel loop.
     swap
         The octant is also symmetric under exchanging its first two axes (cubic voxels,
         ``octant[a, b, :] == octant[b, a, :]``; requires ``h0 == h1``): the rows of
-        ``(a, b)`` and ``(b, a)`` are summed together, saving ~40 % of the work.
+        ``(a, b)`` and ``(b, a)`` are computed once.
+    bounds
+        Non-decreasing output-slice boundaries ``0 = z_0 <= ... <= z_T = n0``
+        (:func:`direct_chunks`): run ``t`` of the parallel loop owns the output slices
+        ``z_t .. z_{t+1}-1`` (no write races) and visits the source slices within ``h0``
+        of them.
 
     Notes
     -----
-    For an output row ``(k, j)`` and each ``(a, b)`` the up to four source rows
-    ``(k+-a, j+-b)`` share the same kernel row, so they are summed first; the row is then
-    convolved with the symmetric 1-D kernel row, pairing ``i-c`` and ``i+c``. Empty source
-    rows are skipped and each row is only visited over its non-zero extent, which is what
-    makes this path fast for sparse maps. Work ~ (non-empty rows) x (h0+1)(h1+1)(h2+1).
+    A scatter from the non-empty source rows: for each, its full 1-D convolutions with
+    the distinct kernel rows (``(h0+1)(h1+1)``, or about half with ``swap``) are
+    computed once, from the row's symmetric shift sums ``s(i-c) + s(i+c)``, while the
+    row is in cache, and each is added to the (up to four) output rows ``(k+-a, j+-b)``
+    that share it, over the row's non-zero extent widened by ``h2``. Empty source rows
+    cost nothing, which is what makes this path fast for sparse maps; the work is
+    ~ (non-empty rows) x (2h0+1)(2h1+1) x (row length + 2 h2) additions plus the row
+    convolutions. A source slice within ``h0`` of two runs is convolved by both.
     """
-    n0, n1, n2 = src.shape
+    n0, n1, n2 = out.shape
     h0 = octant.shape[0] - 1
     h1 = octant.shape[1] - 1
     h2 = octant.shape[2] - 1
+    krows, index = _kernel_rows(octant, swap)
+    nrows = krows.shape[0]
     reach = reachable_rows(ext, h0, h1)
     bad = 0
-    for it in prange(n0):
-        k = order[it]
-        s = np.zeros(n2 + 2 * h2, dtype=out.dtype)
-        acc = np.zeros(n2, dtype=out.dtype)
-        for j in range(n1):
-            if not reach[k, j]:
+    for t in prange(bounds.shape[0] - 1):
+        z0 = bounds[t]
+        z1 = bounds[t + 1]
+        for k in range(z0, z1):
+            for j in range(n1):
+                orow = out[k, j]
                 for i in range(n2):
-                    out[k, j, i] = 0.0
-                continue
-            touched_lo = n2
-            touched_hi = -1
-            for a in range(h0 + 1):
-                for b in range(a if swap else 0, h1 + 1):
-                    lo = n2
-                    hi = -1
-                    # gather the distinct rows (k +- a, j +- b) into s, and with the
-                    # a <-> b symmetry also (k +- b, j +- a), which share the kernel row
-                    for t in range(2):
-                        if t == 1 and (not swap or a == b):
-                            continue
-                        ra = a if t == 0 else b
-                        rb = b if t == 0 else a
-                        for sa in range(2):
-                            if ra == 0 and sa == 1:
-                                continue
-                            kk = k + ra if sa == 0 else k - ra
-                            if kk < 0 or kk >= n0:
-                                continue
-                            for sb in range(2):
-                                if rb == 0 and sb == 1:
-                                    continue
-                                jj = j + rb if sb == 0 else j - rb
-                                if jj < 0 or jj >= n1:
-                                    continue
-                                f = ext[kk, jj, 0]
-                                if f < 0:
-                                    continue
-                                g = ext[kk, jj, 1]
-                                # slice views (not index arithmetic) let LLVM vectorise
-                                srow = src[kk, jj, f : g + 1]
-                                sbuf = s[h2 + f : h2 + g + 1]
-                                for i in range(g + 1 - f):
-                                    sbuf[i] += srow[i]
-                                if f < lo:
-                                    lo = f
-                                if g > hi:
-                                    hi = g
-                    if hi < 0:
-                        continue
-                    ilo = max(0, lo - h2)
-                    ihi = min(n2 - 1, hi + h2)
-                    if ilo < touched_lo:
-                        touched_lo = ilo
-                    if ihi > touched_hi:
-                        touched_hi = ihi
-                    m = ihi + 1 - ilo
-                    av = acc[ilo : ihi + 1]
-                    w0 = octant[a, b, 0]
-                    mid = s[h2 + ilo : h2 + ihi + 1]
+                    orow[i] = 0.0
+        padded = np.zeros(n2 + 4 * h2, dtype=out.dtype)  # source row at 2 h2, zeros around
+        shifts = np.empty((h2 + 1, n2 + 2 * h2), dtype=out.dtype)
+        conv = np.empty((nrows, n2 + 2 * h2), dtype=out.dtype)
+        for kk in range(max(0, z0 - h0), min(n0, z1 + h0)):
+            for jj in range(n1):
+                f = ext[kk, jj, 0]
+                if f < 0:
+                    continue
+                g = ext[kk, jj, 1]
+                length = g - f + 1
+                m = length + 2 * h2  # full convolution: columns f - h2 .. g + h2
+                mid = padded[2 * h2 : 2 * h2 + length]
+                srow = src[kk, jj, f : g + 1]
+                for i in range(length):
+                    mid[i] = srow[i]
+                centre = padded[h2 : h2 + m]
+                s0 = shifts[0, :m]
+                for i in range(m):
+                    s0[i] = centre[i]
+                for c in range(1, h2 + 1):
+                    sc = shifts[c, :m]
+                    left = padded[h2 - c : h2 - c + m]
+                    right = padded[h2 + c : h2 + c + m]
                     for i in range(m):
-                        av[i] += w0 * mid[i]
+                        sc[i] = left[i] + right[i]
+                for i in range(length):
+                    mid[i] = 0.0
+                # the part of the full convolution inside the grid
+                x0 = max(0, f - h2)
+                x1 = min(n2, g + h2 + 1)
+                off = x0 - (f - h2)
+                n = x1 - x0
+                for q in range(nrows):
+                    cq = conv[q, :n]
+                    w0 = krows[q, 0]
+                    sv = shifts[0, off : off + n]
+                    for i in range(n):
+                        cq[i] = w0 * sv[i]
                     for c in range(1, h2 + 1):
-                        w = octant[a, b, c]
-                        left = s[h2 + ilo - c : h2 + ihi + 1 - c]
-                        right = s[h2 + ilo + c : h2 + ihi + 1 + c]
-                        for i in range(m):
-                            av[i] += w * (left[i] + right[i])
-                    s[h2 + lo : h2 + hi + 1] = 0.0
-            for i in range(n2):
-                out[k, j, i] = 0.0
-            for i in range(touched_lo, touched_hi + 1):
-                v = acc[i]
-                bad += 0 if (v == v) & (abs(v) != np.inf) else 1
-                out[k, j, i] = v
-                acc[i] = 0.0
+                        w = krows[q, c]
+                        sv = shifts[c, off : off + n]
+                        for i in range(n):
+                            cq[i] += w * sv[i]
+                for da in range(-h0, h0 + 1):
+                    k = kk + da
+                    if k < z0 or k >= z1:
+                        continue
+                    a = abs(da)
+                    for db in range(-h1, h1 + 1):
+                        j = jj + db
+                        if j < 0 or j >= n1:
+                            continue
+                        cq = conv[index[a, abs(db)], :n]
+                        dst = out[k, j, x0:x1]
+                        for i in range(n):
+                            dst[i] += cq[i]
+        bad += _count_nonfinite_rows(out, reach, z0, z1)
     return bad
 
 
@@ -560,17 +610,19 @@ def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int
             # value makes the caller refuse the map, so it may enter the sum
             rb = 0
             rn = 0
+            rz = 0
             for i in range(n2):
                 v = row[i]
                 rb += (v != v) | (abs(v) == np.inf)
                 rn += v < 0
+                rz += v != 0
                 rs += v
             bad += rb
             neg += rn
             total += rs
             first = -1
             last = -2
-            for i in range(n2):
+            for i in range(n2 if rz else 0):  # the scalar search only in non-empty rows
                 if row[i] != 0:
                     first = i
                     break

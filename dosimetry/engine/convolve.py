@@ -4,8 +4,10 @@
 centred kernels (a single source voxel returns the kernel at its place, cropped at the
 border; nothing wraps around), computed either by
 
-* ``"direct"``: Numba gather over non-empty rows, exploiting the flip symmetry of
-  voxel S-value kernels (:mod:`dosimetry.engine._numba`), accumulation in the requested dtype; or
+* ``"direct"``: Numba loops over the non-empty rows only: for kernels symmetric under
+  each axis flip a scatter of each source row's 1-D convolutions with the kernel's
+  distinct rows (:func:`dosimetry.engine._numba.convolve_direct_symmetric`), otherwise a
+  gather; accumulation in the requested dtype; or
 * ``"fft"``: real FFTs on the zero-padded bounding box of the map with cached kernel
   spectra (:mod:`dosimetry.engine.fft`).
 
@@ -41,19 +43,18 @@ PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 #: threads: 128^3 and 160x256x256 maps (realistic 20 % non-zero, and lesion maps 2 %,
 #: 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py maps; 24 cases
 #: per dtype; refit with benchmarks/path_model.py). In the fitting run the model picked
-#: the faster path in 22/24 (float32) and 19/24 (float64) cases, the others within 41 %
-#: of the faster (near-ties, and side 15 on 0.1-0.5 % maps). "op": a multiply-add of
-#: the direct loop as counted in :func:`work_counts`; "row": one visit of a source row by
-#: an output row (loop set-up, extents, short vectors); "unit": L log2 L per
+#: the faster path in 24/24 (float32) and 23/24 (float64) cases (the other 1.29x slower). "op": an addition or
+#: multiply-add of the direct loops as counted in :func:`work_counts`; "row": one visit
+#: of an output row by a source row (loop set-up, extents); "unit": L log2 L per
 #: transformed voxel of the FFT box; "tap": per box voxel and axis-0 tap where that axis
 #: goes by direct taps (:func:`dosimetry.engine.fft.use_taps`); "voxel": per voxel of
 #: the map (output zeroing, checks, placement).
-_DIRECT_S_PER_OP = {"float32": 1.8e-11, "float64": 5.3e-11}
-_DIRECT_S_PER_ROW = {"float32": 3.5e-8, "float64": 2.9e-8}
-_DIRECT_S_PER_VOXEL = {"float32": 1.1e-9, "float64": 1.4e-9}
-_FFT_S_PER_UNIT = {"float32": 2.8e-10, "float64": 5.6e-10}
-_FFT_S_PER_TAP = {"float32": 7.2e-11, "float64": 8.7e-11}
-_FFT_S_PER_VOXEL = {"float32": 1.2e-9, "float64": 1.4e-9}
+_DIRECT_S_PER_OP = {"float32": 3.9e-11, "float64": 6.9e-11}
+_DIRECT_S_PER_ROW = {"float32": 5.4e-9, "float64": 5.7e-9}
+_DIRECT_S_PER_VOXEL = {"float32": 7.8e-10, "float64": 9.6e-10}
+_FFT_S_PER_UNIT = {"float32": 3.4e-10, "float64": 6.0e-10}
+_FFT_S_PER_TAP = {"float32": 3.7e-11, "float64": 4.6e-11}
+_FFT_S_PER_VOXEL = _DIRECT_S_PER_VOXEL  # fitted as one cost (both write the output once)
 
 _SYM_CACHE: dict[str, bool] = {}
 
@@ -118,14 +119,17 @@ def work_counts(
     if not np.any(nonempty):
         return 0.0, 0.0, 0.0, 0.0
     lengths = (ext[:, :, 1] - ext[:, :, 0] + 1)[nonempty].astype(np.float64)
-    # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2,
-    # with h2+1 (symmetric: pairs of taps) or 2h2+1 taps
+    # each non-empty source row feeds (2h0+1)(2h1+1) output rows over length + 2 h2
     visits = float(lengths.size) * (2 * h[0] + 1) * (2 * h[1] + 1)
-    taps = (h[2] + 1) if symmetric else (2 * h[2] + 1)
-    ops = float((lengths + 2 * h[2]).sum()) * (2 * h[0] + 1) * (2 * h[1] + 1) * taps
-    if symmetric:  # pairs of rows summed once, not twice
-        ops /= 2.0
-        visits /= 2.0
+    padded = float((lengths + 2 * h[2]).sum())
+    if symmetric:
+        # scatter: the row's convolutions with the distinct kernel rows (h2 + 1 taps
+        # from its shift sums; (a, b) and (b, a) share a row when h0 == h1), then one
+        # addition per output row and value
+        krows = (h[0] + 1) * (h[0] + 2) // 2 if h[0] == h[1] else (h[0] + 1) * (h[1] + 1)
+        ops = padded * (krows * (h[2] + 1) + (h[2] + 1) + (2 * h[0] + 1) * (2 * h[1] + 1))
+    else:
+        ops = padded * (2 * h[0] + 1) * (2 * h[1] + 1) * (2 * h[2] + 1)
     from .fft import bounds_from_extents, use_taps
 
     bounds = bounds_from_extents(ext)
@@ -165,9 +169,10 @@ def choose_path(
 ) -> str:
     """The path :func:`convolve` will take: ``"direct"`` or ``"fft"``.
 
-    ``"auto"`` compares an operation count of the direct loop (non-empty rows x kernel
-    reach, halved per symmetric axis pair) with ``L log L`` of the transforms over the
-    map's non-zero bounding box.
+    ``"auto"`` compares the estimated times (:func:`work_counts` and the fitted cost
+    constants of this module) of the direct loops (non-empty rows x kernel reach) and of
+    the FFT path (``L log L`` of the transforms over the map's non-zero bounding box,
+    axis-0 taps).
     """
     if path not in PATHS:
         raise InputDataError(f"path={path!r}; valid: {', '.join(PATHS)}")
@@ -303,7 +308,7 @@ def _direct(
     import numba
 
     out = np.empty(src.shape, dtype=np.dtype(dtype))
-    order = slice_order(src.shape[0], numba.get_num_threads())
+    threads = numba.get_num_threads()
     if _symmetric(kernel, key):
         h = [s // 2 for s in kernel.shape]
         octant = kernel[h[0] :, h[1] :, h[2] :]
@@ -312,8 +317,10 @@ def _direct(
             np.allclose(octant, octant.transpose(1, 0, 2), rtol=0.0, atol=1e-13 * scale)
         )
         octant = np.ascontiguousarray(octant, dtype=out.dtype)
-        bad = _numba.convolve_direct_symmetric(src, octant, ext, out, swap, order)
+        bounds = _numba.direct_chunks(ext, h[0], h[2], threads)
+        bad = _numba.convolve_direct_symmetric(src, octant, ext, out, swap, bounds)
     else:
+        order = slice_order(src.shape[0], threads)
         bad = _numba.convolve_direct_general(
             src, np.ascontiguousarray(kernel, dtype=out.dtype), ext, out, order
         )

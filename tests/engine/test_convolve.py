@@ -264,14 +264,20 @@ def _order(src):
     return order
 
 
+def _bounds(src, octant):
+    """Output-slice runs as for 3 threads (any split must give the same result)."""
+    b = nb.direct_chunks(nb.row_extents(src), octant.shape[0] - 1, octant.shape[2] - 1, 3)
+    assert b[0] == 0 and b[-1] == src.shape[0] and np.all(np.diff(b) >= 0)
+    return b
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numba_direct_symmetric_oracle(dtype):
     src = _map((9, 12, 15), 0.3, seed=11).astype(dtype)
     k = _sym_kernel((5, 7, 9), seed=3)
     out = np.empty(src.shape, dtype=np.float64)
-    nb.convolve_direct_symmetric(
-        src, np.ascontiguousarray(k[2:, 3:, 4:]), nb.row_extents(src), out, False, _order(src)
-    )
+    octant = np.ascontiguousarray(k[2:, 3:, 4:])
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, False, _bounds(src, octant))
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
 
@@ -282,11 +288,45 @@ def test_numba_direct_symmetric_swap_oracle():
     k = _sym_kernel((7, 7, 5), seed=6)
     k = k + k.transpose(1, 0, 2)
     out = np.empty(src.shape)
-    nb.convolve_direct_symmetric(
-        src, np.ascontiguousarray(k[3:, 3:, 2:]), nb.row_extents(src), out, True, _order(src)
-    )
+    octant = np.ascontiguousarray(k[3:, 3:, 2:])
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, True, _bounds(src, octant))
     ref = signal.convolve(src, k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
+
+
+def test_numba_direct_symmetric_any_split_of_the_output_slices():
+    """Runs of output slices are independent (each visits the source slices within
+    reach): any boundaries, empty runs included, give the same numbers; sources at the
+    grid's faces, corners and edges are cropped, not wrapped."""
+    src = _map((13, 11, 9), 0.15, seed=14)
+    src[0, 0, 0] = 3.0
+    src[12, 10, 8] = 2.0
+    src[6, 0, 4] = 1.5
+    k = _sym_kernel((7, 5, 9), seed=15)  # reach beyond the grid along the last axis
+    octant = np.ascontiguousarray(k[3:, 2:, 4:])
+    ext = nb.row_extents(src)
+    ref = signal.convolve(src, k, mode="same", method="direct")
+    results = []
+    for bounds in ([0, 13], [0, 0, 5, 5, 13, 13], [0, 1, 2, 3, 12, 13], list(range(14))):
+        out = np.full(src.shape, np.nan)
+        bad = nb.convolve_direct_symmetric(
+            src, octant, ext, out, False, np.array(bounds, dtype=np.int64)
+        )
+        assert bad == 0
+        np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-13 * ref.max())
+        results.append(out)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_direct_chunks_balance_the_work():
+    src = np.zeros((40, 6, 30))
+    src[30:40] = 1.0  # all the work in the last quarter
+    b = nb.direct_chunks(nb.row_extents(src), 2, 3, 4)
+    assert b[0] == 0 and b[-1] == 40 and np.all(np.diff(b) >= 0)
+    assert b[1] >= 28  # the first run takes the empty slices and the first busy ones
+    empty = nb.direct_chunks(nb.row_extents(np.zeros((5, 2, 2))), 1, 1, 2)
+    assert empty[0] == 0 and empty[-1] == 5
 
 
 def test_numba_direct_general_oracle():
@@ -322,7 +362,7 @@ def test_numba_direct_symmetric_float32_accumulation_oracle(swap):
         k = k + k.transpose(1, 0, 2)
     out = np.empty(src.shape, dtype=np.float32)
     octant = np.ascontiguousarray(k[3:, 3:, 2:], dtype=np.float32)
-    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, swap, _order(src))
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, swap, _bounds(src, octant))
     ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
     np.testing.assert_allclose(out, ref, rtol=2e-6, atol=1e-6 * ref.max())
 
