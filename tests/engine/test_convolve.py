@@ -388,3 +388,26 @@ def test_overflow_to_infinity_is_refused(path, symmetric):
     k = np.ones((3, 3, 3)) if symmetric else np.arange(1.0, 28.0).reshape(3, 3, 3)
     with pytest.raises(InputDataError, match="non-finite"):
         convolve(src, k, path=path, dtype="float32")
+
+
+@pytest.mark.parametrize("n2", [5, 31, 32, 45, 70])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_direct_symmetric_rows_of_any_length(n2, dtype):
+    """The scatter's loops run over whole multiples of its vector granule where the
+    row's end allows and over the exact length where it does not: rows of every length
+    and extent, reaching either end of the grid, give scipy's convolution."""
+    rng = np.random.default_rng(n2)
+    src = np.zeros((7, 6, n2), dtype=dtype)
+    for j in range(6):
+        a = int(rng.integers(0, n2))
+        b = int(rng.integers(a, n2))
+        src[3, j, a : b + 1] = rng.random(b + 1 - a)
+    src[1, 0, -1] = 1.0  # at the row's end
+    src[5, 5, 0] = 2.0  # at its start
+    k = _sym_kernel((5, 5, 9), seed=n2)
+    octant = np.ascontiguousarray(k[2:, 2:, 4:], dtype=dtype)
+    out = np.full(src.shape, np.nan, dtype=dtype)
+    nb.convolve_direct_symmetric(src, octant, nb.row_extents(src), out, False, _bounds(src, octant))
+    ref = signal.convolve(src.astype(np.float64), k, mode="same", method="direct")
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * ref.max())
