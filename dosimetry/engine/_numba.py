@@ -1,7 +1,8 @@
 """Numba kernels of the dose engine: arrays and scalars in, arrays out.
 
 The kernels are ``@njit(cache=True)``. The direct convolution loops run in parallel over
-output slices (``prange``), each thread owning its output slice (no write races), and
+output slices (``prange``; the symmetric scatter over runs of slices of about equal
+work), each thread owning its output slices (no write races), and
 accumulate in the output's dtype (float64, or float32 where single precision was asked
 for: twice the SIMD width, relative rounding ~1e-7 per voxel). The pieces of the FFT
 path and the map scans are serial and ``nogil``: :mod:`dosimetry.engine._blocks` runs
