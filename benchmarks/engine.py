@@ -5,8 +5,10 @@ our time (auto path, and each path separately), the time of
 ``scipy.signal.fftconvolve(map, kernel, mode="same")`` on the same float32 map and the
 same kernel cast to float32, measured in the same run, their ratio, the maximum
 difference relative to the peak, and the peak memory (tracemalloc, NumPy/SciPy
-allocations; Numba's per-thread buffers are small and not counted). Times are medians
-over ``--repeats`` runs. Also: four time points convolved with one kernel
+allocations; Numba's per-thread buffers are small and not counted). The compared calls
+run in turn within each of ``--repeats`` rounds; times are medians over the rounds and
+ratios the medians of the ratios within a round (both sides see the same state of a
+shared machine). Also: four time points convolved with one kernel
 (``convolve_many``: one spectrum, one bounding box) against four fftconvolve calls, and
 ``absorbed_dose(..., method="vsv")`` end to end.
 """
@@ -64,19 +66,34 @@ def synthetic_kernel(side: int) -> np.ndarray:
     return np.exp(-3.0 * r) + 1e-3 * np.exp(-0.05 * r) / (1.0 + r * r)
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any, float]:
-    """(median seconds, last result, peak MiB of traced allocations in one run)."""
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
+def peak_mib(fn: Callable[[], Any]) -> float:
+    """Peak MiB of traced NumPy/SciPy allocations during one call of ``fn``."""
     tracemalloc.start()
     fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return statistics.median(times), out, peak / 2**20
+    return peak / 2**20
+
+
+def rounds(
+    fns: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Times of ``repeats`` rounds in which every function runs once, in turn (after one
+    untimed call each), and the last results. Functions compared within a round see the
+    same state of a shared, noisy machine; see :func:`ratio`."""
+    out = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return times, out
+
+
+def ratio(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of ``slow / fast`` measured in the same round."""
+    return statistics.median(a / b for a, b in zip(slow, fast, strict=True))
 
 
 def _ours(tia: np.ndarray, kernel: np.ndarray, path: str, workers: int) -> np.ndarray:
@@ -117,26 +134,31 @@ def bench_map(label: str, tia: np.ndarray, args: argparse.Namespace) -> None:
     for side in args.kernels:
         k64 = synthetic_kernel(side)
         k32 = k64.astype(np.float32)
-        t_sp, ref, mem_sp = timed(partial(_scipy, tia, k32), args.repeats)
         auto = choose_path(tia, k64, "auto", "float32")
         clear_spectrum_cache()
         t0 = time.perf_counter()
         _ours(tia, k64, "fft", args.workers)
         t_first = time.perf_counter() - t0
-        t_fft, out_fft, mem_fft = timed(partial(_ours, tia, k64, "fft", args.workers), args.repeats)
+        fns = {
+            "scipy": partial(_scipy, tia, k32),
+            "fft": partial(_ours, tia, k64, "fft", args.workers),
+        }
         if side <= args.direct_max_side or auto == "direct":
-            t_dir, out_dir, mem_dir = timed(
-                partial(_ours, tia, k64, "direct", args.workers), args.repeats
-            )
-        else:
-            t_dir, out_dir, mem_dir = float("nan"), None, float("nan")
-        ours, out, mem = (t_fft, out_fft, mem_fft) if auto == "fft" else (t_dir, out_dir, mem_dir)
+            fns["direct"] = partial(_ours, tia, k64, "direct", args.workers)
+        times, outs = rounds(fns, args.repeats)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        t_dir = med.get("direct", float("nan"))
+        ref = outs["scipy"]
+        out = outs[auto]
+        mem = peak_mib(fns[auto])
+        mem_sp = peak_mib(fns["scipy"])
         peak = float(np.max(np.abs(ref)))
         diff = float(np.max(np.abs(out.astype(np.float64) - ref))) / peak
         print(
-            f"{label:>14} {nz:5.1f} {side:>4} {auto:>6} {ours:8.3f} {t_dir:8.3f} {t_fft:8.3f} "
-            f"{t_first:8.3f} {t_sp:8.3f} {t_sp / ours:6.2f} {t_sp / t_first:6.2f} {diff:9.1e} "
-            f"{mem:7.0f} {mem_sp:8.0f} {tia.nbytes / 2**20:6.0f}",
+            f"{label:>14} {nz:5.1f} {side:>4} {auto:>6} {med[auto]:8.3f} {t_dir:8.3f} "
+            f"{med['fft']:8.3f} {t_first:8.3f} {med['scipy']:8.3f} "
+            f"{ratio(times['scipy'], times[auto]):6.2f} {med['scipy'] / t_first:6.2f} "
+            f"{diff:9.1e} {mem:7.0f} {mem_sp:8.0f} {tia.nbytes / 2**20:6.0f}",
             flush=True,
         )
 
@@ -206,19 +228,26 @@ def time_points(size: str, tia: np.ndarray, args: argparse.Namespace) -> None:
     for side in args.time_point_kernels:
         k64 = synthetic_kernel(side)
         k32 = k64.astype(np.float32)
-        s4, ref, _ = timed(partial(_four_scipy, maps, k32), args.repeats)
-        t_loop, _, _ = timed(partial(_four, maps, k64, args.workers), args.repeats)
-        t_st, out, m_st = timed(partial(_four_many, maps, k64, args.workers, True), args.repeats)
-        t_1, _, m_1 = timed(partial(_four_many, maps, k64, args.workers, False), args.repeats)
+        fns = {
+            "scipy": partial(_four_scipy, maps, k32),
+            "many": partial(_four_many, maps, k64, args.workers, False),
+            "stacked": partial(_four_many, maps, k64, args.workers, True),
+            "loop": partial(_four, maps, k64, args.workers),
+        }
+        times, outs = rounds(fns, args.repeats)
+        med = {name: statistics.median(t) for name, t in times.items()}
+        sp = times["scipy"]
         diff = max(
             float(np.max(np.abs(o.astype(np.float64) - r))) / float(np.max(np.abs(r)))
-            for o, r in zip(out, ref, strict=True)
+            for o, r in zip(outs["many"], outs["scipy"], strict=True)
         )
         print(
-            f"# {size}: 4 time points, side {side}: scipy {s4:.3f} s; convolve_many stacked "
-            f"{t_st:.3f} s ({s4 / t_st:.2f}x, {m_st:.0f} MiB), one at a time {t_1:.3f} s "
-            f"({s4 / t_1:.2f}x, {m_1:.0f} MiB); convolve per map {t_loop:.3f} s "
-            f"({s4 / t_loop:.2f}x); max diff/peak {diff:.1e}",
+            f"# {size}: 4 time points, side {side}: scipy {med['scipy']:.3f} s; convolve_many "
+            f"stacked {med['stacked']:.3f} s ({ratio(sp, times['stacked']):.2f}x, "
+            f"{peak_mib(fns['stacked']):.0f} MiB), one at a time {med['many']:.3f} s "
+            f"({ratio(sp, times['many']):.2f}x, {peak_mib(fns['many']):.0f} MiB); convolve "
+            f"per map {med['loop']:.3f} s ({ratio(sp, times['loop']):.2f}x); max diff/peak "
+            f"{diff:.1e}",
             flush=True,
         )
 
@@ -252,18 +281,27 @@ def end_to_end(args: argparse.Namespace) -> None:
         kernel = ds.vsv_kernel("Lu-177", tia.spacing_mm, source="lanconelli2012")
         k32 = kernel.array.astype(np.float32)
         tia32 = tia_arr.astype(np.float32)
-        ts, ref, _ = timed(partial(_scipy, tia32, k32), args.repeats)
+        fns = {
+            "scipy": partial(_scipy, tia32, k32),
+            "float32": partial(
+                ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float32"
+            ),
+            "float64": partial(
+                ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float64"
+            ),
+        }
+        times, outs = rounds(fns, args.repeats)
+        ref = outs["scipy"]
+        ts = statistics.median(times["scipy"])
         for dtype in ("float32", "float64"):
-            t, dose, _ = timed(
-                partial(ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype=dtype),
-                args.repeats,
-            )
+            t = statistics.median(times[dtype])
+            dose = outs[dtype]
             diff = float(np.max(np.abs(dose.array - ref))) / float(ref.max())
             print(
                 f"# end to end {size}, Lu-177 4.8 mm lanconelli2012 kernel {kernel.shape}, "
                 f"{dtype}: absorbed_dose {t:.3f} s (path "
                 f"{dose.provenance.get('convolution_path')}), fftconvolve float32 {ts:.3f} s, "
-                f"ratio {ts / t:.2f}, max diff/peak {diff:.1e}",
+                f"ratio {ratio(times['scipy'], times[dtype]):.2f}, max diff/peak {diff:.1e}",
                 flush=True,
             )
 

@@ -617,33 +617,28 @@ def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int
     for k in range(k0, k1):
         for j in range(src.shape[1]):
             row = src[k, j]
-            # branch-free (vectorised) counts and sum, then the extents from both ends
-            # while the row is in cache
+            # branch-free (vectorised): counts, sum and the first and last non-zero
+            # column as running min/max
             rs = zero  # the row's sum in the map's dtype (vectorises); a non-finite
             # value makes the caller refuse the map, so it may enter the sum
             rb = 0
             rn = 0
-            rz = 0
+            first = n2
+            last = -1
             for i in range(n2):
                 v = row[i]
                 rb += (v != v) | (abs(v) == np.inf)
                 rn += v < 0
-                rz += v != 0
                 rs += v
+                nz = v != 0
+                first = min(first, i if nz else n2)
+                last = max(last, i if nz else -1)
             bad += rb
             neg += rn
             total += rs
-            first = -1
-            last = -2
-            for i in range(n2 if rz else 0):  # the scalar search only in non-empty rows
-                if row[i] != 0:
-                    first = i
-                    break
-            if first >= 0:
-                for i in range(n2 - 1, first - 1, -1):
-                    if row[i] != 0:
-                        last = i
-                        break
+            if last < 0:  # empty row
+                first = -1
+                last = -2
             ext[k, j, 0] = first
             ext[k, j, 1] = last
     return bad, neg, total

@@ -579,15 +579,17 @@ def fft_convolve_many(
     if not srcs:
         return []
     n = srcs[0].shape
-    outs = [np.zeros(n, dtype=dt) for _ in srcs]
     if extents is None:
         per = [nonzero_bounds(s) for s in srcs]
     else:
         per = [bounds_from_extents(e) for e in extents]
     bounds = _union_bounds(per)
+    live = [m for m, b in enumerate(per) if b is not None]
+    # maps without non-zero voxels, and the stacked route, which writes only the kept
+    # region, start from zeros; the blocked route writes every value
+    outs = [np.zeros(n, dtype=dt) if b is None else np.empty(n, dtype=dt) for b in per]
     if bounds is None:
         return outs
-    live = [m for m, b in enumerate(per) if b is not None]
     lo, hi = bounds
     box, reach_lo, reach_hi, shape, spec, taps = _box_and_spectrum(
         n, lo, hi, kernel, key, dt, workers
@@ -626,6 +628,8 @@ def fft_convolve_many(
         return outs
     if taps:  # the stacked transforms take the full 3-D spectrum
         spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers, allow_taps=False)[4]
+    for i in live:
+        outs[i][...] = 0
     for start in range(0, len(live), step):
         idx = live[start : start + step]
         m = len(idx)
