@@ -115,10 +115,11 @@ def direct_chunks(ext: np.ndarray, h0: int, h2: int, chunks: int) -> np.ndarray:
     n0 = ext.shape[0]
     nonempty = ext[:, :, 0] >= 0
     rows = np.where(nonempty, ext[:, :, 1] - ext[:, :, 0] + 1 + 2 * h2, 0).sum(axis=1)
-    work = np.convolve(rows.astype(np.float64), np.ones(2 * h0 + 1), mode="same")
+    work = np.convolve(rows.astype(np.float64), np.ones(2 * h0 + 1))[h0 : h0 + n0]
     cum = np.concatenate([[0.0], np.cumsum(work + 1e-9)])  # + 1e-9: empty maps split too
-    inner = [int(np.searchsorted(cum, cum[-1] * t / chunks)) for t in range(1, chunks)]
-    return np.array([0, *[min(max(b, 0), n0) for b in inner], n0], dtype=np.int64)
+    targets = cum[-1] * np.arange(1, chunks) / chunks
+    inner = [int(np.argmin(np.abs(cum - x))) for x in targets]  # nearest boundary
+    return np.array([0, *inner, n0], dtype=np.int64)
 
 
 #: Loop length granule of :func:`convolve_direct_symmetric` (values; a multiple of the

@@ -28,6 +28,7 @@ from ..errors import InputDataError, KernelError
 from . import _numba
 from ._blocks import usable_cpus
 from .fft import fft_convolve, fft_convolve_many
+from .fft import symmetric_kernel as _symmetric
 
 __all__ = ["convolve", "convolve_many", "choose_path", "kernel_key", "count_invalid", "PATHS"]
 
@@ -44,20 +45,18 @@ PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 #: 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py maps; 24 cases
 #: per dtype; refit with benchmarks/path_model.py). In the fitting run the model picked
 #: the faster path in 24/24 (float32) and 23/24 (float64) cases (the other 1.29x
-#: slower); in a later run with the final direct loops in 24/24 and 22/24. "op": an addition or
-#: multiply-add of the direct loops as counted in :func:`work_counts`; "row": one visit
-#: of an output row by a source row (loop set-up, extents); "unit": L log2 L per
-#: transformed voxel of the FFT box; "tap": per box voxel and axis-0 tap where that axis
-#: goes by direct taps (:func:`dosimetry.engine.fft.use_taps`); "voxel": per voxel of
-#: the map (output zeroing, checks, placement).
+#: slower); in a later run with the final direct loops in 24/24 and 22/24. "op": an
+#: addition or multiply-add of the direct loops as counted in :func:`work_counts`;
+#: "row": one visit of an output row by a source row (loop set-up, extents); "unit":
+#: L log2 L per transformed voxel of the FFT box; "tap": per box voxel and axis-0 tap
+#: where that axis goes by direct taps (:func:`dosimetry.engine.fft.use_taps`); "voxel":
+#: per voxel of the map (output zeroing, checks, placement).
 _DIRECT_S_PER_OP = {"float32": 3.9e-11, "float64": 6.9e-11}
 _DIRECT_S_PER_ROW = {"float32": 5.4e-9, "float64": 5.7e-9}
 _DIRECT_S_PER_VOXEL = {"float32": 7.8e-10, "float64": 9.6e-10}
 _FFT_S_PER_UNIT = {"float32": 3.4e-10, "float64": 6.0e-10}
 _FFT_S_PER_TAP = {"float32": 3.7e-11, "float64": 4.6e-11}
 _FFT_S_PER_VOXEL = _DIRECT_S_PER_VOXEL  # fitted as one cost (both write the output once)
-
-_SYM_CACHE: dict[str, bool] = {}
 
 
 def kernel_key(kernel: np.ndarray) -> str:
@@ -67,16 +66,6 @@ def kernel_key(kernel: np.ndarray) -> str:
     h.update(repr(k.shape).encode())
     h.update(k.tobytes())
     return h.hexdigest()
-
-
-def _symmetric(kernel: np.ndarray, key: str) -> bool:
-    if key not in _SYM_CACHE:
-        scale = float(np.max(np.abs(kernel))) or 1.0
-        _SYM_CACHE[key] = all(
-            np.allclose(kernel, np.flip(kernel, axis=ax), rtol=0.0, atol=1e-13 * scale)
-            for ax in range(3)
-        )
-    return _SYM_CACHE[key]
 
 
 def count_invalid(a: np.ndarray) -> tuple[int, int]:
@@ -110,8 +99,8 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.n
 def work_counts(
     kernel_shape: tuple[int, ...], ext: np.ndarray, symmetric: bool, dtype: str = "float64"
 ) -> tuple[float, float, float, float]:
-    """Work of the two paths for a map with row extents ``ext``: the direct loop's
-    counted multiply-adds and source-row visits; the FFT path's ``L log2 L`` units of the
+    """Work of the two paths for a map with row extents ``ext``: the direct loops'
+    counted additions and multiply-adds and source-row visits; the FFT path's ``L log2 L`` units of the
     transforms over the non-zero box padded by the kernel and, where axis 0 goes by
     direct taps (:func:`dosimetry.engine.fft.use_taps`), its values x taps (else 0).
     All 0 for an empty map."""

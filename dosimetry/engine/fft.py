@@ -241,7 +241,9 @@ def _axial_spectrum(
     return out
 
 
-def _symmetric(kernel: np.ndarray, key: str) -> bool:
+def symmetric_kernel(kernel: np.ndarray, key: str) -> bool:
+    """Whether ``kernel`` (identified by ``key``) is symmetric under each axis flip, to
+    1e-13 of its largest magnitude; cached per key."""
     sym = _SYMMETRIC.get(key)
     if sym is None:
         sym = _SYMMETRIC[key] = _is_symmetric(kernel)
@@ -273,7 +275,7 @@ def _spectrum(
             _STATS["hits"] += 1
             return spec
         _STATS["misses"] += 1
-    symmetric = _symmetric(kernel, key)
+    symmetric = symmetric_kernel(kernel, key)
     if taps:
         spec = _axial_spectrum(kernel, shape, dtype, workers)
     elif symmetric and max(kernel.shape[:2]) <= _COSINE_MAX_SIDE:
@@ -334,7 +336,7 @@ def _box_and_spectrum(
     o0 = box[0] + reach_lo[0] + reach_hi[0]
     taps = (
         allow_taps
-        and _symmetric(kernel, key)
+        and symmetric_kernel(kernel, key)
         and use_taps(o0, eff[0], shape[0], "float32" if dt == np.float32 else "float64")
     )
     spec = _spectrum(kernel, shape, key, dt, workers, taps)
