@@ -6,11 +6,12 @@ Array-level building blocks behind :func:`dosimetry.absorbed_dose`:
   direct Numba path or the FFT path (cached kernel spectra), chosen automatically;
   :func:`convolve_many`: several maps of one grid (time points), one kernel.
 * :func:`local_dose`: local energy deposition.
-* :func:`clear_spectrum_cache`, :func:`spectrum_cache_info`: the kernel-spectrum cache.
+* :func:`clear_spectrum_cache`, :func:`spectrum_cache_info`: the kernel-spectrum cache;
+  :func:`release_workspace`: the FFT path's work array kept between calls.
 """
 
 from .convolve import choose_path, convolve, convolve_many, kernel_key
-from .fft import clear_spectrum_cache, spectrum_cache_info
+from .fft import clear_spectrum_cache, release_workspace, spectrum_cache_info
 from .led import local_dose, voxel_mass_kg
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "kernel_key",
     "clear_spectrum_cache",
     "spectrum_cache_info",
+    "release_workspace",
     "local_dose",
     "voxel_mass_kg",
 ]

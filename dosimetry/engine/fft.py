@@ -51,6 +51,8 @@ __all__ = [
     "fft_shape",
     "use_taps",
     "TAPS_RATIO",
+    "release_workspace",
+    "WORKSPACE_MAX_BYTES",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,16 @@ _COSINE_MAX_SIDE = 51
 #: taps were faster below ratios of 1.6-1.9 (float32) and 1.3-1.5 (float64), i.e. for
 #: sides up to ~25 (float32) and ~21 (float64); benchmarks/README.md has the sweep.
 TAPS_RATIO = {"float32": 1.6, "float64": 1.3}
+#: Largest complex work array (bytes) kept between calls for reuse: a new array of that
+#: size costs a first touch of every page (page faults, measured at ~0.8 ms per 8 MiB on
+#: the 2-vCPU VM of benchmarks/README.md, where keeping it made four 128^3 time points
+#: ~15 % faster). Larger work arrays are freed after the call; :func:`release_workspace`
+#: frees the kept one.
+WORKSPACE_MAX_BYTES = 256 * 1024**2
 _STATS = {"hits": 0, "misses": 0}
 _SYMMETRIC: dict[str, bool] = {}
+_WORKSPACE: list[np.ndarray] = []  # at most one flat byte buffer
+_WORKSPACE_LOCK = threading.Lock()
 
 
 def clear_spectrum_cache() -> None:
@@ -82,6 +92,35 @@ def clear_spectrum_cache() -> None:
         _CACHE.clear()
         _STATS["hits"] = 0
         _STATS["misses"] = 0
+
+
+def release_workspace() -> None:
+    """Free the work array kept between calls of the FFT path (see
+    :data:`WORKSPACE_MAX_BYTES`)."""
+    with _WORKSPACE_LOCK:
+        _WORKSPACE.clear()
+
+
+def _take_workspace(shape: tuple[int, ...], dt: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """An uninitialised ``dt`` array of ``shape`` viewing the kept byte buffer if it is
+    large enough (taken out of the cache while in use, so concurrent calls never share
+    it), else a new buffer; returns ``(array, buffer)`` (give the buffer back with
+    :func:`_give_workspace`)."""
+    nbytes = int(np.prod(shape)) * dt.itemsize
+    with _WORKSPACE_LOCK:
+        buf = _WORKSPACE.pop() if _WORKSPACE else None
+    if buf is None or buf.nbytes < nbytes:
+        del buf  # freed before the new one is made
+        buf = np.empty(nbytes, dtype=np.uint8)
+    return buf[:nbytes].view(dt).reshape(shape), buf
+
+
+def _give_workspace(buf: np.ndarray) -> None:
+    if buf.nbytes > WORKSPACE_MAX_BYTES:
+        return
+    with _WORKSPACE_LOCK:
+        if not _WORKSPACE or _WORKSPACE[0].nbytes < buf.nbytes:
+            _WORKSPACE[:] = [buf]
 
 
 def spectrum_cache_info() -> dict[str, int]:
@@ -426,7 +465,6 @@ def _blocked_convolve(
     workers: int | None,
     out: np.ndarray,
     roundoff: tuple[float, bool],
-    work: dict[str, np.ndarray] | None = None,
 ) -> tuple[int, int]:
     """Circular convolution of the source box (zero-padded to ``shape``) with the kernel
     spectrum, placed into ``out`` (zero elsewhere) with the round-off checks of
@@ -450,8 +488,9 @@ def _blocked_convolve(
     which is exact, as axis 0 is then a plain linear convolution.
 
     Blocks run on a pool of ``workers`` threads (the transforms and Numba copies release
-    the GIL), each transform single-threaded. ``work``: a dict keeping the complex work
-    array for the next call with the same geometry (several maps: no new pages per map).
+    the GIL), each transform single-threaded. The complex work array is kept between
+    calls (:data:`WORKSPACE_MAX_BYTES`); every value of it that is read is written first
+    in the same call.
     """
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
     s = [lo[a] - reach_lo[a] for a in range(3)]
@@ -463,7 +502,7 @@ def _blocked_convolve(
     # so that every output plane's 2 h0 + 1 neighbours exist; else the FFT length
     planes = o[0] + 2 * h0 if taps else shape[0]
     first = reach_lo[0] + h0  # index of the box's first plane in f3
-    f3 = _work_array({} if work is None else work, "complex", (planes, shape[1], nc), cdt)
+    f3, workspace = _take_workspace((planes, shape[1], nc), cdt)
     tol, clip = roundoff
 
     def forward(q0: int, q1: int) -> None:
@@ -508,21 +547,14 @@ def _blocked_convolve(
         )
 
     plane = shape[1] * nc * cdt.itemsize
-    run_blocks(forward, planes, plane, threads)
-    if not taps:
-        run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
-    counts = run_blocks(inverse, out.shape[0], plane, threads)
+    try:  # run_blocks returns (or raises) only when no thread uses f3 any more
+        run_blocks(forward, planes, plane, threads)
+        if not taps:
+            run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
+        counts = run_blocks(inverse, out.shape[0], plane, threads)
+    finally:
+        _give_workspace(workspace)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
-
-
-def _work_array(
-    work: dict[str, np.ndarray], name: str, shape: tuple[int, ...], dt: np.dtype[Any]
-) -> np.ndarray:
-    a = work.get(name)
-    if a is None or a.shape != shape or a.dtype != dt:
-        a = np.empty(shape, dtype=dt)
-        work[name] = a
-    return a
 
 
 def _union_bounds(
@@ -603,7 +635,6 @@ def fft_convolve_many(
     per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
     step = max(1, int(max_stack_bytes // max(per_map, 1)))
     if step == 1 or len(live) == 1:  # one map at a time: the single-map transform
-        work: dict[str, np.ndarray] = {}
         for i in live:
             tc = (np.inf, False) if roundoff is None else roundoff[i]
             bad, deep = _blocked_convolve(
@@ -619,11 +650,9 @@ def fft_convolve_many(
                 workers,
                 outs[i],
                 tc,
-                work,
             )
             if counts is not None:
                 counts[i] += (bad, deep)
-        del work
         log.debug(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
         )

@@ -293,3 +293,51 @@ def test_taps_only_for_symmetric_kernels_with_short_axis0_reach():
     big = _symmetric_kernel(rng, (31, 2, 2))  # side 61 along axis 0: FFT pair
     assert not F._box_and_spectrum(n, lo, hi, big, "big", f32, 1)[5]
     F.clear_spectrum_cache()
+
+
+def test_workspace_is_reused_and_never_shared_or_read_stale():
+    """The FFT path's work array is kept between calls and reused; results do not depend
+    on what a previous call left in it (a larger and a smaller geometry, both routes,
+    after the buffer was filled with NaN), a call from another thread takes its own, and
+    release_workspace frees it."""
+    import threading
+
+    from scipy import signal
+
+    from dosimetry.engine import convolve, release_workspace
+    from dosimetry.engine import fft as F
+
+    rng = np.random.default_rng(11)
+    big = rng.random((20, 22, 24))
+    small = np.zeros((9, 10, 11))
+    small[2:7, 3:8, 4:9] = rng.random((5, 5, 5))
+    k = _symmetric_kernel(rng, (3, 4, 2))
+    refs = [signal.convolve(m, k, mode="same", method="direct") for m in (big, small)]
+    release_workspace()
+    convolve(big, k, path="fft")
+    assert len(F._WORKSPACE) == 1
+    kept = F._WORKSPACE[0]
+    kept[...] = 255  # NaN patterns in every float view of it
+    for ratio in (0.0, 1e9):  # FFT pair / taps along axis 0
+        F.TAPS_RATIO["float64"], saved = ratio, F.TAPS_RATIO["float64"]
+        try:
+            for m, ref in zip((big, small), refs, strict=True):
+                got = convolve(m, k, path="fft")
+                np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * ref.max())
+        finally:
+            F.TAPS_RATIO["float64"] = saved
+    assert F._WORKSPACE[0] is kept  # reused, not reallocated
+    # while one call holds the buffer, another thread's call makes its own
+    taken, buf = F._take_workspace((2, 3, 4), np.dtype(np.complex128))
+    assert buf is kept and not F._WORKSPACE
+    out: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: out.append(convolve(big, k, path="fft")))
+    t.start()
+    t.join(timeout=60)
+    np.testing.assert_allclose(out[0], refs[0], rtol=0, atol=1e-12 * refs[0].max())
+    assert len(F._WORKSPACE) == 1 and F._WORKSPACE[0] is not kept  # the thread's own
+    F._give_workspace(buf)
+    assert len(F._WORKSPACE) == 1 and F._WORKSPACE[0].nbytes == kept.nbytes  # one kept
+    release_workspace()
+    assert not F._WORKSPACE
+    F.clear_spectrum_cache()
