@@ -24,6 +24,7 @@ section 8.7 (linear convolution with the DFT; zero padding to avoid time aliasin
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -84,6 +85,16 @@ _STATS = {"hits": 0, "misses": 0}
 _SYMMETRIC: dict[str, bool] = {}
 _WORKSPACE: list[np.ndarray] = []  # at most one flat byte buffer
 _WORKSPACE_LOCK = threading.Lock()
+
+
+def _new_locks_in_child() -> None:
+    """A child forked while another thread held a lock would wait on it forever."""
+    global _CACHE_LOCK, _WORKSPACE_LOCK
+    _CACHE_LOCK = threading.Lock()
+    _WORKSPACE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def clear_spectrum_cache() -> None:
