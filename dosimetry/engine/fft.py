@@ -352,6 +352,24 @@ def _spectrum(
     return spec
 
 
+def _geometry(
+    n: tuple[int, ...], lo: Sequence[int], hi: Sequence[int], kernel_shape: tuple[int, ...]
+) -> tuple[
+    tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, int, int]
+]:
+    """Source box size, output reach below and above it (clipped to the grid), the
+    kernel's effective half widths (offsets beyond box + reach link no source voxel to a
+    kept output voxel) and the FFT lengths, for sources in ``[lo, hi)`` of a grid ``n``."""
+    half = [s // 2 for s in kernel_shape]
+    out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
+    out_hi = [min(n[a], hi[a] + half[a]) for a in range(3)]
+    box = tuple(hi[a] - lo[a] for a in range(3))
+    reach_lo = tuple(lo[a] - out_lo[a] for a in range(3))
+    reach_hi = tuple(out_hi[a] - hi[a] for a in range(3))
+    eff = tuple(min(half[a], box[a] - 1 + max(reach_lo[a], reach_hi[a])) for a in range(3))
+    return box, reach_lo, reach_hi, eff, fft_shape(box, reach_lo, reach_hi, eff)
+
+
 def _box_and_spectrum(
     n: tuple[int, ...],
     lo: Sequence[int],
@@ -372,17 +390,11 @@ def _box_and_spectrum(
     Kernel offsets beyond box + reach cannot link a source voxel to a kept output voxel,
     so they are cropped first.
     """
-    half = [s // 2 for s in kernel.shape]
-    out_lo = [max(0, lo[a] - half[a]) for a in range(3)]
-    out_hi = [min(n[a], hi[a] + half[a]) for a in range(3)]
-    box = tuple(hi[a] - lo[a] for a in range(3))
-    reach_lo = tuple(lo[a] - out_lo[a] for a in range(3))
-    reach_hi = tuple(out_hi[a] - hi[a] for a in range(3))
-    eff = tuple(min(half[a], box[a] - 1 + max(reach_lo[a], reach_hi[a])) for a in range(3))
-    if eff != tuple(half):
+    box, reach_lo, reach_hi, eff, shape = _geometry(n, lo, hi, kernel.shape)
+    half = tuple(s // 2 for s in kernel.shape)
+    if eff != half:
         kernel = kernel[tuple(slice(half[a] - eff[a], half[a] + eff[a] + 1) for a in range(3))]
         key = f"{key}/crop{eff}"
-    shape = fft_shape(box, reach_lo, reach_hi, eff)
     o0 = box[0] + reach_lo[0] + reach_hi[0]
     taps = (
         allow_taps
@@ -636,16 +648,18 @@ def fft_convolve_many(
     if bounds is None:
         return outs
     lo, hi = bounds
+    cdt = np.complex64 if dt == np.float32 else np.complex128
+    shape = _geometry(n, lo, hi, kernel.shape)[4]
+    per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
+    step = max(1, int(max_stack_bytes // max(per_map, 1)))
+    one_at_a_time = step == 1 or len(live) == 1
     box, reach_lo, reach_hi, shape, spec, taps = _box_and_spectrum(
-        n, lo, hi, kernel, key, dt, workers
+        n, lo, hi, kernel, key, dt, workers, allow_taps=one_at_a_time
     )
     keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
-    cdt = np.complex64 if dt == np.float32 else np.complex128
-    per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
-    step = max(1, int(max_stack_bytes // max(per_map, 1)))
-    if step == 1 or len(live) == 1:  # one map at a time: the single-map transform
+    if one_at_a_time:  # the single-map transform
         for i in live:
             tc = (np.inf, False) if roundoff is None else roundoff[i]
             bad, deep = _blocked_convolve(
@@ -668,8 +682,6 @@ def fft_convolve_many(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
         )
         return outs
-    if taps:  # the stacked transforms take the full 3-D spectrum
-        spec = _box_and_spectrum(n, lo, hi, kernel, key, dt, workers, allow_taps=False)[4]
     for i in live:
         outs[i][...] = 0
     for start in range(0, len(live), step):
