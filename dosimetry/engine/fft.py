@@ -220,6 +220,15 @@ def _is_symmetric(kernel: np.ndarray) -> bool:
     return True
 
 
+def _cosine_table(half: int, length: int, count: int) -> np.ndarray:
+    """``(count, half + 1)`` float64: ``w_d cos(2 pi f d / length)`` for frequencies ``f``
+    and offsets ``d >= 0`` (``w_0 = 1``, else 2: the pair of offsets ``+-d``)."""
+    d = np.arange(half + 1)
+    f = np.arange(count)
+    weight = np.where(d == 0, 1.0, 2.0)
+    return np.ascontiguousarray(weight * np.cos(2.0 * np.pi * np.outer(f, d) / length))
+
+
 def _cosine_spectrum(
     kernel: np.ndarray, shape: tuple[int, int, int], dtype: np.dtype[Any], workers: int | None
 ) -> np.ndarray:
@@ -238,13 +247,7 @@ def _cosine_spectrum(
     octant = np.asarray(kernel[h[0] :, h[1] :, h[2] :], dtype=np.float64)
     nfreq = (shape[0], shape[1], shape[2] // 2 + 1)
 
-    def cosines(axis: int) -> np.ndarray:  # (frequencies, h + 1)
-        d = np.arange(h[axis] + 1)
-        f = np.arange(nfreq[axis])
-        weight = np.where(d == 0, 1.0, 2.0)
-        return np.ascontiguousarray(weight * np.cos(2.0 * np.pi * np.outer(f, d) / shape[axis]))
-
-    c0, c1, c2 = cosines(0), cosines(1), cosines(2)
+    c0, c1, c2 = (_cosine_table(h[a], shape[a], nfreq[a]) for a in range(3))
     # the smallest contraction (octant x axis-2 cosines) in NumPy: (h0+1)(h1+1) rows
     t1 = np.ascontiguousarray(np.einsum("abc,ic->abi", octant, c2))
     spec = np.empty(nfreq, dtype=dtype)
@@ -269,15 +272,9 @@ def _axial_spectrum(
     octant = np.asarray(kernel[h[0] :, h[1] :, h[2] :], dtype=np.float64)
     nc = shape[2] // 2 + 1
 
-    def cosines(axis: int, count: int) -> np.ndarray:  # (frequencies, h + 1)
-        d = np.arange(h[axis] + 1)
-        f = np.arange(count)
-        weight = np.where(d == 0, 1.0, 2.0)
-        return np.ascontiguousarray(weight * np.cos(2.0 * np.pi * np.outer(f, d) / shape[axis]))
-
-    t1 = np.ascontiguousarray(np.einsum("abc,ic->abi", octant, cosines(2, nc)))
+    t1 = np.ascontiguousarray(np.einsum("abc,ic->abi", octant, _cosine_table(h[2], shape[2], nc)))
     planes = np.empty((h[0] + 1, shape[1], nc), dtype=np.float64)
-    c1 = cosines(1, shape[1])
+    c1 = _cosine_table(h[1], shape[1], shape[1])
     identity = np.eye(h[0] + 1)  # no sum over axis 0: one output "frequency" per plane
     run_blocks(
         lambda j0, j1: cosine_spectrum_rows(t1, identity, c1, planes, j0, j1),
