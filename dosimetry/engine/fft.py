@@ -639,17 +639,20 @@ def fft_convolve_many(
         per = [bounds_from_extents(e) for e in extents]
     bounds = _union_bounds(per)
     live = [m for m, b in enumerate(per) if b is not None]
-    # maps without non-zero voxels, and the stacked route, which writes only the kept
-    # region, start from zeros; the blocked route writes every value
-    outs = [np.zeros(n, dtype=dt) if b is None else np.empty(n, dtype=dt) for b in per]
     if bounds is None:
-        return outs
+        return [np.zeros(n, dtype=dt) for _ in srcs]
     lo, hi = bounds
     cdt = np.complex64 if dt == np.float32 else np.complex128
     shape = _geometry(n, lo, hi, kernel.shape)[4]
     per_map = shape[0] * shape[1] * (shape[2] // 2 + 1) * np.dtype(cdt).itemsize
     step = max(1, int(max_stack_bytes // max(per_map, 1)))
     one_at_a_time = step == 1 or len(live) == 1
+    # the blocked route writes every value of a live map's output; maps without non-zero
+    # voxels, and the stacked route (it writes only the kept region), start from zeros
+    outs = [
+        np.empty(n, dtype=dt) if one_at_a_time and b is not None else np.zeros(n, dtype=dt)
+        for b in per
+    ]
     box, reach_lo, reach_hi, shape, spec, taps = _box_and_spectrum(
         n, lo, hi, kernel, key, dt, workers, allow_taps=one_at_a_time
     )
@@ -679,8 +682,6 @@ def fft_convolve_many(
             "fft_convolve_many: %d maps one at a time, box %s, fft shape %s", len(srcs), box, shape
         )
         return outs
-    for i in live:
-        outs[i][...] = 0
     for start in range(0, len(live), step):
         idx = live[start : start + step]
         m = len(idx)
