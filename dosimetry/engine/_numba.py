@@ -639,7 +639,7 @@ def scan_planes(src: np.ndarray, k0: int, k1: int, ext: np.ndarray) -> tuple[int
                 first = min(first, np.int32(i) if nz else n2i)
                 last = max(last, np.int32(i) if nz else none)
             total += rs
-            neg += rn
+            neg += int(rn)
             if not math.isfinite(rs):
                 # NaN or inf in the row (or a float32 sum that overflowed): count
                 # exactly; the caller refuses the map if any is found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.fft as sfft
@@ -242,8 +244,9 @@ def test_axial_taps_is_a_linear_convolution_along_axis_0():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_axis0_taps_and_fft_pair_give_the_linear_convolution(dtype, monkeypatch):
-    """Both ways of doing axis 0 (direct taps in the planes' spectra; FFT pair) equal
-    scipy's direct linear convolution: sources at the grid's faces and corners (reach
+    """Both ways of doing axis 0 (direct taps in the planes' spectra; FFT pair), with
+    forward transforms from padded copies or from views of the map, equal scipy's direct
+    linear convolution: sources at the grid's faces and corners (reach
     clipped), a box narrower than the kernel (kernel cropped), anisotropic kernels, and
     several maps sharing one box."""
     from scipy import signal
@@ -266,13 +269,17 @@ def test_axis0_taps_and_fft_pair_give_the_linear_convolution(dtype, monkeypatch)
     tol = 1e-5 if dtype == "float32" else 1e-12
     for k in kernels:
         refs = [signal.convolve(m, k, mode="same", method="direct") for m in maps]
-        for ratio in (0.0, 1e9):  # FFT pair always / taps always
+        for ratio, view in itertools.product((0.0, 1e9), (False, True)):
+            # FFT pair always / taps always; forward transforms from a padded copy /
+            # from views of maps already in the working dtype
             monkeypatch.setitem(F.TAPS_RATIO, dtype, ratio)
+            monkeypatch.setattr(F, "VIEW_FORWARD", view)
+            inputs = [m.astype(dtype) for m in maps] if view else maps
             clear_spectrum_cache()
-            for m, ref in zip(maps, refs, strict=True):
+            for m, ref in zip(inputs, refs, strict=True):
                 got = convolve(m, k, path="fft", dtype=dtype, workers=2)
                 np.testing.assert_allclose(got, ref, rtol=0, atol=tol * ref.max())
-            many = convolve_many(maps, k, path="fft", dtype=dtype, workers=2)
+            many = convolve_many(inputs, k, path="fft", dtype=dtype, workers=2)
             for got, ref in zip(many, refs, strict=True):
                 np.testing.assert_allclose(got, ref, rtol=0, atol=tol * ref.max())
     clear_spectrum_cache()
