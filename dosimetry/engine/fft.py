@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -75,25 +75,19 @@ _COSINE_MAX_SIDE = 51
 #: taps were faster below ratios of 1.6-1.9 (float32) and 1.3-1.5 (float64), i.e. for
 #: sides up to ~25 (float32) and ~21 (float64); benchmarks/README.md has the sweep.
 TAPS_RATIO = {"float32": 1.6, "float64": 1.3}
-#: Bytes of complex work arrays kept between calls for reuse (at most two; the
-#: pipelined maps of :func:`convolve_many <dosimetry.engine.convolve_many>` use two): a new
-#: array costs a first touch of every page (page faults, measured at ~0.8 ms per 8 MiB on
+#: Largest complex work array (bytes) kept between calls for reuse: a new array of that
+#: size costs a first touch of every page (page faults, measured at ~0.8 ms per 8 MiB on
 #: the 2-vCPU VM of benchmarks/README.md, where keeping it made four 128^3 time points
 #: ~15 % faster). Larger work arrays are freed after the call; :func:`release_workspace`
-#: frees the kept ones.
+#: frees the kept one.
 WORKSPACE_MAX_BYTES = 256 * 1024**2
 #: Forward transforms read a map already in the working dtype through a view (the
 #: box and its zero reach along axis 2; rfft pads to the FFT length) instead of a padded
 #: copy. False: always copy (kept for the test that both give the same numbers).
 VIEW_FORWARD = True
-#: Several maps of one box with axis-0 taps go through the blocked path pipelined (the
-#: last stage of one map and the first of the next as one set of blocks; two work
-#: arrays, used only while both fit :data:`WORKSPACE_MAX_BYTES`). False: one after the
-#: other (kept for the test that both give the same numbers).
-PIPELINE = True
 _STATS = {"hits": 0, "misses": 0}
 _SYMMETRIC: dict[str, bool] = {}
-_WORKSPACE: list[np.ndarray] = []  # at most two flat byte buffers
+_WORKSPACE: list[np.ndarray] = []  # at most one flat byte buffer
 _WORKSPACE_LOCK = threading.Lock()
 
 
@@ -123,32 +117,25 @@ def release_workspace() -> None:
 
 
 def _take_workspace(shape: tuple[int, ...], dt: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """An uninitialised ``dt`` array of ``shape`` viewing the smallest kept byte buffer
-    that is large enough (taken out of the cache while in use, so concurrent calls never
-    share it), else a new buffer (the largest kept one is freed first: it is too small);
-    returns ``(array, buffer)`` (give the buffer back with :func:`_give_workspace`)."""
+    """An uninitialised ``dt`` array of ``shape`` viewing the kept byte buffer if it is
+    large enough (taken out of the cache while in use, so concurrent calls never share
+    it), else a new buffer; returns ``(array, buffer)`` (give the buffer back with
+    :func:`_give_workspace`)."""
     nbytes = int(np.prod(shape)) * dt.itemsize
     with _WORKSPACE_LOCK:
-        order = sorted(range(len(_WORKSPACE)), key=lambda i: _WORKSPACE[i].nbytes)
-        fits = [i for i in order if _WORKSPACE[i].nbytes >= nbytes]
-        pick = _WORKSPACE.pop(fits[0]) if fits else None
-        if pick is None and _WORKSPACE:
-            del _WORKSPACE[order[-1]]
-    buf = np.empty(nbytes, dtype=np.uint8) if pick is None else pick
+        buf = _WORKSPACE.pop() if _WORKSPACE else None
+    if buf is None or buf.nbytes < nbytes:
+        del buf  # freed before the new one is made
+        buf = np.empty(nbytes, dtype=np.uint8)
     return buf[:nbytes].view(dt).reshape(shape), buf
 
 
 def _give_workspace(buf: np.ndarray) -> None:
-    """Keep ``buf`` for reuse: at most two buffers (the pipelined maps of
-    :func:`_pipelined_convolve` use two), the largest, together at most
-    :data:`WORKSPACE_MAX_BYTES`."""
+    if buf.nbytes > WORKSPACE_MAX_BYTES:
+        return
     with _WORKSPACE_LOCK:
-        if any(b is buf for b in _WORKSPACE):
-            return
-        kept = sorted([*_WORKSPACE, buf], key=lambda b: -b.nbytes)[:2]
-        while kept and sum(b.nbytes for b in kept) > WORKSPACE_MAX_BYTES:
-            kept.pop(0 if len(kept) == 1 or kept[0].nbytes > WORKSPACE_MAX_BYTES else -1)
-        _WORKSPACE[:] = kept
+        if not _WORKSPACE or _WORKSPACE[0].nbytes < buf.nbytes:
+            _WORKSPACE[:] = [buf]
 
 
 def spectrum_cache_info() -> dict[str, int]:
@@ -612,30 +599,6 @@ class _BlockedJob:
         )
 
 
-def _run_stages(
-    stages: list[tuple[Callable[[int, int], Any], int]], unit_bytes: int, threads: int
-) -> list[list[Any]]:
-    """Run several block-wise stages that do not depend on each other as one
-    :func:`run_blocks` call over their concatenated index ranges (no wait between them:
-    a thread that finishes its blocks of one stage goes on with the next stage's);
-    returns each stage's block results in order."""
-    offsets = np.cumsum([0] + [n for _, n in stages])
-
-    def task(a: int, b: int) -> list[tuple[int, Any]]:
-        done = []
-        for i, (fn, n) in enumerate(stages):
-            lo_, hi_ = max(a, int(offsets[i])), min(b, int(offsets[i]) + n)
-            if lo_ < hi_:
-                done.append((i, fn(lo_ - int(offsets[i]), hi_ - int(offsets[i]))))
-        return done
-
-    results: list[list[Any]] = [[] for _ in stages]
-    for part in run_blocks(task, int(offsets[-1]), unit_bytes, threads):
-        for i, r in part:
-            results[i].append(r)
-    return results
-
-
 def _blocked_convolve(
     src: np.ndarray,
     lo: Sequence[int],
@@ -650,8 +613,8 @@ def _blocked_convolve(
     out: np.ndarray,
     roundoff: tuple[float, bool],
 ) -> tuple[int, int]:
-    """:class:`_BlockedJob` for one map, its stages one after the other; returns the
-    counts of the checks made while placing.
+    """:class:`_BlockedJob` for one map, its stages in turn; returns the counts of the
+    checks made while placing.
 
     Blocks run on a pool of ``workers`` threads (the transforms and Numba copies release
     the GIL), each transform single-threaded. The complex work array is kept between
@@ -673,50 +636,6 @@ def _blocked_convolve(
     finally:
         _give_workspace(workspace)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
-
-
-def _pipelined_convolve(
-    srcs: list[np.ndarray],
-    lo: Sequence[int],
-    box: tuple[int, ...],
-    reach_lo: tuple[int, ...],
-    reach_hi: tuple[int, ...],
-    shape: tuple[int, ...],
-    spec: np.ndarray,
-    dt: np.dtype[Any],
-    workers: int | None,
-    outs: list[np.ndarray],
-    roundoffs: list[tuple[float, bool]],
-) -> list[tuple[int, int]]:
-    """:class:`_BlockedJob` with axis-0 taps for several maps of one box, pipelined: the
-    last stage of map ``i`` and the first stage of map ``i + 1`` run as one set of blocks
-    (two work arrays, used in turn), so that the threads wait for each other once per
-    map instead of twice. Returns each map's check counts."""
-    cdt = np.dtype(np.complex64 if dt == np.float32 else np.complex128)
-    threads = thread_count(workers)
-    o0 = box[0] + reach_lo[0] + reach_hi[0]
-    wshape = _BlockedJob.work_shape(o0, shape, spec.shape[0] - 1, True)
-    taken = [_take_workspace(wshape, cdt) for _ in range(2)]
-    counts: list[tuple[int, int]] = []
-    try:
-        jobs = [
-            _BlockedJob(
-                src, lo, box, reach_lo, reach_hi, shape, spec, True, dt, out, tc, taken[i % 2][0]
-            )
-            for i, (src, out, tc) in enumerate(zip(srcs, outs, roundoffs, strict=True))
-        ]
-        unit = jobs[0].plane_bytes
-        run_blocks(jobs[0].forward, jobs[0].planes, unit, threads)
-        for i, job in enumerate(jobs):
-            stages: list[tuple[Callable[[int, int], Any], int]] = [(job.inverse, job.out.shape[0])]
-            if i + 1 < len(jobs):  # its work array is not the one job i reads
-                stages.append((jobs[i + 1].forward, jobs[i + 1].planes))
-            parts = _run_stages(stages, unit, threads)[0]
-            counts.append((sum(c[0] for c in parts), sum(c[1] for c in parts)))
-    finally:
-        for _, buf in taken:
-            _give_workspace(buf)
-    return counts
 
 
 def _union_bounds(
@@ -801,36 +720,6 @@ def fft_convolve_many(
     keep = tuple(slice(lo[a] - reach_lo[a], hi[a] + reach_hi[a]) for a in range(3))
     r = reach_lo
     o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
-    cbytes = np.dtype(cdt).itemsize
-    work_bytes = int(np.prod(_BlockedJob.work_shape(o[0], shape, spec.shape[0] - 1, taps)))
-    if (
-        one_at_a_time
-        and taps
-        and PIPELINE
-        and len(live) > 1
-        and 2 * work_bytes * cbytes <= WORKSPACE_MAX_BYTES
-    ):
-        tcs = [(np.inf, False) if roundoff is None else roundoff[i] for i in live]
-        got = _pipelined_convolve(
-            [srcs[i] for i in live],
-            lo,
-            box,
-            reach_lo,
-            reach_hi,
-            shape,
-            spec,
-            dt,
-            workers,
-            [outs[i] for i in live],
-            tcs,
-        )
-        if counts is not None:
-            for i, c in zip(live, got, strict=True):
-                counts[i] += c
-        log.debug(
-            "fft_convolve_many: %d maps pipelined, box %s, fft shape %s", len(srcs), box, shape
-        )
-        return outs
     if one_at_a_time:  # the single-map transform
         for i in live:
             tc = (np.inf, False) if roundoff is None else roundoff[i]

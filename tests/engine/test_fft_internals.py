@@ -245,8 +245,8 @@ def test_axial_taps_is_a_linear_convolution_along_axis_0():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_axis0_taps_and_fft_pair_give_the_linear_convolution(dtype, monkeypatch):
     """Both ways of doing axis 0 (direct taps in the planes' spectra; FFT pair), with
-    forward transforms from padded copies or from views of the map, several maps one
-    after the other or pipelined, equal scipy's direct linear convolution: sources at the grid's faces and corners (reach
+    forward transforms from padded copies or from views of the map, equal scipy's direct
+    linear convolution: sources at the grid's faces and corners (reach
     clipped), a box narrower than the kernel (kernel cropped), anisotropic kernels, and
     several maps sharing one box."""
     from scipy import signal
@@ -269,13 +269,11 @@ def test_axis0_taps_and_fft_pair_give_the_linear_convolution(dtype, monkeypatch)
     tol = 1e-5 if dtype == "float32" else 1e-12
     for k in kernels:
         refs = [signal.convolve(m, k, mode="same", method="direct") for m in maps]
-        for ratio, view, pipe in itertools.product((0.0, 1e9), (False, True), (False, True)):
+        for ratio, view in itertools.product((0.0, 1e9), (False, True)):
             # FFT pair always / taps always; forward transforms from a padded copy /
-            # from views of maps already in the working dtype; several maps one after
-            # the other / pipelined (with taps)
+            # from views of maps already in the working dtype
             monkeypatch.setitem(F.TAPS_RATIO, dtype, ratio)
             monkeypatch.setattr(F, "VIEW_FORWARD", view)
-            monkeypatch.setattr(F, "PIPELINE", pipe)
             inputs = [m.astype(dtype) for m in maps] if view else maps
             clear_spectrum_cache()
             for m, ref in zip(inputs, refs, strict=True):
@@ -346,56 +344,25 @@ def test_workspace_is_reused_and_never_shared_or_read_stale():
     np.testing.assert_allclose(out[0], refs[0], rtol=0, atol=1e-12 * refs[0].max())
     assert len(F._WORKSPACE) == 1 and F._WORKSPACE[0] is not kept  # the thread's own
     F._give_workspace(buf)
-    assert len(F._WORKSPACE) == 2 and F._WORKSPACE[0].nbytes == kept.nbytes  # two kept
-    F._give_workspace(buf)  # given twice: kept once
-    assert sum(b is buf for b in F._WORKSPACE) == 1
-    third = np.empty(kept.nbytes // 2, dtype=np.uint8)
-    F._give_workspace(third)  # at most two: the two largest
-    assert len(F._WORKSPACE) == 2 and all(b is not third for b in F._WORKSPACE)
+    assert len(F._WORKSPACE) == 1 and F._WORKSPACE[0].nbytes == kept.nbytes  # one kept
     release_workspace()
     assert not F._WORKSPACE
     F.clear_spectrum_cache()
 
 
-def test_workspace_cache_keeps_at_most_its_byte_bound(monkeypatch):
+def test_workspace_cache_keeps_one_buffer_within_its_byte_bound(monkeypatch):
     from dosimetry.engine import fft as F
 
     F.release_workspace()
     monkeypatch.setattr(F, "WORKSPACE_MAX_BYTES", 1000)
-    a, b, c = (np.empty(n, dtype=np.uint8) for n in (600, 300, 2000))
-    F._give_workspace(c)  # larger than the bound: not kept
+    F._give_workspace(np.empty(2000, dtype=np.uint8))  # larger than the bound: not kept
     assert not F._WORKSPACE
-    F._give_workspace(a)
-    F._give_workspace(b)
-    assert [x.nbytes for x in F._WORKSPACE] == [600, 300]
-    F._give_workspace(np.empty(700, dtype=np.uint8))  # 700 + 600 > 1000: only 700 kept
-    assert [x.nbytes for x in F._WORKSPACE] == [700]
+    F._give_workspace(np.empty(600, dtype=np.uint8))
+    F._give_workspace(np.empty(300, dtype=np.uint8))  # smaller: the larger one stays
+    assert [x.nbytes for x in F._WORKSPACE] == [600]
     got, buf = F._take_workspace((10,), np.dtype(np.complex128))  # 160 bytes: fits
-    assert buf.nbytes == 700 and got.shape == (10,) and not F._WORKSPACE
+    assert buf.nbytes == 600 and got.shape == (10,) and not F._WORKSPACE
     F._give_workspace(buf)
     got, buf = F._take_workspace((100,), np.dtype(np.complex128))  # 1600 bytes: new
     assert buf.nbytes == 1600 and not F._WORKSPACE  # the too-small kept one freed
     F.release_workspace()
-
-
-def test_run_stages_splits_blocks_across_stages_in_order():
-    from dosimetry.engine.fft import _run_stages
-
-    seen: list[tuple[str, int, int]] = []
-
-    def stage(name):
-        def fn(a, b):
-            seen.append((name, a, b))
-            return (name, a, b)
-
-        return fn
-
-    for threads in (1, 3):
-        seen.clear()
-        res = _run_stages([(stage("x"), 5), (stage("y"), 0), (stage("z"), 7)], 1, threads)
-        assert [r[0] for r in res[0]] == ["x"] * len(res[0]) and not res[1]
-        # each stage's blocks cover its own range exactly once, in order
-        for name, out, n in (("x", res[0], 5), ("z", res[2], 7)):
-            covered = [i for _, a, b in out for i in range(a, b)]
-            assert covered == list(range(n)), name
-        assert len(seen) == len(res[0]) + len(res[2])
