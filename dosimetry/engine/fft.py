@@ -476,129 +476,6 @@ def _in_place(func: Any, a: np.ndarray, axis: int, workers: int | None) -> None:
         a[...] = res
 
 
-class _BlockedJob:
-    """One map through the cache-blocked transforms of :func:`_blocked_convolve`: the
-    circular convolution of the source box (zero-padded to ``shape``) with the kernel
-    spectrum, placed into ``out`` (zero elsewhere) with the round-off checks of
-    :func:`dosimetry.engine._numba.place_result`.
-
-    The stages, each run over blocks of a few planes or columns (:meth:`forward` over
-    ``range(planes)``, :meth:`middle` over ``range(shape[1])``, :meth:`inverse` over the
-    output planes), so that a block's passes are made while it is in the cache of the
-    core that owns it (one pass over main memory per stage instead of one per transform
-    and copy):
-
-    1. per block of source planes: the real FFT along axis 2 (of a view of the map, or
-       of a zero-padded copy), a zero-padded copy into the complex work array ``f3``,
-       the FFT along axis 1;
-    2. per block of axis-1 columns: FFT along axis 0, product with the spectrum, inverse
-       FFT along axis 0 (only the kept output planes are written back);
-    3. per block of kept planes: inverse FFT along axis 1, inverse real FFT along axis
-       2, placement into ``out`` with the checks (returns their counts).
-
-    With ``taps`` (a symmetric kernel whose axis-0 reach is short, :func:`use_taps`)
-    there is no stage 2 and no padding along axis 0: stage 3 first convolves the planes'
-    2-D spectra along axis 0 with the kernel planes' spectra
-    (:func:`dosimetry.engine._numba.axial_taps`; ``spec`` from :func:`_axial_spectrum`),
-    which is exact, as axis 0 is then a plain linear convolution. Every value of ``f3``
-    that is read is written first by the same job.
-    """
-
-    def __init__(
-        self,
-        src: np.ndarray,
-        lo: Sequence[int],
-        box: tuple[int, ...],
-        reach_lo: tuple[int, ...],
-        reach_hi: tuple[int, ...],
-        shape: tuple[int, ...],
-        spec: np.ndarray,
-        taps: bool,
-        dt: np.dtype[Any],
-        out: np.ndarray,
-        roundoff: tuple[float, bool],
-        f3: np.ndarray,
-    ) -> None:
-        self.src, self.lo, self.box, self.reach_lo = src, lo, box, reach_lo
-        self.shape, self.spec, self.taps, self.dt, self.out = shape, spec, taps, dt, out
-        self.tol, self.clip = roundoff
-        self.f3 = f3
-        self.o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
-        self.s = [lo[a] - reach_lo[a] for a in range(3)]
-        self.cdt = f3.dtype
-        self.h0 = spec.shape[0] - 1 if taps else 0
-        self.planes = f3.shape[0]
-        self.first = reach_lo[0] + self.h0  # index of the box's first plane in f3
-        # The output reach along axis 2 lies inside the map, outside the non-zero box:
-        # the map's own columns there are zeros, so a map already in the working dtype
-        # is transformed from a view (no padded copy; ``VIEW_FORWARD`` False forces it).
-        self.view = VIEW_FORWARD and src.dtype == dt
-        self.flat = f3.view(dt).reshape(self.planes, -1)
-        self.flat_spec = spec.reshape(spec.shape[0], -1)
-        self.plane_bytes = shape[1] * f3.shape[2] * self.cdt.itemsize
-
-    @staticmethod
-    def work_shape(o0: int, shape: tuple[int, ...], h0: int, taps: bool) -> tuple[int, int, int]:
-        """Shape of ``f3``. With taps: the source planes with ``h0`` + reach zero planes
-        below and above, so that every output plane's ``2 h0 + 1`` neighbours exist;
-        else the FFT length along axis 0."""
-        return (o0 + 2 * h0 if taps else shape[0], shape[1], shape[2] // 2 + 1)
-
-    def forward(self, q0: int, q1: int) -> None:
-        """Planes ``q0 .. q1-1`` of ``f3``: the source box's planes transformed, the
-        others zero."""
-        lo, box, shape, first = self.lo, self.box, self.shape, self.first
-        zero_planes_outside(self.f3[q0:q1], first - q0, first + box[0] - q0)
-        p0 = max(q0 - first, 0)
-        p1 = min(q1 - first, box[0])
-        if p1 <= p0:
-            return
-        if self.view:  # the map's own zero columns around the box, then rfft's padding
-            s2 = self.s[2]
-            f1 = sfft.rfft(
-                self.src[lo[0] + p0 : lo[0] + p1, lo[1] : lo[1] + box[1], s2 : s2 + self.o[2]],
-                n=shape[2],
-                axis=2,
-                workers=1,
-            )
-        else:
-            buf = np.empty((p1 - p0, box[1], shape[2]), dtype=self.dt)
-            embed_box_real(self.src, lo[0] + p0, lo[1], lo[2], buf, self.reach_lo[2], box[2])
-            f1 = sfft.rfft(buf, axis=2, workers=1, overwrite_x=True)
-        slab = self.f3[first + p0 : first + p1]
-        embed_axis1(f1, slab, self.reach_lo[1])
-        _in_place(sfft.fft, slab, 1, 1)
-
-    def middle(self, j0: int, j1: int) -> None:
-        """Axis-1 columns ``j0 .. j1-1``: the FFT pair along axis 0 with the product."""
-        g = sfft.fft(self.f3[:, j0:j1], axis=0, workers=1)
-        multiply_spectrum(g, self.spec[:, j0:j1])
-        _in_place(sfft.ifft, g, 0, 1)
-        copy_planes(g, self.f3[:, j0:j1], self.o[0])
-
-    def inverse(self, k0: int, k1: int) -> tuple[int, int]:
-        """Output planes ``k0 .. k1-1``: the kept planes' inverse transforms placed (with
-        the checks; returns their counts), the others zero."""
-        o, s, out = self.o, self.s, self.out
-        zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
-        p0 = max(k0 - s[0], 0)
-        p1 = min(k1 - s[0], o[0])
-        if p1 <= p0:
-            return 0, 0
-        if self.taps:  # output plane p: f3 planes p .. p + 2 h0 around its source plane
-            slab = np.empty((p1 - p0,) + self.f3.shape[1:], dtype=self.cdt)
-            axial_taps(
-                self.flat, self.flat_spec, slab.view(self.dt).reshape(p1 - p0, -1), p0 + self.h0
-            )
-        else:
-            slab = self.f3[p0:p1]
-        _in_place(sfft.ifft, slab, 1, 1)
-        res = sfft.irfft(slab[:, : o[1]], n=self.shape[2], axis=2, workers=1)
-        return place_result(
-            res, out[s[0] + p0 : s[0] + p1], 0, s[1], s[2], p1 - p0, o[1], o[2], self.tol, self.clip
-        )
-
-
 def _blocked_convolve(
     src: np.ndarray,
     lo: Sequence[int],
@@ -613,26 +490,104 @@ def _blocked_convolve(
     out: np.ndarray,
     roundoff: tuple[float, bool],
 ) -> tuple[int, int]:
-    """:class:`_BlockedJob` for one map, its stages in turn; returns the counts of the
-    checks made while placing.
+    """Circular convolution of the source box (zero-padded to ``shape``) with the kernel
+    spectrum, placed into ``out`` (zero elsewhere) with the round-off checks of
+    :func:`dosimetry.engine._numba.place_result`; returns its counts.
+
+    Cache-blocked: the transforms run in stages over blocks of a few planes or columns,
+    each block's passes done while it is in the cache of the core that owns it (one pass
+    over main memory per stage instead of one per transform and copy):
+
+    1. per block of source planes: zero-padded copy, real FFT along axis 2, zero-padded
+       copy into the complex work array, FFT along axis 1;
+    2. per block of axis-1 columns: FFT along axis 0, product with the spectrum, inverse
+       FFT along axis 0 (only the kept output planes are written back);
+    3. per block of kept planes: inverse FFT along axis 1, inverse real FFT along axis 2,
+       placement into ``out`` with the checks.
+
+    With ``taps`` (a symmetric kernel whose axis-0 reach is short, :func:`use_taps`)
+    there is no stage 2 and no padding along axis 0: stage 3 first convolves the planes'
+    2-D spectra along axis 0 with the kernel planes' spectra
+    (:func:`dosimetry.engine._numba.axial_taps`; ``spec`` from :func:`_axial_spectrum`),
+    which is exact, as axis 0 is then a plain linear convolution.
 
     Blocks run on a pool of ``workers`` threads (the transforms and Numba copies release
     the GIL), each transform single-threaded. The complex work array is kept between
-    calls (:data:`WORKSPACE_MAX_BYTES`).
+    calls (:data:`WORKSPACE_MAX_BYTES`); every value of it that is read is written first
+    in the same call.
     """
+    o = [box[a] + reach_lo[a] + reach_hi[a] for a in range(3)]
+    s = [lo[a] - reach_lo[a] for a in range(3)]
     cdt = np.dtype(np.complex64 if dt == np.float32 else np.complex128)
     threads = thread_count(workers)
-    o0 = box[0] + reach_lo[0] + reach_hi[0]
+    nc = shape[2] // 2 + 1
     h0 = spec.shape[0] - 1 if taps else 0
-    f3, workspace = _take_workspace(_BlockedJob.work_shape(o0, shape, h0, taps), cdt)
-    try:  # run_blocks returns (or raises) only when no thread uses f3 any more
-        job = _BlockedJob(
-            src, lo, box, reach_lo, reach_hi, shape, spec, taps, dt, out, roundoff, f3
+    # taps: the source planes with h0 + reach zero planes below and h0 + reach above,
+    # so that every output plane's 2 h0 + 1 neighbours exist; else the FFT length
+    planes = o[0] + 2 * h0 if taps else shape[0]
+    first = reach_lo[0] + h0  # index of the box's first plane in f3
+    # The output reach along axis 2 lies inside the map, outside the non-zero box: the
+    # map's own columns there are zeros, so a map already in the working dtype is
+    # transformed from a view (no padded copy); ``VIEW_FORWARD`` False forces the copy.
+    view = VIEW_FORWARD and src.dtype == dt
+    f3, workspace = _take_workspace((planes, shape[1], nc), cdt)
+    tol, clip = roundoff
+
+    def forward(q0: int, q1: int) -> None:
+        # planes q0..q1-1 of f3: the source box's planes transformed, the others zero
+        zero_planes_outside(f3[q0:q1], first - q0, first + box[0] - q0)
+        p0 = max(q0 - first, 0)
+        p1 = min(q1 - first, box[0])
+        if p1 <= p0:
+            return
+        if view:  # the map's own zero columns around the box, then rfft's zero padding
+            f1 = sfft.rfft(
+                src[lo[0] + p0 : lo[0] + p1, lo[1] : lo[1] + box[1], s[2] : s[2] + o[2]],
+                n=shape[2],
+                axis=2,
+                workers=1,
+            )
+        else:
+            buf = np.empty((p1 - p0, box[1], shape[2]), dtype=dt)
+            embed_box_real(src, lo[0] + p0, lo[1], lo[2], buf, reach_lo[2], box[2])
+            f1 = sfft.rfft(buf, axis=2, workers=1, overwrite_x=True)
+        slab = f3[first + p0 : first + p1]
+        embed_axis1(f1, slab, reach_lo[1])
+        _in_place(sfft.fft, slab, 1, 1)
+
+    def middle(j0: int, j1: int) -> None:
+        g = sfft.fft(f3[:, j0:j1], axis=0, workers=1)
+        multiply_spectrum(g, spec[:, j0:j1])
+        _in_place(sfft.ifft, g, 0, 1)
+        copy_planes(g, f3[:, j0:j1], o[0])
+
+    flat = f3.view(dt).reshape(planes, -1)
+    flat_spec = spec.reshape(spec.shape[0], -1)
+
+    def inverse(k0: int, k1: int) -> tuple[int, int]:
+        # output planes k0..k1-1: the kept planes' inverse transforms placed, others zero
+        zero_planes_outside(out[k0:k1], s[0] - k0, s[0] + o[0] - k0)
+        p0 = max(k0 - s[0], 0)
+        p1 = min(k1 - s[0], o[0])
+        if p1 <= p0:
+            return 0, 0
+        if taps:  # output plane p: f3 planes p .. p + 2 h0 around its source plane
+            slab = np.empty((p1 - p0, shape[1], nc), dtype=cdt)
+            axial_taps(flat, flat_spec, slab.view(dt).reshape(p1 - p0, -1), p0 + h0)
+        else:
+            slab = f3[p0:p1]
+        _in_place(sfft.ifft, slab, 1, 1)
+        res = sfft.irfft(slab[:, : o[1]], n=shape[2], axis=2, workers=1)
+        return place_result(
+            res, out[s[0] + p0 : s[0] + p1], 0, s[1], s[2], p1 - p0, o[1], o[2], tol, clip
         )
-        run_blocks(job.forward, job.planes, job.plane_bytes, threads)
+
+    plane = shape[1] * nc * cdt.itemsize
+    try:  # run_blocks returns (or raises) only when no thread uses f3 any more
+        run_blocks(forward, planes, plane, threads)
         if not taps:
-            run_blocks(job.middle, shape[1], job.planes * f3.shape[2] * cdt.itemsize, threads)
-        counts = run_blocks(job.inverse, out.shape[0], job.plane_bytes, threads)
+            run_blocks(middle, shape[1], shape[0] * nc * cdt.itemsize, threads)
+        counts = run_blocks(inverse, out.shape[0], plane, threads)
     finally:
         _give_workspace(workspace)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
