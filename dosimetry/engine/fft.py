@@ -87,6 +87,7 @@ WORKSPACE_MAX_BYTES = 256 * 1024**2
 VIEW_FORWARD = True
 _STATS = {"hits": 0, "misses": 0}
 _SYMMETRIC: dict[str, bool] = {}
+_SYMMETRIC_MAX = 4096  # kernels remembered by symmetric_kernel (a long session stays small)
 _WORKSPACE: list[np.ndarray] = []  # at most one flat byte buffer
 _WORKSPACE_LOCK = threading.Lock()
 
@@ -294,9 +295,12 @@ def _axial_spectrum(
 
 def symmetric_kernel(kernel: np.ndarray, key: str) -> bool:
     """Whether ``kernel`` (identified by ``key``) is symmetric under each axis flip, to
-    1e-13 of its largest magnitude; cached per key."""
+    1e-13 of its largest magnitude; cached per key (at most :data:`_SYMMETRIC_MAX`
+    keys: the cache starts afresh when full)."""
     sym = _SYMMETRIC.get(key)
     if sym is None:
+        if len(_SYMMETRIC) >= _SYMMETRIC_MAX:
+            _SYMMETRIC.clear()
         sym = _SYMMETRIC[key] = _is_symmetric(kernel)
     return sym
 

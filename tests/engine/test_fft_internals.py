@@ -366,3 +366,16 @@ def test_workspace_cache_keeps_one_buffer_within_its_byte_bound(monkeypatch):
     got, buf = F._take_workspace((100,), np.dtype(np.complex128))  # 1600 bytes: new
     assert buf.nbytes == 1600 and not F._WORKSPACE  # the too-small kept one freed
     F.release_workspace()
+
+
+def test_symmetry_cache_is_bounded(monkeypatch):
+    from dosimetry.engine import fft as F
+
+    monkeypatch.setattr(F, "_SYMMETRIC", {})
+    monkeypatch.setattr(F, "_SYMMETRIC_MAX", 3)
+    rng = np.random.default_rng(12)
+    sym = _symmetric_kernel(rng, (2, 2, 2))
+    asym = rng.random((3, 3, 3))
+    for i in range(7):
+        assert F.symmetric_kernel(sym, f"s{i}") and not F.symmetric_kernel(asym, f"a{i}")
+        assert len(F._SYMMETRIC) <= 3
