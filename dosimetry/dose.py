@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from .errors import GeometryMismatchError, InputDataError, KernelError, NuclideE
 from .kernels import Kernel
 from .units import MEV_TO_J
 from .volume import Volume
+
+if TYPE_CHECKING:  # the engine (Numba) is imported when first used
+    from .engine.convolve import MapScan
 
 __all__ = [
     "absorbed_dose",
@@ -169,13 +172,21 @@ def local_energy_per_decay_j(nuclide: str, chain: bool = False) -> EnergyPerDeca
 # --------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------
-def _check_values(volume: Volume, name: str) -> np.ndarray:
-    from .engine.convolve import count_invalid
+def _check_values(volume: Volume, name: str) -> tuple[np.ndarray, MapScan | None]:
+    """The volume's array after checking it is real, finite and non-negative, and the
+    engine's scan of it (:func:`dosimetry.engine.scan_map`, the same pass; ``None`` for
+    arrays the scan does not take), so the convolution does not read it again."""
+    from .engine.convolve import count_invalid, scan_map
 
     arr = volume.array
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputDataError(f"{name}.array must be real numbers, got dtype {arr.dtype}")
-    n_bad, n_neg = count_invalid(arr)
+    scan = None
+    if arr.ndim == 3 and arr.dtype in (np.float32, np.float64):
+        scan = scan_map(arr)
+        n_bad, n_neg = scan.nonfinite, scan.negative
+    else:
+        n_bad, n_neg = count_invalid(arr)
     if n_bad:
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise InputDataError(
@@ -189,7 +200,7 @@ def _check_values(volume: Volume, name: str) -> np.ndarray:
             f"at index {first}); activity cannot be negative. Clip noise explicitly "
             f"(e.g. {name}.with_array(np.clip({name}.array, 0, None))) if that is intended."
         )
-    return arr
+    return arr, scan
 
 
 def _check_density(density: Volume, ref: Volume) -> np.ndarray:
@@ -611,11 +622,22 @@ def _dose_many(
     _check_kernel(shared, energies, sources[0])
     f_photon = _photon_fraction(include_photons, method)
     arr, key, _ = _convolution_array(shared, energies, f_photon > 0)
-    values = [_check_values(v, name) for v in sources]
+    checked = [_check_values(v, name) for v in sources]
     if path not in ("auto", "fft", "direct"):
         raise InputDataError(f"path={path!r}; valid: 'auto', 'fft', 'direct'")
     info: dict[str, Any] = {}
-    convs = convolve_many(values, arr, path, dtype, workers, key=key, stack=stack, info=info)
+    scans = [c[1] for c in checked]
+    convs = convolve_many(
+        [c[0] for c in checked],
+        arr,
+        path,
+        dtype,
+        workers,
+        key=key,
+        stack=stack,
+        info=info,
+        scans=None if any(sc is None for sc in scans) else [sc for sc in scans if sc is not None],
+    )
     chosen = info["paths"]
     return [
         _dose(
@@ -626,9 +648,10 @@ def _dose_many(
             method,
             kernel=shared,
             precomputed=(c, p),
+            checked=ch,
             **common,
         )
-        for v, c, p in zip(sources, convs, chosen, strict=True)
+        for v, c, p, ch in zip(sources, convs, chosen, checked, strict=True)
     ]
 
 
@@ -649,6 +672,7 @@ def _dose(
     dtype: str,
     workers: int | None,
     precomputed: tuple[np.ndarray, str] | None = None,
+    checked: tuple[np.ndarray, MapScan | None] | None = None,
 ) -> Volume:
     from .engine.led import local_dose
 
@@ -664,7 +688,7 @@ def _dose(
             f"weighting='rbe' is not available for a {name} in {source.unit!r} (no RBE-weighted "
             "unit for it); compute the physical result or use a TIA in 'Bq s'."
         )
-    values = _check_values(source, name)
+    values, scan = _check_values(source, name) if checked is None else checked
     f_photon = _photon_fraction(include_photons, method)
     rbe_alpha = parameters.resolve(rbe, "rbe_alpha")
     rbe_electron = parameters.get("rbe_electron")
@@ -712,8 +736,9 @@ def _dose(
             energies.nonpenetrating_j + f_photon * energies.photon_j
         ) / MEV_TO_J
         out = local_dose(values, e_local, voxel_ml, rho)
+        engine_checked = False
     else:
-        out, kprov = _kernel_method(
+        out, kprov, engine_checked = _kernel_method(
             values,
             source,
             energies,
@@ -729,6 +754,7 @@ def _dose(
             dtype=dtype,
             workers=workers,
             precomputed=precomputed,
+            scan=scan,
         )
         prov.update(kprov)
     if density is not None and method in ("led", "vsv-density"):
@@ -736,7 +762,9 @@ def _dose(
     out = out.astype(np.float32 if dtype == "float32" else np.float64, copy=False)
     from .engine.convolve import count_invalid
 
-    if count_invalid(out)[0]:
+    # the engine checked its result while writing it; anything done to it since (scaling,
+    # alpha term, density correction) is checked here
+    if not engine_checked and count_invalid(out)[0]:
         raise InputDataError(
             "the dose computation produced non-finite values; check the density map and kernel"
         )
@@ -899,7 +927,10 @@ def _kernel_method(
     dtype: str,
     workers: int | None,
     precomputed: tuple[np.ndarray, str] | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
+    scan: MapScan | None = None,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """The dose of a kernel method, its provenance, and whether the array is the engine's
+    result as checked by it (finite) with nothing done to it since."""
     from .engine import convolve
     from .engine.density import TISSUE_CLASSES, density_scale, tissue_classes
     from .engine.led import local_dose
@@ -916,15 +947,20 @@ def _kernel_method(
             dose, chosen = precomputed
         else:
             info: dict[str, Any] = {}
-            dose = convolve(values, arr, path, dtype, workers, key=key, info=info)  # new array
+            dose = convolve(
+                values, arr, path, dtype, workers, key=key, info=info, scan=scan
+            )  # new array
             chosen = info["path"]
+        untouched = True
         if w_other != 1.0:
             dose *= w_other
+            untouched = False
         if energies.alpha_j > 0:
             dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, k.density_g_per_ml)
+            untouched = False
         prov["kernel"] = _kernel_record(k, removed)
         prov["convolution_path"] = chosen
-        return dose, prov
+        return dose, prov, untouched
 
     # vsv-density
     if density is None:
@@ -953,7 +989,7 @@ def _kernel_method(
         _check_kernel(k, energies, source)
         arr, key, removed = _convolution_array(k, energies, include_photons)
         info = {}
-        conv = convolve(values, arr, path, dtype, workers, key=key, info=info)
+        conv = convolve(values, arr, path, dtype, workers, key=key, info=info, scan=scan)
         chosen = info["path"]
         mask = classes == c
         dose[mask] = density_scale(conv[mask], k.density_g_per_ml, density[mask])
@@ -969,4 +1005,4 @@ def _kernel_method(
         "bone_min": parameters.get("density_class_bone_min_g_per_ml"),
     }
     prov["density_correction"] = "dose x rho_kernel / rho_voxel (Dieudonne et al. 2013)"
-    return dose, prov
+    return dose, prov, False

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -30,7 +30,16 @@ from ._blocks import usable_cpus
 from .fft import fft_convolve, fft_convolve_many
 from .fft import symmetric_kernel as _symmetric
 
-__all__ = ["convolve", "convolve_many", "choose_path", "kernel_key", "count_invalid", "PATHS"]
+__all__ = [
+    "convolve",
+    "convolve_many",
+    "choose_path",
+    "kernel_key",
+    "count_invalid",
+    "scan_map",
+    "MapScan",
+    "PATHS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +87,43 @@ def count_invalid(a: np.ndarray) -> tuple[int, int]:
     return int(a.size - np.count_nonzero(finite)), int(np.count_nonzero(a[finite] < 0))
 
 
-def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.ndarray]:
+class MapScan(NamedTuple):
+    """One validating pass over a 3-D map (:func:`scan_map`)."""
+
+    #: NaN and infinite values.
+    nonfinite: int
+    #: Values below zero.
+    negative: int
+    #: Sum of the values (meaningless if ``nonfinite``).
+    total: float
+    #: ``(n0, n1, 2)`` first and last non-zero column of each row (``(-1, -2)``: empty).
+    extents: np.ndarray
+
+
+def scan_map(a: np.ndarray, workers: int | None = None) -> MapScan:
+    """The pass over a 3-D float32/float64 map that :func:`convolve` makes to validate it
+    and to choose its path. A caller that validates the map itself can pass the result
+    to :func:`convolve` / :func:`convolve_many` (``scan=``), which then do not read the
+    map a second time.
+
+    >>> import numpy as np
+    >>> a = np.zeros((2, 2, 4)); a[1, 0, 1:3] = 2.0; a[0, 1, 3] = -1.0
+    >>> s = scan_map(a)
+    >>> s.nonfinite, s.negative, s.total, s.extents[1, 0].tolist()
+    (0, 1, 3.0, [1, 2])
+    """
+    if a.ndim != 3 or a.dtype not in (np.float32, np.float64):
+        raise InputDataError(f"scan_map needs a 3-D float32/float64 array, got {a.dtype} {a.shape}")
+    bad, neg, total, ext = _numba.scan_rows(a, workers)
+    return MapScan(int(bad), int(neg), float(total), ext)
+
+
+def _check(
+    src: np.ndarray, kernel: np.ndarray, scan: MapScan | None = None
+) -> tuple[tuple[int, float], np.ndarray]:
     """Validate; return the map's (negative count, sum) for the round-off bound and its
-    row extents (:func:`dosimetry.engine._numba.row_extents`), from one pass."""
+    row extents (:func:`dosimetry.engine._numba.row_extents`), from one pass (or from
+    the caller's ``scan`` of this map)."""
     if src.ndim != 3:
         raise InputDataError(f"the map must be 3-D [slice, row, column], got shape {src.shape}")
     if kernel.ndim != 3 or any(s % 2 == 0 for s in kernel.shape):
@@ -90,7 +133,14 @@ def _check(src: np.ndarray, kernel: np.ndarray) -> tuple[tuple[int, float], np.n
         )
     if not np.all(np.isfinite(kernel)):
         raise KernelError("the kernel contains NaN or infinite values")
-    bad, neg, total, ext = _numba.scan_rows(src)
+    if scan is None:
+        bad, neg, total, ext = _numba.scan_rows(src)
+    else:
+        bad, neg, total, ext = scan
+        if ext.shape != (src.shape[0], src.shape[1], 2):
+            raise InputDataError(
+                f"scan= has extents of shape {ext.shape}, not those of the map {src.shape}"
+            )
     if bad:
         raise InputDataError("the map contains NaN or infinite values")
     return (neg, total), ext
@@ -193,6 +243,7 @@ def convolve(
     *,
     key: str | None = None,
     info: dict[str, Any] | None = None,
+    scan: MapScan | None = None,
 ) -> np.ndarray:
     """Exact linear convolution, ``"same"`` size, kernel centred on the source voxel.
 
@@ -217,6 +268,9 @@ def convolve(
     info
         A dict that receives ``"path"``, the path taken (``path="auto"`` decides from the
         same pass over the map that validates it).
+    scan
+        :func:`scan_map` of ``tia_array`` when the caller has made it (the map is then
+        not read a second time for validation; it must be the scan of this array).
 
     Returns
     -------
@@ -245,7 +299,7 @@ def convolve(
         src = src.astype(np.float64)
     src = np.ascontiguousarray(src)
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    stats, ext = _check(src, kernel)
+    stats, ext = _check(src, kernel, scan)
     key = kernel_key(kernel) if key is None else key
     if workers is None:
         workers = usable_cpus()
@@ -368,6 +422,7 @@ def convolve_many(
     key: str | None = None,
     stack: bool = False,
     info: dict[str, Any] | None = None,
+    scans: Sequence[MapScan] | None = None,
 ) -> list[np.ndarray]:
     """:func:`convolve` of several maps of one grid (e.g. time points) with one kernel.
 
@@ -395,6 +450,9 @@ def convolve_many(
         intermediates leave the cache) and needs about m times the memory.
     info
         A dict that receives ``"paths"``, the path taken for each map.
+    scans
+        :func:`scan_map` of each map when the caller has made them (as for
+        :func:`convolve`).
 
     Returns
     -------
@@ -437,7 +495,9 @@ def convolve_many(
     if len(shapes) != 1:
         raise InputDataError(f"all maps must have the same shape, got {sorted(shapes)}")
     kernel = np.asarray(kernel_array, dtype=np.float64)
-    checked = [_check(a, kernel) for a in srcs]
+    if scans is not None and len(scans) != len(srcs):
+        raise InputDataError(f"{len(scans)} scans for {len(srcs)} maps")
+    checked = [_check(a, kernel, None if scans is None else scans[i]) for i, a in enumerate(srcs)]
     stats = [c[0] for c in checked]
     exts = [c[1] for c in checked]
     key = kernel_key(kernel) if key is None else key

@@ -95,3 +95,47 @@ def test_errors(kernel):
         absorbed_dose_many([a], "Lu-177", kernel=kernel, path="spline")
     with pytest.raises(InputDataError):
         absorbed_dose_many([a], "Lu-177", method="vsv", kernel=kernel, density=a)
+
+
+def test_each_map_is_read_once_for_validation(kernel, monkeypatch):
+    """absorbed_dose / absorbed_dose_many validate each TIA in one pass and hand that
+    scan to the engine (no second validating pass); the results equal scipy's."""
+    from dosimetry.engine import _numba
+
+    calls: list[tuple[int, ...]] = []
+    real = _numba.scan_rows
+
+    def counting(a, workers=None):
+        calls.append(a.shape)
+        return real(a, workers)
+
+    monkeypatch.setattr(_numba, "scan_rows", counting)
+    maps = _maps()
+    tias = [Volume.from_spacing(m, SPACING, unit="Bq s") for m in maps]
+    one = absorbed_dose(tias[0], "Lu-177", method="vsv", kernel=kernel)
+    assert len(calls) == 1
+    calls.clear()
+    many = absorbed_dose_many(tias, "Lu-177", kernel=kernel)
+    assert len(calls) == len(tias)
+    for m, d in zip(maps, [one, *many[1:]], strict=True):
+        ref = signal.convolve(m, kernel.array, mode="same", method="direct")
+        np.testing.assert_allclose(d.array, ref, rtol=0, atol=1e-6 * max(ref.max(), 1e-30))
+
+
+def test_engine_scan_of_another_array_is_refused():
+    from dosimetry.engine import convolve, convolve_many, scan_map
+
+    a = np.ones((4, 5, 6))
+    k = np.ones((3, 3, 3))
+    with pytest.raises(InputDataError, match="scan="):
+        convolve(a, k, scan=scan_map(np.ones((4, 6, 6))))
+    with pytest.raises(InputDataError, match="scans"):
+        convolve_many([a, a], k, scans=[scan_map(a)])
+    bad = a.copy()
+    bad[1, 1, 1] = np.nan
+    with pytest.raises(InputDataError, match="NaN"):  # a scan that found NaN still refuses
+        convolve(a, k, scan=scan_map(bad))
+    got = convolve(a, k, scan=scan_map(a))
+    np.testing.assert_allclose(got, signal.convolve(a, k, mode="same"), rtol=1e-12)
+    with pytest.raises(InputDataError, match="3-D float"):
+        scan_map(np.ones((4, 5)))
