@@ -80,6 +80,11 @@ def available_nuclides() -> tuple[str, ...]:
     return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")))
 
 
+@lru_cache(maxsize=1)
+def _available_set() -> frozenset[str]:
+    return frozenset(available_nuclides())
+
+
 def normalize_name(name: str) -> str:
     """Canonical ``"Lu-177"`` spelling of ``"177Lu"``, ``"Lu177"``, ``"lu-177"``, ``"Tc-99m"``.
 
@@ -108,7 +113,7 @@ def normalize_name(name: str) -> str:
             sym, mass = m.group(3), m.group(4)
         iso = m.group(5) or ""
     canonical = f"{sym.capitalize()}-{int(mass)}{iso.lower()}"
-    if canonical not in set(available_nuclides()):
+    if canonical not in _available_set():
         raise NuclideError(_unknown_message(name))
     return canonical
 
