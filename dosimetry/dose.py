@@ -626,7 +626,7 @@ def _dose_many(
     if path not in ("auto", "fft", "direct"):
         raise InputDataError(f"path={path!r}; valid: 'auto', 'fft', 'direct'")
     info: dict[str, Any] = {}
-    scans = [c[1] for c in checked]
+    scans = [c[1] for c in checked if c[1] is not None]  # the engine's pass, made here
     convs = convolve_many(
         [c[0] for c in checked],
         arr,
@@ -636,7 +636,7 @@ def _dose_many(
         key=key,
         stack=stack,
         info=info,
-        scans=None if any(sc is None for sc in scans) else [sc for sc in scans if sc is not None],
+        scans=scans if len(scans) == len(checked) else None,
     )
     chosen = info["paths"]
     return [

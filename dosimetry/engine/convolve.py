@@ -54,7 +54,8 @@ PATHS: tuple[str, ...] = ("auto", "fft", "direct")
 #: 0.5 %, 0.1 % non-zero), kernel sides 7, 11, 15 (benchmarks/engine.py maps; 24 cases
 #: per dtype; refit with benchmarks/path_model.py). In the fitting run the model picked
 #: the faster path in 24/24 (float32) and 23/24 (float64) cases (the other 1.29x
-#: slower); in a later run with the final direct loops in 24/24 and 22/24. "op": an
+#: slower); in later runs with the final direct loops in 24/24 and 22/24, and (after
+#: the cheaper map scan) 24/24 and 24/24. "op": an
 #: addition or multiply-add of the direct loops as counted in :func:`work_counts`;
 #: "row": one visit of an output row by a source row (loop set-up, extents); "unit":
 #: L log2 L per transformed voxel of the FFT box; "tap": per box voxel and axis-0 tap
