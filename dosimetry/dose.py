@@ -41,8 +41,9 @@ distributions. J Nucl Med 2018;59:1133-1139.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # the engine (Numba) is imported when first used
     from .engine.convolve import MapScan
 
 __all__ = [
+    "DoseMethod",
     "absorbed_dose",
     "absorbed_dose_many",
     "dose_rate",
@@ -67,9 +69,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Method = Literal["led", "vsv", "vsv-density"]
+Method = Literal["led", "vsv", "vsv-density", "mc"]
 Weighting = Literal["physical", "rbe"]
-METHODS: tuple[str, ...] = ("led", "vsv", "vsv-density")
 _ALPHA_COMPONENTS: tuple[str, ...] = ("alpha", "alpha recoil", "alpha+recoil")
 
 #: input unit -> (output unit physical, output unit RBE-weighted or None if not representable)
@@ -235,6 +236,112 @@ def _photon_fraction(include_photons: bool | float | None, method: str) -> float
     return f
 
 
+class DoseMethod(StrEnum):
+    """The dose methods (the command line builds its choices from this enum)."""
+
+    LED = "led"
+    VSV = "vsv"
+    VSV_DENSITY = "vsv-density"
+    MC = "mc"
+
+    @classmethod
+    def parse(cls, value: str | DoseMethod) -> DoseMethod:
+        """The method named ``value``; the error lists the valid names."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise InputDataError(
+                f"method={value!r}; valid: {', '.join(m.value for m in cls)}"
+            ) from None
+
+
+@dataclass(frozen=True, eq=False)
+class _DoseRequest:
+    """Every argument of a dose call, validated once (see :func:`_request`)."""
+
+    method: DoseMethod
+    nuclide: str
+    energies: EnergyPerDecay
+    kernel: Kernel | Mapping[str, Kernel] | None
+    density: Volume | None
+    weighting: str
+    rbe_alpha: float
+    rbe_electron: float
+    rbe_given: bool
+    f_photon: float
+    chain: bool
+    path: str
+    dtype: str
+    workers: int | None
+    mc: Mapping[str, Any]
+
+    @property
+    def w_alpha(self) -> float:
+        """Weight of the alpha (and recoil) energy: the RBE when weighting is ``"rbe"``."""
+        return self.rbe_alpha if self.weighting == "rbe" else 1.0
+
+    @property
+    def w_other(self) -> float:
+        """Weight of electron and photon energy."""
+        return self.rbe_electron if self.weighting == "rbe" else 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class _Precomputed:
+    """What :func:`absorbed_dose_many` already did for one map: the checked values with
+    the engine's scan of them and, for the shared-kernel path, the convolution."""
+
+    checked: tuple[np.ndarray, MapScan | None]
+    convolution: tuple[np.ndarray, str] | None = None
+
+
+def _request(
+    nuclide: str,
+    method: str | DoseMethod,
+    *,
+    kernel: Kernel | Mapping[str, Kernel] | None,
+    density: Volume | None,
+    rbe: float | None,
+    weighting: str,
+    include_photons: bool | float | None,
+    chain: bool,
+    path: str,
+    dtype: str,
+    workers: int | None,
+    mc: Mapping[str, Any] | None = None,
+) -> _DoseRequest:
+    """Validate the arguments of a dose call once (the public functions' shared checks)."""
+    m = DoseMethod.parse(method)
+    if weighting not in ("physical", "rbe"):
+        raise InputDataError(f"weighting={weighting!r}; valid: 'physical', 'rbe'")
+    if dtype not in ("float64", "float32"):
+        raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
+    rbe_alpha = parameters.resolve(rbe, "rbe_alpha")
+    if rbe_alpha < 0 or not np.isfinite(rbe_alpha):
+        raise InputDataError(f"rbe must be finite and >= 0, got {rbe!r}")
+    if m is DoseMethod.LED and kernel is not None:
+        raise InputDataError("kernel is not used by method='led'; omit it or use 'vsv'")
+    if m is not DoseMethod.MC and mc:
+        raise InputDataError("mc= options are only used by method='mc'")
+    return _DoseRequest(
+        method=m,
+        nuclide=nuclide,
+        energies=local_energy_per_decay_j(nuclide, chain=chain),
+        kernel=kernel,
+        density=density,
+        weighting=weighting,
+        rbe_alpha=rbe_alpha,
+        rbe_electron=parameters.get("rbe_electron"),
+        rbe_given=rbe is not None,
+        f_photon=_photon_fraction(include_photons, m.value),
+        chain=chain,
+        path=path,
+        dtype=dtype,
+        workers=workers,
+        mc=dict(mc or {}),
+    )
+
+
 # --------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------
@@ -252,6 +359,7 @@ def absorbed_dose(
     path: str = "auto",
     dtype: str = "float64",
     workers: int | None = None,
+    mc: Mapping[str, Any] | None = None,
 ) -> Volume:
     """Absorbed dose map from a time-integrated activity map.
 
@@ -263,7 +371,8 @@ def absorbed_dose(
     nuclide
         Nuclide whose decays the map counts (``"Lu-177"``, ``"Ac-225"``, ...).
     method
-        ``"led"``, ``"vsv"`` or ``"vsv-density"`` (see the module docstring).
+        ``"led"``, ``"vsv"``, ``"vsv-density"`` or ``"mc"`` (see the module docstring;
+        :class:`DoseMethod`).
     kernel
         ``"vsv"``: a :class:`~dosimetry.kernels.Kernel` for ``tia``'s voxel size
         (default ``dosimetry.vsv_kernel(nuclide, tia.spacing_mm, medium="soft tissue",
@@ -301,6 +410,9 @@ def absorbed_dose(
         far-field doses matter.
     workers
         Threads for ``scipy.fft``; ``None`` uses all cores.
+    mc
+        ``method="mc"`` only: options of :func:`dosimetry.mc.patient_dose` (``histories``,
+        ``target_uncertainty``, ``seed``, ``client``, ...).
 
     Returns
     -------
@@ -338,10 +450,7 @@ def absorbed_dose(
             f"tia has unit {tia.unit!r}; absorbed_dose needs time-integrated activity per "
             f"voxel in 'Bq s' (or 'Bq s/Bq').{hint}"
         )
-    return _dose(
-        tia,
-        "tia",
-        _TIA_UNITS[tia.unit],
+    req = _request(
         nuclide,
         method,
         kernel=kernel,
@@ -353,7 +462,9 @@ def absorbed_dose(
         path=path,
         dtype=dtype,
         workers=workers,
+        mc=mc,
     )
+    return _dose(tia, "tia", _TIA_UNITS[tia.unit], req)
 
 
 def dose_rate(
@@ -397,10 +508,7 @@ def dose_rate(
             f"activity has unit {activity.unit!r}; dose_rate needs activity per voxel in "
             f"'Bq'.{hint}"
         )
-    return _dose(
-        activity,
-        "activity",
-        _ACTIVITY_UNITS[activity.unit],
+    req = _request(
         nuclide,
         method,
         kernel=kernel,
@@ -413,6 +521,7 @@ def dose_rate(
         dtype=dtype,
         workers=workers,
     )
+    return _dose(activity, "activity", _ACTIVITY_UNITS[activity.unit], req)
 
 
 def absorbed_dose_many(
@@ -483,10 +592,7 @@ def absorbed_dose_many(
     """
     for v in tias:
         _require_unit(v, "tia", _TIA_UNITS, "absorbed_dose")
-    return _dose_many(
-        tias,
-        "tia",
-        _TIA_UNITS,
+    req = _request(
         nuclide,
         method,
         kernel=kernel,
@@ -498,8 +604,8 @@ def absorbed_dose_many(
         path=path,
         dtype=dtype,
         workers=workers,
-        stack=stack,
     )
+    return _dose_many(tias, "tia", _TIA_UNITS, req, stack=stack)
 
 
 def dose_rate_many(
@@ -541,10 +647,7 @@ def dose_rate_many(
     """
     for v in activities:
         _require_unit(v, "activity", _ACTIVITY_UNITS, "dose_rate")
-    return _dose_many(
-        activities,
-        "activity",
-        _ACTIVITY_UNITS,
+    req = _request(
         nuclide,
         method,
         kernel=kernel,
@@ -556,12 +659,12 @@ def dose_rate_many(
         path=path,
         dtype=dtype,
         workers=workers,
-        stack=stack,
     )
+    return _dose_many(activities, "activity", _ACTIVITY_UNITS, req, stack=stack)
 
 
 # --------------------------------------------------------------------------------------
-# implementation
+# implementation: one request, one dispatch table
 # --------------------------------------------------------------------------------------
 def _require_unit(v: Volume, name: str, units: Mapping[str, Any], single: str) -> None:
     if not isinstance(v, Volume):
@@ -577,20 +680,11 @@ def _dose_many(
     sources: Sequence[Volume],
     name: str,
     units: Mapping[str, tuple[str, str | None]],
-    nuclide: str,
-    method: str,
+    req: _DoseRequest,
     *,
-    kernel: Kernel | Mapping[str, Kernel] | None,
-    density: Volume | None,
-    rbe: float | None,
-    weighting: str,
-    include_photons: bool | float | None,
-    chain: bool,
-    path: str,
-    dtype: str,
-    workers: int | None,
     stack: bool,
 ) -> list[Volume]:
+    """Several maps on one grid; the shared-kernel VSV path convolves them together."""
     from .engine import convolve_many
 
     sources = list(sources)
@@ -598,111 +692,76 @@ def _dose_many(
         raise InputDataError(f"at least one {name} Volume is needed")
     for i, v in enumerate(sources[1:], start=1):
         sources[0].check_same_grid(v, name=f"{name}[{i}]")
-    common: dict[str, Any] = {
-        "density": density,
-        "rbe": rbe,
-        "weighting": weighting,
-        "include_photons": include_photons,
-        "chain": chain,
-        "path": path,
-        "dtype": dtype,
-        "workers": workers,
-    }
     shared = None
-    if method == "vsv" and kernel is not None and not isinstance(kernel, Mapping):
-        shared = kernel
-    elif method == "vsv" and kernel is None and density is None:
-        shared = _default_kernel(nuclide, sources[0], "soft tissue", chain)
-    if shared is None or density is not None:
+    if req.method is DoseMethod.VSV and req.density is None:
+        if req.kernel is not None and not isinstance(req.kernel, Mapping):
+            shared = req.kernel
+        elif req.kernel is None:
+            shared = _default_kernel(req.nuclide, sources[0], "soft tissue", req.chain)
+    if shared is None:
         # other methods (or argument errors, reported by the single-map function)
-        return [
-            _dose(v, name, units[v.unit], nuclide, method, kernel=kernel, **common) for v in sources
-        ]
-    energies = local_energy_per_decay_j(nuclide, chain=chain)
-    _check_kernel(shared, energies, sources[0])
-    f_photon = _photon_fraction(include_photons, method)
-    arr, key, _ = _convolution_array(shared, energies, f_photon > 0)
+        return [_dose(v, name, units[v.unit], req) for v in sources]
+    _check_kernel(shared, req.energies, sources[0])
+    arr, key, _ = _convolution_array(shared, req.energies, req.f_photon > 0)
     checked = [_check_values(v, name) for v in sources]
-    if path not in ("auto", "fft", "direct"):
-        raise InputDataError(f"path={path!r}; valid: 'auto', 'fft', 'direct'")
+    if req.path not in ("auto", "fft", "direct"):
+        raise InputDataError(f"path={req.path!r}; valid: 'auto', 'fft', 'direct'")
     info: dict[str, Any] = {}
     scans = [c[1] for c in checked if c[1] is not None]  # the engine's pass, made here
     convs = convolve_many(
         [c[0] for c in checked],
         arr,
-        path,
-        dtype,
-        workers,
+        req.path,
+        req.dtype,
+        req.workers,
         key=key,
         stack=stack,
         info=info,
         scans=scans if len(scans) == len(checked) else None,
     )
-    chosen = info["paths"]
+    req_shared = _with_kernel(req, shared)
     return [
-        _dose(
-            v,
-            name,
-            units[v.unit],
-            nuclide,
-            method,
-            kernel=shared,
-            precomputed=(c, p),
-            checked=ch,
-            **common,
-        )
-        for v, c, p, ch in zip(sources, convs, chosen, checked, strict=True)
+        _dose(v, name, units[v.unit], req_shared, _Precomputed(ch, (c, p)))
+        for v, c, p, ch in zip(sources, convs, info["paths"], checked, strict=True)
     ]
+
+
+def _with_kernel(req: _DoseRequest, kernel: Kernel) -> _DoseRequest:
+    from dataclasses import replace
+
+    return replace(req, kernel=kernel)
+
+
+#: A dose method: (values, source, request, precomputed) -> (dose array, provenance,
+#: whether the array is the engine's checked result untouched since).
+_MethodFn = Callable[
+    [np.ndarray, Volume, _DoseRequest, "_Precomputed | None", "MapScan | None"],
+    tuple[np.ndarray, dict[str, Any], bool],
+]
 
 
 def _dose(
     source: Volume,
     name: str,
     units_out: tuple[str, str | None],
-    nuclide: str,
-    method: str,
-    *,
-    kernel: Kernel | Mapping[str, Kernel] | None,
-    density: Volume | None,
-    rbe: float | None,
-    weighting: str,
-    include_photons: bool | float | None,
-    chain: bool,
-    path: str,
-    dtype: str,
-    workers: int | None,
-    precomputed: tuple[np.ndarray, str] | None = None,
-    checked: tuple[np.ndarray, MapScan | None] | None = None,
+    req: _DoseRequest,
+    pre: _Precomputed | None = None,
 ) -> Volume:
-    from .engine.led import local_dose
-
-    if method not in METHODS:
-        raise InputDataError(f"method={method!r}; valid: {', '.join(METHODS)}")
-    if weighting not in ("physical", "rbe"):
-        raise InputDataError(f"weighting={weighting!r}; valid: 'physical', 'rbe'")
-    if dtype not in ("float64", "float32"):
-        raise InputDataError(f"dtype={dtype!r}; valid: 'float64', 'float32'")
-    unit_out = units_out[0] if weighting == "physical" else units_out[1]
+    """Check the map, run the method of the request, assemble and check the result."""
+    unit_out = units_out[0] if req.weighting == "physical" else units_out[1]
     if unit_out is None:
         raise UnitError(
             f"weighting='rbe' is not available for a {name} in {source.unit!r} (no RBE-weighted "
             "unit for it); compute the physical result or use a TIA in 'Bq s'."
         )
-    values, scan = _check_values(source, name) if checked is None else checked
-    f_photon = _photon_fraction(include_photons, method)
-    rbe_alpha = parameters.resolve(rbe, "rbe_alpha")
-    rbe_electron = parameters.get("rbe_electron")
-    if rbe_alpha < 0 or not np.isfinite(rbe_alpha):
-        raise InputDataError(f"rbe must be finite and >= 0, got {rbe!r}")
-    w_alpha, w_other = (rbe_alpha, rbe_electron) if weighting == "rbe" else (1.0, 1.0)
-    energies = local_energy_per_decay_j(nuclide, chain=chain)
-    voxel_ml = source.voxel_volume_ml
+    values, scan = _check_values(source, name) if pre is None else pre.checked
+    energies = req.energies
     prov: dict[str, Any] = {
         "quantity": "absorbed dose" if name == "tia" else "absorbed dose rate",
-        "method": method,
+        "method": req.method.value,
         "nuclide": energies.members[0][0],
         "chain_members": [list(m) for m in energies.members],
-        "weighting": weighting,
+        "weighting": req.weighting,
         "source_unit": source.unit,
         "source_provenance": dict(source.provenance),
         "dosimetry_version": _version(),
@@ -712,54 +771,17 @@ def _dose(
             "alpha+recoil": energies.alpha_j / MEV_TO_J,
         },
     }
-    if weighting == "rbe":
-        prov["rbe_alpha"] = rbe_alpha
-        prov["rbe_electron"] = rbe_electron
+    if req.weighting == "rbe":
+        prov["rbe_alpha"] = req.rbe_alpha
+        prov["rbe_electron"] = req.rbe_electron
         prov["rbe_alpha_source"] = (
-            "user" if rbe is not None else parameters.describe("rbe_alpha").citation
+            "user" if req.rbe_given else parameters.describe("rbe_alpha").citation
         )
-
-    if method == "led":
-        if kernel is not None:
-            raise InputDataError("kernel is not used by method='led'; omit it or use 'vsv'")
-        if density is None:
-            rho: float | np.ndarray = parameters.get("density_soft_tissue_g_per_ml")
-            prov["density_g_per_ml"] = rho
-            prov["density_source"] = parameters.describe("density_soft_tissue_g_per_ml").citation
-        else:
-            rho = _check_density(density, source)
-            prov["density_source"] = "density volume"
-        e_local = w_other * (energies.electron_j + f_photon * energies.photon_j)
-        e_local += w_alpha * energies.alpha_j
-        prov["photon_fraction_local"] = f_photon
-        prov["energy_absorbed_locally_mev"] = (
-            energies.nonpenetrating_j + f_photon * energies.photon_j
-        ) / MEV_TO_J
-        out = local_dose(values, e_local, voxel_ml, rho)
-        engine_checked = False
-    else:
-        out, kprov, engine_checked = _kernel_method(
-            values,
-            source,
-            energies,
-            method=method,
-            nuclide=nuclide,
-            kernel=kernel,
-            density=None if density is None else _density_for_kernel(method, density, source),
-            include_photons=f_photon > 0,
-            w_alpha=w_alpha,
-            w_other=w_other,
-            chain=chain,
-            path=path,
-            dtype=dtype,
-            workers=workers,
-            precomputed=precomputed,
-            scan=scan,
-        )
-        prov.update(kprov)
-    if density is not None and method in ("led", "vsv-density"):
-        _blank_air(out, values, density.array, prov)
-    out = out.astype(np.float32 if dtype == "float32" else np.float64, copy=False)
+    out, mprov, engine_checked = _METHODS[req.method](values, source, req, pre, scan)
+    prov.update(mprov)
+    if req.density is not None and req.method in (DoseMethod.LED, DoseMethod.VSV_DENSITY):
+        _blank_air(out, values, req.density.array, prov)
+    out = out.astype(np.float32 if req.dtype == "float32" else np.float64, copy=False)
     from .engine.convolve import count_invalid
 
     # the engine checked its result while writing it; anything done to it since (scaling,
@@ -773,12 +795,186 @@ def _dose(
         log.info(
             "%s (%s, %s): total %.6g %s x voxel",
             prov["quantity"],
-            method,
+            req.method.value,
             prov["nuclide"],
             float(out.sum()),
             unit_out,
         )
     return result
+
+
+def _led(
+    values: np.ndarray,
+    source: Volume,
+    req: _DoseRequest,
+    pre: _Precomputed | None,
+    scan: MapScan | None,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Local energy deposition."""
+    from .engine.led import local_dose
+
+    e = req.energies
+    prov: dict[str, Any] = {}
+    if req.density is None:
+        rho: float | np.ndarray = parameters.get("density_soft_tissue_g_per_ml")
+        prov["density_g_per_ml"] = rho
+        prov["density_source"] = parameters.describe("density_soft_tissue_g_per_ml").citation
+    else:
+        rho = _check_density(req.density, source)
+        prov["density_source"] = "density volume"
+    e_local = req.w_other * (e.electron_j + req.f_photon * e.photon_j) + req.w_alpha * e.alpha_j
+    prov["photon_fraction_local"] = req.f_photon
+    prov["energy_absorbed_locally_mev"] = (
+        e.nonpenetrating_j + req.f_photon * e.photon_j
+    ) / MEV_TO_J
+    return local_dose(values, e_local, source.voxel_volume_ml, rho), prov, False
+
+
+def _vsv(
+    values: np.ndarray,
+    source: Volume,
+    req: _DoseRequest,
+    pre: _Precomputed | None,
+    scan: MapScan | None,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Homogeneous voxel S-value convolution."""
+    from .engine import convolve
+    from .engine.led import local_dose
+
+    if req.density is not None:
+        raise InputDataError(
+            "method='vsv' is homogeneous (the kernel's medium everywhere) and takes no "
+            "density map; use method='vsv-density' to correct for density."
+        )
+    if isinstance(req.kernel, Mapping):
+        raise InputDataError("method='vsv' takes one Kernel, not a mapping of kernels")
+    k = (
+        req.kernel
+        if req.kernel is not None
+        else _default_kernel(req.nuclide, source, "soft tissue", req.chain)
+    )
+    _check_kernel(k, req.energies, source)
+    arr, key, removed = _convolution_array(k, req.energies, req.f_photon > 0)
+    if pre is not None and pre.convolution is not None:  # convolve_many's result (a new array)
+        dose, chosen = pre.convolution
+    else:
+        info: dict[str, Any] = {}
+        dose = convolve(
+            values, arr, req.path, req.dtype, req.workers, key=key, info=info, scan=scan
+        )
+        chosen = info["path"]
+    untouched = True
+    if req.w_other != 1.0:
+        dose *= req.w_other
+        untouched = False
+    if req.energies.alpha_j > 0:
+        dose += local_dose(
+            values, req.w_alpha * req.energies.alpha_j, source.voxel_volume_ml, k.density_g_per_ml
+        )
+        untouched = False
+    prov = {
+        "convolution_dtype": req.dtype,
+        "kernel": _kernel_record(k, removed),
+        "convolution_path": chosen,
+    }
+    return dose, prov, untouched
+
+
+def _vsv_density(
+    values: np.ndarray,
+    source: Volume,
+    req: _DoseRequest,
+    pre: _Precomputed | None,
+    scan: MapScan | None,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Tissue-class kernels with the rho_kernel / rho_voxel correction."""
+    from .engine import convolve
+    from .engine.density import TISSUE_CLASSES, density_scale, tissue_classes
+    from .engine.led import local_dose
+
+    if req.density is None:
+        raise InputDataError(
+            "method='vsv-density' needs density= (a g/mL Volume on the map's grid, e.g. from "
+            "the CT's HU->density calibration)"
+        )
+    density = _check_density(req.density, source)
+    classes = tissue_classes(density)
+    dose = np.zeros(values.shape, dtype=np.float64)
+    records: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    for c in (int(c) for c in np.unique(classes)):
+        medium = TISSUE_CLASSES[c]
+        if isinstance(req.kernel, Kernel):
+            k = req.kernel
+        elif isinstance(req.kernel, Mapping):
+            if medium not in req.kernel:
+                raise KernelError(
+                    f"the density map has {medium!r} voxels but kernel= has no {medium!r} entry "
+                    f"(keys: {', '.join(req.kernel)}); add one or pass a single Kernel."
+                )
+            k = req.kernel[medium]
+        else:
+            k = _default_kernel(req.nuclide, source, medium, req.chain)
+        _check_kernel(k, req.energies, source)
+        arr, key, removed = _convolution_array(k, req.energies, req.f_photon > 0)
+        info: dict[str, Any] = {}
+        conv = convolve(
+            values, arr, req.path, req.dtype, req.workers, key=key, info=info, scan=scan
+        )
+        mask = classes == c
+        dose[mask] = density_scale(conv[mask], k.density_g_per_ml, density[mask])
+        records[medium] = _kernel_record(k, removed)
+        paths[medium] = info["path"]
+    dose *= req.w_other
+    if req.energies.alpha_j > 0:
+        dose += local_dose(
+            values, req.w_alpha * req.energies.alpha_j, source.voxel_volume_ml, density
+        )
+    prov = {
+        "convolution_dtype": req.dtype,
+        "kernels": records,
+        "convolution_path": paths,
+        "tissue_class_bounds_g_per_ml": {
+            "lung_max": parameters.get("density_class_lung_max_g_per_ml"),
+            "bone_min": parameters.get("density_class_bone_min_g_per_ml"),
+        },
+        "density_correction": "dose x rho_kernel / rho_voxel (Dieudonne et al. 2013)",
+    }
+    return dose, prov, False
+
+
+def _mc(
+    values: np.ndarray,
+    source: Volume,
+    req: _DoseRequest,
+    pre: _Precomputed | None,
+    scan: MapScan | None,
+) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Patient Monte Carlo (:func:`dosimetry.mc.patient_dose`, the optional ``[mc]`` extra)."""
+    if req.kernel is not None:
+        raise InputDataError("kernel is not used by method='mc'; omit it")
+    try:
+        from .mc import patient_dose
+    except ImportError as exc:  # pragma: no cover - the package ships dosimetry.mc
+        raise KernelError(f"method='mc' is not available: {exc}") from exc
+    tia = source if source.unit in _TIA_UNITS else None
+    if tia is None:
+        raise UnitError("method='mc' computes absorbed dose from a TIA map ('Bq s'), not rates")
+    res = patient_dose(tia, req.nuclide, density=req.density, chain=req.chain, **req.mc)
+    dose = np.asarray(res.dose.array, dtype=np.float64)
+    if req.weighting == "rbe":
+        alpha = np.asarray(res.alpha_dose.array, dtype=np.float64)
+        dose = req.w_other * (dose - alpha) + req.w_alpha * alpha
+    prov = {"mc": dict(res.provenance)}
+    return dose.copy(), prov, False
+
+
+_METHODS: dict[DoseMethod, _MethodFn] = {
+    DoseMethod.LED: _led,
+    DoseMethod.VSV: _vsv,
+    DoseMethod.VSV_DENSITY: _vsv_density,
+    DoseMethod.MC: _mc,
+}
 
 
 def _blank_air(out: np.ndarray, values: np.ndarray, rho: np.ndarray, prov: dict[str, Any]) -> None:
@@ -814,15 +1010,6 @@ def _version() -> str:
     from . import __version__
 
     return str(__version__)
-
-
-def _density_for_kernel(method: str, density: Volume, source: Volume) -> np.ndarray:
-    if method == "vsv":
-        raise InputDataError(
-            "method='vsv' is homogeneous (the kernel's medium everywhere) and takes no "
-            "density map; use method='vsv-density' to correct for density."
-        )
-    return _check_density(density, source)
 
 
 def _require_grid(kernel: Kernel, source: Volume) -> None:
@@ -908,101 +1095,3 @@ def _kernel_record(kernel: Kernel, removed: list[str]) -> dict[str, Any]:
         "sha256": kernel.sha256,
         "components_removed": removed,
     }
-
-
-def _kernel_method(
-    values: np.ndarray,
-    source: Volume,
-    energies: EnergyPerDecay,
-    *,
-    method: str,
-    nuclide: str,
-    kernel: Kernel | Mapping[str, Kernel] | None,
-    density: np.ndarray | None,
-    include_photons: bool,
-    w_alpha: float,
-    w_other: float,
-    chain: bool,
-    path: str,
-    dtype: str,
-    workers: int | None,
-    precomputed: tuple[np.ndarray, str] | None = None,
-    scan: MapScan | None = None,
-) -> tuple[np.ndarray, dict[str, Any], bool]:
-    """The dose of a kernel method, its provenance, and whether the array is the engine's
-    result as checked by it (finite) with nothing done to it since."""
-    from .engine import convolve
-    from .engine.density import TISSUE_CLASSES, density_scale, tissue_classes
-    from .engine.led import local_dose
-
-    voxel_ml = source.voxel_volume_ml
-    prov: dict[str, Any] = {"convolution_dtype": dtype}
-    if method == "vsv":
-        if isinstance(kernel, Mapping):
-            raise InputDataError("method='vsv' takes one Kernel, not a mapping of kernels")
-        k = kernel if kernel is not None else _default_kernel(nuclide, source, "soft tissue", chain)
-        _check_kernel(k, energies, source)
-        arr, key, removed = _convolution_array(k, energies, include_photons)
-        if precomputed is not None:  # convolve_many's result for this map (a new array)
-            dose, chosen = precomputed
-        else:
-            info: dict[str, Any] = {}
-            dose = convolve(
-                values, arr, path, dtype, workers, key=key, info=info, scan=scan
-            )  # new array
-            chosen = info["path"]
-        untouched = True
-        if w_other != 1.0:
-            dose *= w_other
-            untouched = False
-        if energies.alpha_j > 0:
-            dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, k.density_g_per_ml)
-            untouched = False
-        prov["kernel"] = _kernel_record(k, removed)
-        prov["convolution_path"] = chosen
-        return dose, prov, untouched
-
-    # vsv-density
-    if density is None:
-        raise InputDataError(
-            "method='vsv-density' needs density= (a g/mL Volume on the map's grid, e.g. from "
-            "the CT's HU->density calibration)"
-        )
-    classes = tissue_classes(density)
-    present = [int(c) for c in np.unique(classes)]
-    dose = np.zeros(values.shape, dtype=np.float64)
-    records: dict[str, Any] = {}
-    paths: dict[str, str] = {}
-    for c in present:
-        medium = TISSUE_CLASSES[c]
-        if isinstance(kernel, Kernel):
-            k = kernel
-        elif isinstance(kernel, Mapping):
-            if medium not in kernel:
-                raise KernelError(
-                    f"the density map has {medium!r} voxels but kernel= has no {medium!r} entry "
-                    f"(keys: {', '.join(kernel)}); add one or pass a single Kernel."
-                )
-            k = kernel[medium]
-        else:
-            k = _default_kernel(nuclide, source, medium, chain)
-        _check_kernel(k, energies, source)
-        arr, key, removed = _convolution_array(k, energies, include_photons)
-        info = {}
-        conv = convolve(values, arr, path, dtype, workers, key=key, info=info, scan=scan)
-        chosen = info["path"]
-        mask = classes == c
-        dose[mask] = density_scale(conv[mask], k.density_g_per_ml, density[mask])
-        records[medium] = _kernel_record(k, removed)
-        paths[medium] = chosen
-    dose *= w_other
-    if energies.alpha_j > 0:
-        dose += local_dose(values, w_alpha * energies.alpha_j, voxel_ml, density)
-    prov["kernels"] = records
-    prov["convolution_path"] = paths
-    prov["tissue_class_bounds_g_per_ml"] = {
-        "lung_max": parameters.get("density_class_lung_max_g_per_ml"),
-        "bone_min": parameters.get("density_class_bone_min_g_per_ml"),
-    }
-    prov["density_correction"] = "dose x rho_kernel / rho_voxel (Dieudonne et al. 2013)"
-    return dose, prov, False

@@ -43,6 +43,9 @@ __all__ = [
     "theranostic_pairs",
     "normalize_name",
     "available_nuclides",
+    "Agent",
+    "parse_agent",
+    "canonical_ligand",
     "RADIATION_CLASSES",
     "ELECTRON_CLASSES",
     "PHOTON_CLASSES",
@@ -485,8 +488,124 @@ def theranostic_pairs() -> tuple[TheranosticPair, ...]:
     return tuple(out)
 
 
-def _agent_key(s: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", s.lower())
+#: Ligand spellings (lower case, letters and digits only) -> canonical ligand name.
+#: International non-proprietary and brand names map to the ligand they contain.
+_LIGANDS: dict[str, str] = {
+    "psma617": "PSMA-617",
+    "vipivotidetetraxetan": "PSMA-617",
+    "pluvicto": "PSMA-617",
+    "psma11": "PSMA-11",
+    "psmahbedcc": "PSMA-11",
+    "gozetotide": "PSMA-11",
+    "locametz": "PSMA-11",
+    "illuccix": "PSMA-11",
+    "psmait": "PSMA-I&T",
+    "psmaiandt": "PSMA-I&T",
+    "zadavotide": "PSMA-I&T",
+    "psma1007": "PSMA-1007",
+    "dcfpyl": "DCFPyL",
+    "piflufolastat": "DCFPyL",
+    "pylarify": "DCFPyL",
+    "dotatate": "DOTATATE",
+    "dotaoctreotate": "DOTATATE",
+    "oxodotreotide": "DOTATATE",
+    "lutathera": "DOTATATE",
+    "netspot": "DOTATATE",
+    "dotatoc": "DOTATOC",
+    "edotreotide": "DOTATOC",
+    "dotanoc": "DOTANOC",
+    "fdg": "FDG",
+    "fludeoxyglucose": "FDG",
+    "fluorodeoxyglucose": "FDG",
+}
+
+#: Brand names that fix the nuclide as well as the ligand.
+_BRANDS: dict[str, str] = {
+    "pluvicto": "Lu-177",
+    "lutathera": "Lu-177",
+    "locametz": "Ga-68",
+    "illuccix": "Ga-68",
+    "netspot": "Ga-68",
+    "pylarify": "F-18",
+}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A radiopharmaceutical: nuclide + ligand, with its canonical name.
+
+    >>> parse_agent("[177Lu]Lu-PSMA-617")
+    Agent(name='Lu-177-PSMA-617', nuclide='Lu-177', ligand='PSMA-617')
+    """
+
+    name: str
+    nuclide: str
+    ligand: str
+
+
+def _ligand_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9&]", "", text.lower()).replace("&", "and")
+
+
+def canonical_ligand(text: str) -> str | None:
+    """Canonical ligand of a name without nuclide (``"psma617"`` -> ``"PSMA-617"``,
+    ``"Lutathera"`` -> ``"DOTATATE"``), or ``None`` when the table does not know it."""
+    return _LIGANDS.get(_ligand_key(str(text)))
+
+
+def parse_agent(text: str) -> Agent:
+    """The one agent-name parser: ``"177Lu-PSMA-617"``, ``"[225Ac]Ac-PSMA-617"``,
+    ``"Lu-177-DOTATATE"``, ``"68Ga-PSMA-11"``, ``"F-18-FDG"``, ``"Pluvicto"``.
+
+    The nuclide part accepts every spelling of :func:`normalize_name`; the ligand part is
+    matched, ignoring case and punctuation, against a table of ligand names and their
+    non-proprietary and brand names. A ligand not in the table is kept as written.
+
+    >>> parse_agent("225Ac-PSMA-617").name, parse_agent("lu177 dotatate").name
+    ('Ac-225-PSMA-617', 'Lu-177-DOTATATE')
+    >>> parse_agent("Lutathera").name, parse_agent("[18F]DCFPyL").name
+    ('Lu-177-DOTATATE', 'F-18-DCFPyL')
+
+    Raises
+    ------
+    NuclideError
+        When no nuclide can be read from the name (the message shows the expected form).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise NuclideError(f"agent must be a name such as 'Lu-177-PSMA-617', got {text!r}")
+    raw = text.strip()
+    key = _ligand_key(raw)
+    if key in _BRANDS:
+        return Agent(f"{_BRANDS[key]}-{_LIGANDS[key]}", _BRANDS[key], _LIGANDS[key])
+    # [177Lu]Lu-PSMA-617 / [18F]DCFPyL
+    m = re.match(
+        r"^\[\s*([0-9]{1,3}m?\s*[A-Za-z]{1,2}|[A-Za-z]{1,2}\s*-?\s*[0-9]{1,3}m?)\s*\]\s*(.*)$", raw
+    )
+    if m:
+        nuc_text, rest = m.group(1), m.group(2)
+        # drop a repeated element symbol: "[177Lu]Lu-PSMA-617"
+        sym = re.sub(r"[^A-Za-z]", "", nuc_text)
+        rest = re.sub(rf"^{sym}\s*-\s*", "", rest, flags=re.IGNORECASE)
+    else:
+        m = re.match(
+            r"^([0-9]{1,3}m?\s*-?\s*[A-Za-z]{1,2}(?=[^a-z])|[A-Za-z]{1,2}\s*-?\s*[0-9]{1,3}m?)"
+            r"[\s\-_]*(.*)$",
+            raw,
+        )
+        if not m:
+            raise NuclideError(
+                f"cannot read a nuclide from agent {text!r}; write it as 'Lu-177-PSMA-617', "
+                "'177Lu-PSMA-617' or '[177Lu]Lu-PSMA-617'"
+            )
+        nuc_text, rest = m.group(1), m.group(2)
+    nuc = normalize_name(nuc_text.replace(" ", ""))
+    lig_key = _ligand_key(rest)
+    ligand = _LIGANDS.get(lig_key, rest.strip(" -_")) if rest.strip() else ""
+    if not ligand:
+        raise NuclideError(
+            f"agent {text!r} names the nuclide {nuc} but no ligand; write e.g. '{nuc}-PSMA-617'"
+        )
+    return Agent(f"{nuc}-{ligand}", nuc, ligand)
 
 
 def theranostic_pair(diagnostic: str) -> tuple[TheranosticPair, ...]:
@@ -500,16 +619,11 @@ def theranostic_pair(diagnostic: str) -> tuple[TheranosticPair, ...]:
     ['Lu-177-PSMA-617', 'Ac-225-PSMA-617']
     """
     pairs = theranostic_pairs()
-    raw = str(diagnostic)
-    m = re.match(r"^\s*([0-9]{1,3}m?[A-Za-z]{1,2}|[A-Za-z]{1,2}-?[0-9]{1,3}m?)\s*-\s*(.+)$", raw)
-    candidates = [raw]
-    if m:
-        try:
-            candidates.append(f"{normalize_name(m.group(1))}-{m.group(2)}")
-        except NuclideError:
-            pass
-    keys = {_agent_key(c) for c in candidates}
-    hits = tuple(p for p in pairs if _agent_key(p.diagnostic_agent) in keys)
+    try:
+        wanted = parse_agent(str(diagnostic)).name
+    except NuclideError:
+        wanted = str(diagnostic)
+    hits = tuple(p for p in pairs if parse_agent(p.diagnostic_agent).name == wanted)
     if not hits:
         known = sorted({p.diagnostic_agent for p in pairs})
         raise NuclideError(

@@ -16,16 +16,27 @@ citation. Functions take an explicit argument to override a value for one call;
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from types import MappingProxyType
 
 from .errors import DosimetryError
 
-__all__ = ["Parameter", "get", "describe", "table", "override", "resolve"]
+__all__ = [
+    "Parameter",
+    "get",
+    "describe",
+    "table",
+    "override",
+    "resolve",
+    "snapshot",
+    "overrides",
+]
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,13 @@ def _load() -> dict[str, Parameter]:
     return out
 
 
-_overrides: dict[str, float] = {}
+#: Active overrides. A context variable, not a module global: each thread (and each asyncio
+#: task) sees the overrides of its own ``with override(...)`` block, so concurrent workflows
+#: in one process (threaded Dask workers) never leak values into each other. Process
+#: workers receive the values explicitly (a workflow's ``parameters=`` snapshot).
+_OVERRIDES: contextvars.ContextVar[Mapping[str, float]] = contextvars.ContextVar(
+    "dosimetry_parameter_overrides", default=MappingProxyType({})
+)
 
 
 def _check(name: str) -> Parameter:
@@ -73,7 +90,7 @@ def _check(name: str) -> Parameter:
 def get(name: str) -> float:
     """Value of parameter ``name`` (an active :func:`override` wins)."""
     p = _check(name)
-    return float(_overrides.get(name, p.value))
+    return float(_OVERRIDES.get().get(name, p.value))
 
 
 def resolve(value: float | None, name: str) -> float:
@@ -84,8 +101,9 @@ def resolve(value: float | None, name: str) -> float:
 def describe(name: str) -> Parameter:
     """The full :class:`Parameter` record (value, unit, description, citation)."""
     p = _check(name)
-    if name in _overrides:
-        return Parameter(p.name, _overrides[name], p.unit, p.description, "user override")
+    active = _OVERRIDES.get()
+    if name in active:
+        return Parameter(p.name, active[name], p.unit, p.description, "user override")
     return p
 
 
@@ -99,10 +117,31 @@ def override(**values: float) -> Iterator[None]:
     """Temporarily replace defaults, e.g. ``with override(rbe_alpha=3.0): ...``."""
     for name in values:
         _check(name)
-    saved = dict(_overrides)
-    _overrides.update({k: float(v) for k, v in values.items()})
+    merged = {**_OVERRIDES.get(), **{k: float(v) for k, v in values.items()}}
+    token = _OVERRIDES.set(merged)
     try:
         yield
     finally:
-        _overrides.clear()
-        _overrides.update(saved)
+        _OVERRIDES.reset(token)
+
+
+def overrides() -> dict[str, float]:
+    """The overrides active in this context (name -> value), e.g. to hand to a worker."""
+    return dict(_OVERRIDES.get())
+
+
+def snapshot() -> dict[str, float]:
+    """Every parameter's value as used now (table defaults with active overrides applied).
+
+    A workflow records this in its result, and a task sent to another process carries
+    it: ``with override(**snap): ...`` there reproduces the same values.
+
+    >>> snap = snapshot()
+    >>> snap["rbe_alpha"]
+    5.0
+    >>> with override(rbe_alpha=3.0):
+    ...     snapshot()["rbe_alpha"]
+    3.0
+    """
+    active = _OVERRIDES.get()
+    return {n: float(active.get(n, p.value)) for n, p in sorted(_load().items())}

@@ -53,39 +53,9 @@ ORGAN_ALIASES: dict[str, tuple[str, ...]] = {
     "lungs": ("lung", "lungs"),
 }
 
-#: canonical agent -> normalised spellings (lower case, no spaces, brackets or hyphens)
-AGENT_ALIASES: dict[str, tuple[str, ...]] = {
-    "Lu-177-PSMA-617": (
-        "lu177psma617",
-        "177lupsma617",
-        "177lulupsma617",
-        "lupsma617",
-        "psma617",
-        "vipivotidetetraxetan",
-        "pluvicto",
-        "ac225psma617",
-        "225acpsma617",
-        "225acacpsma617",
-    ),
-    "Lu-177-DOTATATE": (
-        "lu177dotatate",
-        "177ludotatate",
-        "177ludotatate",
-        "177luludotatate",
-        "ludotatate",
-        "dotatate",
-        "lutathera",
-        "lutate",
-        "177luoxodotreotide",
-        "oxodotreotide",
-        "177ludotaoctreotate",
-        "dotaoctreotate",
-        "ludotaoctreotate",
-    ),
-}
-
 #: nuclide whose physical decay is contained in each agent's tabulated effective half-life
-_AGENT_NUCLIDE: dict[str, str] = {"Lu-177-PSMA-617": "Lu-177", "Lu-177-DOTATATE": "Lu-177"}
+#: is the nuclide of the agent's own name (the table lists agents as measured, e.g.
+#: "Lu-177-PSMA-617"), read by :func:`dosimetry.nuclides.parse_agent`.
 
 
 @dataclass(frozen=True)
@@ -209,20 +179,38 @@ def _squash(text: str) -> str:
 def canonical_agent(agent: str) -> str:
     """Canonical agent name of the population table (``"Lu-177-PSMA-617"``, ...).
 
+    The name is read by the one agent parser, :func:`dosimetry.nuclides.parse_agent`
+    (a ligand alone, ``"PSMA-617"``, is accepted too); the table row is the one with the
+    same ligand, so a ligand's kinetics serve every nuclide it is labelled with
+    (``"[225Ac]Ac-PSMA-617"`` -> the PSMA-617 rows).
+
     >>> canonical_agent("[177Lu]Lu-PSMA-617")
     'Lu-177-PSMA-617'
     >>> canonical_agent("Lutathera")
     'Lu-177-DOTATATE'
     """
-    key = _squash(str(agent))
-    for canon, aliases in AGENT_ALIASES.items():
-        if key == _squash(canon) or key in aliases:
+    from ..errors import NuclideError
+    from ..nuclides import canonical_ligand, parse_agent
+
+    try:
+        ligand: str | None = parse_agent(str(agent)).ligand
+    except NuclideError:
+        ligand = canonical_ligand(str(agent))
+    for canon in _table_agents():
+        if parse_agent(canon).ligand == ligand:
             return canon
     raise DosimetryError(
-        f"unknown agent {agent!r}; the population table knows: {', '.join(AGENT_ALIASES)} "
-        "(aliases such as '177Lu-PSMA-617', 'Lutathera' are accepted). For another agent, "
-        "give the half-lives explicitly (effective_half_life_s=... or biological_half_life_s=...)."
+        f"unknown agent {agent!r}; the population table knows: {', '.join(_table_agents())} "
+        "(any nuclide spelling and ligand alias is accepted, e.g. '177Lu-PSMA-617', "
+        "'[225Ac]Ac-PSMA-617', 'Lutathera'). For another agent, give the half-lives "
+        "explicitly (--half-life VOI=40h on the command line; effective_half_life_s= or "
+        "biological_half_life_s= in Python)."
     )
+
+
+def _table_agents() -> tuple[str, ...]:
+    """Agents that have rows in the population table, sorted."""
+    return tuple(sorted({r.agent for r in _all_rows()}))
 
 
 def canonical_organ(name: str) -> str | None:
@@ -248,7 +236,9 @@ def canonical_organ(name: str) -> str | None:
 
 def agent_reference_nuclide(agent: str) -> str:
     """The nuclide whose physical decay is inside the agent's tabulated effective half-lives."""
-    return _AGENT_NUCLIDE[canonical_agent(agent)]
+    from ..nuclides import parse_agent
+
+    return parse_agent(canonical_agent(agent)).nuclide
 
 
 def _row(agent: str, organ: str) -> PopulationHalfLife:
@@ -260,7 +250,7 @@ def _row(agent: str, organ: str) -> PopulationHalfLife:
         raise DosimetryError(
             f"no population effective half-life for agent {canon_agent!r}, organ {organ!r}"
             f"{'' if canon_organ is None else f' (read as {canon_organ!r})'}. The table has, "
-            f"for this agent: {', '.join(have)}; agents: {', '.join(sorted(AGENT_ALIASES))}. "
+            f"for this agent: {', '.join(have)}; agents: {', '.join(_table_agents())}. "
             "Give the value explicitly (effective_half_life_s= or biological_half_life_s=, a "
             "number or a dict per VOI)."
         )
