@@ -193,7 +193,7 @@ def organ_dose_limits(
                     quantity=key[1],  # type: ignore[arg-type]
                     limit_gy=v,
                     status="limit",
-                    condition=key[2] if len(key) == 3 else "",  # type: ignore[misc]
+                    condition=key[2] if len(key) == 3 else "",
                     context="user-defined limit",
                     citation="user override",
                 )
