@@ -9,7 +9,10 @@ Run once to produce the package data (needs the ``[mc]`` extra, ``pip install om
 bone photons on the whole grid, electron/positron runs that fix the range scaling).
 ``direct-vsv`` (check runs, not part of the basis) scores the voxel S-values of a nuclide
 directly in a voxel grid of one medium, or of lung | soft tissue | bone layers
-(``--layers``); see :func:`run_direct_vsv`, ``direct-vsv-table`` and ``layered-table``.
+(``--layers``); see :func:`run_direct_vsv` and ``direct-vsv-table``. The comparison of
+the layered runs with the dose methods (which needs :mod:`dosimetry.dose`) lives in
+:mod:`dosimetry.mc.validate` (``python -m dosimetry.mc.validate layered-table``), so
+that ``kernels`` never imports ``dose``.
 
 ``run`` transports isotropic point sources of electrons, positrons and photons in water,
 one energy per process (the ompmc engine keeps global state and prints to stdout), and
@@ -28,7 +31,12 @@ that the bremsstrahlung tail is kept; photon bins of 0.5 mm out to 1 cm then geo
 to 40 cm; phantom 80 cm across. The source is an IAEA phase-space file whose particles
 start at the origin with isotropic directions.
 
-This module never imports ``ompmc`` at import time; the package does not use it.
+The ompmc driving code (physics settings, media, emission tables, decay sampling, the
+phase-space writer) is shared with the patient Monte Carlo in :mod:`dosimetry.mc`;
+``ompmc`` is imported only when a run starts (``dosimetry.mc.import_ompmc``: a missing
+package is an :class:`~dosimetry._optional.OptionalDependencyError` that names the
+install command). Errors are project exceptions; progress goes to the
+``dosimetry.kernels.build`` logger (the command line shows it at INFO).
 
 References
 ----------
@@ -43,6 +51,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -54,15 +63,28 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import KernelError, OutputError
+from ..mc import (
+    DIRECT_LOCAL_BELOW_MEV,
+    OMPMC_MEDIA,
+    PHSP_DTYPE,
+    emission_table,
+    import_ompmc,
+    physics_settings,
+    sample_decay_particles,
+    sample_linear_pdf,
+    write_phsp_records,
+)
+from ..units import MEV_TO_J
+
 __all__ = [
+    "DIRECT_LOCAL_BELOW_MEV",
     "OMPMC_MEDIA",
     "SETTINGS",
     "combine_direct_runs",
     "compare_direct_vsv",
-    "compare_layered",
     "direct_vsv_table",
     "emission_table",
-    "layered_table",
     "energy_grid",
     "medium_settings",
     "physics_settings",
@@ -71,6 +93,13 @@ __all__ = [
     "scoring_grid",
     "tasks",
 ]
+
+log = logging.getLogger(__name__)
+
+#: the shared phase-space dtype, writer and spectrum sampler under their earlier names
+_PHSP_DTYPE = PHSP_DTYPE
+_write_phsp_records = write_phsp_records
+_sample_linear_pdf = sample_linear_pdf
 
 #: Everything that defines the Monte Carlo runs (run set ``basis_version``). Changing
 #: anything but adding grids needs a new run set name and a new BASIS_VERSION (``_dpk``).
@@ -107,17 +136,6 @@ SETTINGS: dict[str, Any] = {
 }
 _CODES = {"photon": 1, "electron": 2, "positron": 3}
 
-#: ompmc media (PEGS ``521icru``) of the other tissue bases and the direct checks:
-#: name -> (PEGS medium, density g/cm3). The PEGS compositions are ICRU Report 44 /
-#: ICRP 23 data as bundled with ompmc (cortical bone 1.85 g/cm3, inflated lung 0.26 g/cm3,
-#: ICRU four-component tissue, scored here at ICRP soft tissue's 1.04 g/cm3).
-OMPMC_MEDIA: dict[str, tuple[str, float]] = {
-    "water": ("H2O521ICRU", 1.0),
-    "soft tissue": ("ICRUTISSUE521ICRU", 1.04),
-    "bone": ("ICRPBONE521ICRU", 1.85),
-    "lung": ("LUNG521ICRU", 0.26),
-}
-
 #: energies (MeV) of the water grids at which the bone and lung bases check the electron
 #: range scaling (indices into energy_grid("electron") / energy_grid("positron"))
 _E_CHECK = (4, 9, 13, 17, 21, 23)
@@ -137,7 +155,9 @@ def medium_settings(medium: str) -> dict[str, Any]:
     (39 g/cm2), photons and electrons at a few energies to check density / range scaling.
     """
     if medium not in ("bone", "lung"):
-        raise SystemExit("medium must be 'bone' or 'lung' (water: the default run set)")
+        raise KernelError(
+            f"medium must be 'bone' or 'lung' (water: the default run set), got {medium!r}"
+        )
     pegs_medium, rho = OMPMC_MEDIA[medium]
     s = json.loads(json.dumps(SETTINGS))
     s["basis_version"] = f"dpk_ompmc_{medium}_v1"
@@ -251,24 +271,9 @@ def _write_phsp(base: Path, code: int, energy_mev: float, n: int, seed: int) -> 
     _write_phsp_records(base, rec, "isotropic point source at the origin")
 
 
-def physics_settings(s: dict[str, Any], seeds: tuple[int, int], folder: str) -> Any:
-    """``ompmc.Physics`` with the run set's transport settings (PEGS data, ECUT, PCUT,
-    splitting) and the two RNG seeds; ompmc writes its scratch files to ``folder``."""
-    import ompmc  # the [mc] extra; only here
-
-    return ompmc.Physics(
-        pegs_file=ompmc.data_path() / "pegs4" / f"{s['pegs']}.pegs4dat",
-        global_ecut=float(s["ecut_total_mev"]),
-        global_pcut=float(s["pcut_mev"]),
-        n_split=int(s["n_split"]),
-        seeds=seeds,
-        output_folder=os.path.join(folder, ""),
-    )
-
-
 def run_one(task: dict[str, Any], out_file: Path, settings: dict[str, Any] | None = None) -> None:
     """Transport one (particle, energy) task with ompmc and write its raw r-z result."""
-    import ompmc  # the [mc] extra; only here
+    ompmc = import_ompmc()
 
     s = settings or SETTINGS
     particle, energy = task["particle"], float(task["energy_mev"])
@@ -321,13 +326,19 @@ def run_all(
     scale: float = 1.0,
     medium: str = "water",
     list_only: bool = False,
-) -> None:
+) -> list[str]:
     """Run every missing task, at most ``workers`` processes at a time (resumable).
 
     ``medium``: ``"water"`` (the basis, :data:`SETTINGS`) or ``"bone"`` / ``"lung"``
-    (:func:`medium_settings`). ``list_only``: write the manifest and print one line per
+    (:func:`medium_settings`). ``list_only``: write the manifest and return one line per
     missing task, ``<relative cost> TAB <command>``, for an external scheduler (e.g.
-    ``sort -rn | cut -f2 | xargs -P N``) that shares the cores between run sets.
+    ``sort -rn | cut -f2 | xargs -P N``) that shares the cores between run sets (the
+    command line prints them). Otherwise returns one status line per task (also logged).
+
+    Raises
+    ------
+    OutputError
+        ``raw`` holds a manifest written with other settings.
     """
     raw.mkdir(parents=True, exist_ok=True)
     base = SETTINGS if medium == "water" else medium_settings(medium)
@@ -345,25 +356,21 @@ def run_all(
             k: v for k, v in settings.items() if k not in ("grid", "basis_version")
         } and all(settings["grid"].get(k) == v for k, v in old["grid"].items())
         if not same:
-            raise SystemExit(f"{manifest} was written with other settings; use a new folder")
+            raise OutputError(f"{manifest} was written with other settings; use a new --raw folder")
         if old != settings:  # grids were added: the earlier runs keep their seeds
             info["settings"] = settings
             manifest.write_text(json.dumps(info, indent=1))
     else:
-        try:
-            import ompmc
-
-            version = str(ompmc.__version__)
-        except ImportError:  # pragma: no cover
-            raise SystemExit("the build needs ompmc: pip install 'dosimetry[mc]'") from None
+        version = str(import_ompmc().__version__)
         manifest.write_text(json.dumps({"settings": settings, "ompmc_version": version}, indent=1))
     todo = [t for t in tasks(settings) if not (raw / t["file"]).exists()]
     todo.sort(key=_task_cost, reverse=True)  # longest first
     if list_only:
+        lines = []
         for t in todo:
             cmd = f"{sys.executable} -m dosimetry.kernels.build one --raw {raw} --file {t['file']}"
-            print(f"{_task_cost(t):.0f}\t{cmd}")
-        return
+            lines.append(f"{_task_cost(t):.0f}\t{cmd}")
+        return lines
     t_start = time.monotonic()
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
@@ -377,9 +384,12 @@ def run_all(
             return f"FAILED {t['file']}: {res.stderr[-2000:]}"
         return f"done {t['file']} ({time.monotonic() - t_start:.0f} s)"
 
+    status = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for msg in pool.map(launch, todo):
-            print(msg, flush=True)
+            (log.error if msg.startswith("FAILED") else log.info)("%s", msg)
+            status.append(msg)
+    return status
 
 
 def run_direct(
@@ -393,11 +403,11 @@ def run_direct(
     """
     raw.mkdir(parents=True, exist_ok=True)
     if particle not in _CODES:
-        raise SystemExit(f"particle must be one of {', '.join(_CODES)}")
+        raise KernelError(f"particle must be one of {', '.join(_CODES)}, got {particle!r}")
     for i, e in enumerate(energies_mev):
         out = raw / f"{particle}_{e:.6f}MeV.npz"
         if out.exists():
-            print(f"exists {out.name}", flush=True)
+            log.info("exists %s", out.name)
             continue
         task = {
             "particle": particle,
@@ -416,168 +426,9 @@ def run_direct(
         env = dict(os.environ, OMP_NUM_THREADS="1")
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if res.returncode != 0:
-            print(f"FAILED {out.name}: {res.stderr[-2000:]}", flush=True)
+            log.error("FAILED %s: %s", out.name, res.stderr[-2000:])
             continue
-        print(f"done {out.name} ({time.monotonic() - t0:.0f} s)", flush=True)
-
-
-#: phase-space record of the IAEA format as the builds write it (all coordinates stored)
-_PHSP_DTYPE = np.dtype(
-    [
-        ("type", "i1"),
-        ("e", "<f4"),
-        ("x", "<f4"),
-        ("y", "<f4"),
-        ("z", "<f4"),
-        ("u", "<f4"),
-        ("v", "<f4"),
-        ("wt", "<f4"),
-    ]
-)
-
-#: kinetic energy (MeV) below which an emitted particle is deposited where it is born in
-#: the direct voxel runs (the transport cut-offs: ECUT 0.521 MeV total = 10 keV kinetic,
-#: PCUT 0.01 MeV)
-DIRECT_LOCAL_BELOW_MEV = 0.010
-
-
-def emission_table(name: str) -> dict[str, Any]:
-    """ICRP-107 emissions of ``name`` as particles to sample for a direct Monte Carlo run.
-
-    Returns the beta spectrum (scaled to ICRP-107's beta energy per decay, as the kernel
-    library folds it), the discrete lines (conversion and Auger electrons, gamma and X
-    rays) with their yields per decay, and the particle codes. Positron emitters and
-    alphas are not handled (the direct check is for beta-minus nuclides).
-    """
-    from ..nuclides import nuclide
-
-    nuc = nuclide(name)
-    for cls in ("beta+", "alpha", "alpha recoil"):
-        if nuc.lines(cls).size:
-            raise SystemExit(f"direct-vsv handles beta-minus nuclides only ({name} emits {cls})")
-    e_beta = nuc.energy_per_decay_mev("beta-")
-    spec = np.asarray(nuc.beta_spectrum, dtype=float)
-    e, p = spec[:, 0], np.clip(spec[:, 1], 0.0, None)
-    # particles per decay: the spectrum's shape scaled to ICRP-107's mean energy per decay
-    n_per_mev = float(np.sum(0.5 * (p[1:] + p[:-1]) * np.diff(e)))
-    e_per_mev = float(np.sum(0.5 * (p[1:] * e[1:] + p[:-1] * e[:-1]) * np.diff(e)))
-    n_beta = n_per_mev * e_beta / e_per_mev
-    lines = []
-    for cls, code in (("IE", 2), ("auger", 2), ("gamma", 1), ("X", 1)):
-        for en, y in nuc.lines(cls):
-            if y > 0:
-                lines.append((float(en), float(y), code, cls))
-    return {
-        "nuclide": nuc.name,
-        "beta_e_mev": e,
-        "beta_pdf": p,
-        "beta_per_decay": n_beta,
-        "beta_energy_per_decay_mev": e_beta,
-        "lines": lines,
-    }
-
-
-def _sample_linear_pdf(
-    rng: np.random.Generator, e: np.ndarray, p: np.ndarray, n: int
-) -> np.ndarray:
-    """Energies drawn from a piecewise-linear density tabulated at ``e`` (exact inversion)."""
-    de = np.diff(e)
-    area = 0.5 * (p[1:] + p[:-1]) * de
-    cdf = np.concatenate([[0.0], np.cumsum(area)])
-    u = rng.uniform(0.0, cdf[-1], n)
-    k = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, de.size - 1)
-    a = u - cdf[k]  # area still to cover inside bin k
-    p0 = p[k]
-    slope = (p[k + 1] - p0) / de[k]
-    # solve p0 t + slope t^2 / 2 = a for t in [0, de]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        disc = np.sqrt(np.maximum(p0 * p0 + 2.0 * slope * a, 0.0))
-        t_quad = np.where(np.abs(slope) > 1e-12 * np.maximum(p0, 1e-300), (disc - p0) / slope, 0.0)
-        t_lin = np.where(p0 > 0, a / np.where(p0 > 0, p0, 1.0), 0.0)
-    t = np.where(np.abs(slope) * de[k] > 1e-9 * np.maximum(p0, 1e-300), t_quad, t_lin)
-    return np.asarray(e[k] + np.clip(t, 0.0, de[k]))
-
-
-def sample_decay_particles(
-    table: dict[str, Any], n: int, voxel_cm: float, seed: int
-) -> tuple[np.ndarray, float, float]:
-    """``n`` transported particles of one nuclide, uniform in the voxel centred at 0.
-
-    Each particle is drawn from all emissions at or above :data:`DIRECT_LOCAL_BELOW_MEV`
-    with probability proportional to its yield per decay (beta spectrum sampled by exact
-    inversion of its piecewise-linear density), isotropic, at a uniform point of the cube
-    of edge ``voxel_cm`` centred at the origin. Returns the records, the transported
-    particles per decay ``y_t`` (dose per decay = dose per particle x ``y_t``) and the
-    energy per decay (MeV) of the emissions below the cut, deposited in the source voxel.
-    """
-    rng = np.random.default_rng(seed)
-    e, p = table["beta_e_mev"], table["beta_pdf"]
-    cut = DIRECT_LOCAL_BELOW_MEV
-    # beta: the part of the spectrum below the cut is local energy
-    n_b = float(table["beta_per_decay"])
-    area = 0.5 * (p[1:] + p[:-1]) * np.diff(e)
-    area_e = 0.5 * (p[1:] * e[1:] + p[:-1] * e[:-1]) * np.diff(e)
-    scale_n = n_b / float(area.sum())
-    below = e[1:] <= cut + 1e-12
-    if not np.any(np.isclose(e, cut)):
-        raise SystemExit("the beta spectrum has no grid point at the cut energy")
-    y_beta_above = scale_n * float(area[~below].sum())
-    local = scale_n * float(area_e[below].sum())
-    lines_above = [(en, y, c) for en, y, c, _ in table["lines"] if en >= cut]
-    local += sum(en * y for en, y, _, _ in table["lines"] if en < cut)
-    yields = np.array([y_beta_above] + [y for _, y, _ in lines_above])
-    y_t = float(yields.sum())
-    pick = rng.choice(yields.size, size=n, p=yields / y_t)
-    energy = np.empty(n)
-    code = np.empty(n, dtype=np.int8)
-    is_beta = pick == 0
-    i_cut = int(np.flatnonzero(np.isclose(e, cut))[0])
-    energy[is_beta] = _sample_linear_pdf(rng, e[i_cut:], p[i_cut:], int(is_beta.sum()))
-    code[is_beta] = 2
-    for j, (en, _, c) in enumerate(lines_above, start=1):
-        m = pick == j
-        energy[m] = en
-        code[m] = c
-    w = rng.uniform(-1.0, 1.0, n)
-    phi = rng.uniform(0.0, 2.0 * np.pi, n)
-    sin_t = np.sqrt(1.0 - w * w)
-    rec = np.zeros(n, _PHSP_DTYPE)
-    rec["type"] = np.where(w < 0, -code, code)  # sign of the type = sign of w
-    rec["e"] = -energy  # negative energy: every particle starts a new history
-    for ax in ("x", "y", "z"):
-        rec[ax] = rng.uniform(-0.5 * voxel_cm, 0.5 * voxel_cm, n)
-    rec["u"] = sin_t * np.cos(phi)
-    rec["v"] = sin_t * np.sin(phi)
-    rec["wt"] = 1.0
-    return rec, y_t, local
-
-
-def _write_phsp_records(base: Path, rec: np.ndarray, title: str) -> None:
-    """IAEA phase-space pair (header + records) for the records ``rec``."""
-    data = rec.tobytes()
-    base.with_suffix(".IAEAphsp").write_bytes(data)
-    contents = "\n".join(
-        f"    {v}     // {k}"
-        for k, v in [
-            ("X is stored ?", 1),
-            ("Y is stored ?", 1),
-            ("Z is stored ?", 1),
-            ("U is stored ?", 1),
-            ("V is stored ?", 1),
-            ("W is stored ?", 1),
-            ("Weight is stored ?", 1),
-            ("Extra floats stored ?", 0),
-            ("Extra longs stored ?", 0),
-        ]
-    )
-    n = rec.size
-    header = (
-        f"$IAEA_INDEX:\n0\n\n$TITLE:\n{title}\n\n"
-        f"$FILE_TYPE:\n0\n\n$CHECKSUM:\n{len(data)}\n\n$RECORD_CONTENTS:\n{contents}\n\n"
-        f"$RECORD_CONSTANT:\n\n$RECORD_LENGTH:\n{_PHSP_DTYPE.itemsize}\n\n$BYTE_ORDER:\n1234\n\n"
-        f"$ORIG_HISTORIES:\n{n}\n\n$PARTICLES:\n{n}\n\n"
-    )
-    base.with_suffix(".IAEAheader").write_text(header)
+        log.info("done %s (%.0f s)", out.name, time.monotonic() - t0)
 
 
 def direct_vsv_bounds(
@@ -626,17 +477,21 @@ def run_direct_vsv(
     voxel's faces, e.g. lung | soft tissue | bone) instead of the homogeneous ``medium``;
     S-values are per the mass of each target voxel in its own medium.
     """
-    import ompmc  # the [mc] extra; only here
-
     s = SETTINGS
     names = (medium, medium, medium) if layers is None else tuple(layers)
     for m in names:
         if m not in OMPMC_MEDIA:
-            raise SystemExit(f"medium must be one of {', '.join(OMPMC_MEDIA)}, got {m!r}")
+            raise KernelError(f"medium must be one of {', '.join(OMPMC_MEDIA)}, got {m!r}")
     media = sorted(set(names), key=names.index)
     pegs_list = [OMPMC_MEDIA[m][0] for m in media]
     v_cm = float(voxel_mm) / 10.0
     table = emission_table(name)
+    if table["beta_code"] != 2 or table["alpha_energy_per_decay_mev"] > 0:
+        raise KernelError(
+            f"direct-vsv handles beta-minus nuclides only ({table['nuclide']} emits "
+            "positrons, alphas or no beta particles); use dosimetry.mc.patient_dose"
+        )
+    ompmc = import_ompmc()
     k = int(subdivide)
     b = direct_vsv_bounds(v_cm, half_n, 15.0, 12, k)
     shape = (b.size - 1,) * 3
@@ -679,9 +534,8 @@ def run_direct_vsv(
     u_grid = np.divide(sd_grid, e_grid, out=np.ones_like(e_grid), where=e_grid > 0)
     rho_grid = rho_x[sl][::k]  # density of each grid voxel along x
     mass_kg = rho_grid[:, None, None] * v_cm**3 * 1e-3
-    mev_j = 1.602176634e-13
-    svalue = e_grid * y_t * mev_j / mass_kg
-    local_gy = local_mev * mev_j / (rho * v_cm**3 * 1e-3)
+    svalue = e_grid * y_t * MEV_TO_J / mass_kg
+    local_gy = local_mev * MEV_TO_J / (rho * v_cm**3 * 1e-3)
     svalue_total = svalue.copy()
     svalue_total[half_n, half_n, half_n] += local_gy
     tmp_out = out_file.with_suffix(".part.npz")
@@ -823,83 +677,11 @@ def combine_direct_runs(files: list[Path]) -> dict[str, Any]:
                 "histories": info.get("histories", 0) + int(d["histories"]),
             }
     if not svals:
-        raise ValueError("no files")
+        raise KernelError("combine_direct_runs: no files given")
     info["svalue"] = np.mean(svals, axis=0)
     info["sd"] = np.sqrt(np.sum(np.square(sds), axis=0)) / len(files)
     info["parts"] = len(files)
     return info
-
-
-#: offsets (x, y, z) of the layered comparison; x runs across the layers
-LAYER_OFFSETS: tuple[tuple[int, int, int], ...] = (
-    (-2, 0, 0),
-    (-1, 0, 0),
-    (0, 0, 0),
-    (1, 0, 0),
-    (2, 0, 0),
-    (0, 1, 0),
-    (-1, 1, 0),
-    (1, 1, 0),
-)
-
-
-def compare_layered(
-    info: dict[str, Any],
-) -> list[tuple[tuple[int, int, int], float, float, float, float]]:
-    """Rows (offset, direct Gy/decay, relative sd, vsv-density / direct - 1, homogeneous
-    soft-tissue vsv / direct - 1) for a combined layered run (:func:`combine_direct_runs`):
-    ``dosimetry.absorbed_dose`` of one decay in the source voxel with ``method=
-    "vsv-density"`` on the run's density map, and with ``method="vsv"`` (soft tissue)."""
-    from ..dose import absorbed_dose
-    from ..volume import Volume
-
-    s = info["svalue"]
-    n = s.shape[0]
-    c = n // 2
-    v = info["voxel_mm"]
-    tia = np.zeros((n, n, n))
-    tia[c, c, c] = 1.0
-    rho = np.broadcast_to(info["density_x"][:, None, None], (n, n, n)).copy()
-    t = Volume.from_spacing(tia, spacing_mm=(v, v, v), unit="Bq s")
-    dv = Volume.from_spacing(rho, spacing_mm=(v, v, v), unit="g/mL")
-    het = absorbed_dose(t, info["nuclide"], method="vsv-density", density=dv).array
-    hom = absorbed_dose(t, info["nuclide"], method="vsv").array
-    rows = []
-    for off in LAYER_OFFSETS:
-        idx = (c + off[0], c + off[1], c + off[2])
-        val = float(s[idx])
-        rows.append(
-            (off, val, float(info["sd"][idx]) / val, het[idx] / val - 1.0, hom[idx] / val - 1.0)
-        )
-    return rows
-
-
-def layered_table(files: list[Path]) -> str:
-    """Markdown table of :func:`compare_layered` for layered direct runs (docs/dose.md),
-    one row per (nuclide, voxel size), the parts of a case combined."""
-    cases: dict[tuple[str, float], list[Path]] = {}
-    for f in files:
-        with np.load(f) as d:
-            cases.setdefault((str(d["nuclide"]), float(d["voxel_mm"])), []).append(f)
-    head = ["x=-2 (lung)", "x=-1 (lung)", "self", "x=+1 (bone)", "x=+2 (bone)"]
-    head += ["in-plane face", "lung edge", "bone edge"]
-    lines = [
-        "| nuclide | voxel (mm) | histories | method | " + " | ".join(head) + " |",
-        "|" + "---|" * (len(head) + 4),
-    ]
-    for (nuc, v), fs in sorted(cases.items()):
-        info = combine_direct_runs(sorted(fs))
-        rows = compare_layered(info)
-        rel = [f"{r[1] / rows[2][1]:.1e}" for r in rows]
-        lines.append(
-            f"| {nuc} | {v:.2f} | {info['histories'] / 1e6:g} M | direct / self | "
-            + " | ".join(rel)
-            + " |"
-        )
-        for name, col in (("vsv-density", 3), ("vsv (soft tissue)", 4)):
-            cells = [f"{100 * r[col]:+.1f} %" for r in rows]
-            lines.append(f"| | | | {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -943,14 +725,15 @@ def _main(argv: list[str] | None = None) -> None:
     )
     t = sub.add_parser("direct-vsv-table", help="compare direct runs with vsv_kernel (markdown)")
     t.add_argument("files", type=Path, nargs="+")
-    lt = sub.add_parser("layered-table", help="compare layered direct runs with vsv-density")
-    lt.add_argument("files", type=Path, nargs="+")
     c = sub.add_parser("pack", help="convert raw runs to the shipped basis")
     c.add_argument("--raw", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "run":
-        run_all(args.raw, args.workers, args.deadline_s, args.scale, args.medium, args.list)
+        lines = run_all(args.raw, args.workers, args.deadline_s, args.scale, args.medium, args.list)
+        if args.list:
+            print("\n".join(lines))
     elif args.cmd == "direct":
         run_direct(args.raw, args.particle, args.energies, args.histories, args.seed_base)
     elif args.cmd == "direct-vsv":
@@ -969,8 +752,6 @@ def _main(argv: list[str] | None = None) -> None:
         )
     elif args.cmd == "direct-vsv-table":
         print(direct_vsv_table(list(args.files)))
-    elif args.cmd == "layered-table":
-        print(layered_table(list(args.files)))
     elif args.cmd == "one":
         settings = json.loads((args.raw / "manifest.json").read_text())["settings"]
         task = next(t for t in tasks(settings) if t["file"] == args.file)
@@ -981,5 +762,16 @@ def _main(argv: list[str] | None = None) -> None:
         pack(args.raw, args.out)
 
 
+def _cli(argv: list[str] | None = None) -> None:
+    """``_main`` with project errors as a one-line message and exit code 2."""
+    from ..errors import DosimetryError
+
+    try:
+        _main(argv)
+    except DosimetryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    _main()
+    _cli()

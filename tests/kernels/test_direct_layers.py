@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dosimetry.kernels.build import combine_direct_runs, compare_layered, layered_table
+from dosimetry.kernels.build import combine_direct_runs
+from dosimetry.mc.validate import compare_layered, layered_table
 
 DATA = Path(__file__).parent / "data" / "direct_layers"
 FILES = sorted(DATA.glob("*.npz"))

@@ -208,5 +208,7 @@ def test_medium_run_sets_and_their_scoring():
         rho = s["density_g_per_cm3"]
         assert r_m[1] == pytest.approx(r_w[1] / rho)  # same g/cm2 per bin
         assert r_m[-1] == s["phantom_radius_cm"]
-    with pytest.raises(SystemExit):
+    from dosimetry.errors import KernelError
+
+    with pytest.raises(KernelError, match="medium must be 'bone' or 'lung'"):
         medium_settings("adipose")
