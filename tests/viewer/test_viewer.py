@@ -68,7 +68,8 @@ def test_figures_build():
     plt.close(fig)
     fit = ds.fit_tac([24, 48, 96, 168], [100.0, 80.0, 50.0, 25.0], model="mono")
     fig = tac_plot({"kidney": fit})
-    assert len(fig.axes[0].get_lines()) == 2
+    # measured points, fitted curve over the measured interval, its head/tail (dashed)
+    assert [ln.get_linestyle() for ln in fig.axes[0].get_lines()] == ["None", "-", "--"]
     plt.close(fig)
 
 
