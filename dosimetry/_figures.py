@@ -58,6 +58,7 @@ __all__ = [
     "bland_altman_figure",
     "bland_altman_limits",
     "figure_to_png",
+    "figure_to_data_uri",
     "voi_colors",
     "orientation_labels",
     "dose_colormap",
@@ -353,6 +354,14 @@ def figure_to_png(fig: Figure, *, dpi: float | None = None, tight: bool = True) 
     return buf.getvalue()
 
 
+def figure_to_data_uri(fig: Figure, *, dpi: float | None = None) -> str:
+    """``data:image/png;base64,...`` of ``fig``, for an ``<img src=...>`` in a
+    self-contained HTML file (no external files, no network)."""
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig, dpi=dpi)).decode()
+
+
 # ----------------------------------------------------------------------------- scene
 @dataclass
 class Scene:
@@ -388,14 +397,18 @@ def prepare_scene(
         if not isinstance(m, Volume):
             raise InputDataError(f"mask {name!r} must be a dosimetry.Volume, got {type(m)}")
         overlay.check_same_grid(m, name=f"mask {name!r}")
-        mask_arrays[str(name)] = np.asarray(m.array, dtype=np.float32)
-    values = np.asarray(overlay.array, dtype=float)
+        mask_arrays[str(name)] = np.asarray(m.array)  # bool or occupancy; sliced on demand
+    values = np.asarray(overlay.array)
+    if not np.issubdtype(values.dtype, np.floating):
+        values = values.astype(float)
     finite = values[np.isfinite(values)]
     data_max = float(finite.max()) if finite.size else 0.0
     bg = None
     if background is not None:
         if background.same_grid(overlay):
-            bg = np.asarray(background.array, dtype=float)
+            bg = np.asarray(background.array)
+            if not np.issubdtype(bg.dtype, np.floating):
+                bg = bg.astype(np.float32)
         else:
             fill = -1000.0 if background.unit == "HU" else 0.0
             bg = resample(background, overlay, "concentration", fill_value=fill).array
@@ -635,10 +648,10 @@ def draw_plane(
     norm = style.norm()
     wash = ax.imshow(shown, cmap=style.cmap, norm=norm, alpha=style.alpha, **common)
     if style.show_isodoses and style.isodose_levels:
-        _draw_isodoses(ax, ov, style, norm, extent)
+        _draw_isodoses(ax, ov, style, norm, extent, up=-float(_VERTICAL[view][1]))
     if style.show_masks:
         for name, m in scene.masks.items():
-            sl = pl.extract(m, k)
+            sl = np.asarray(pl.extract(m, k), dtype=float)
             if sl.max() >= 0.5 > sl.min():
                 ax.contour(
                     sl,
@@ -691,8 +704,10 @@ def draw_plane(
 
 
 def _draw_isodoses(
-    ax: Axes, ov: np.ndarray, style: Style, norm: Normalize, extent: Sequence[float]
+    ax: Axes, ov: np.ndarray, style: Style, norm: Normalize, extent: Sequence[float], up: float
 ) -> None:
+    """Labelled isodose lines; ``up`` is the sign of the data y axis pointing up on screen."""
+    n_fallback = 0
     finite = ov[np.isfinite(ov)]
     if finite.size == 0:
         return
@@ -713,19 +728,24 @@ def _draw_isodoses(
             t.set_gid("isodose-label")
         if texts:
             continue
-        # a short contour gets no inline label from matplotlib: write it beside the line
+        # a short contour gets no inline label from matplotlib: write the label beside its
+        # outermost point in a direction that turns with each such label, so nested short
+        # contours (a small hot lesion) do not stack their labels
         verts = np.asarray(cs.get_paths()[0].vertices, dtype=float)
         if verts.size == 0:
             continue
-        p = verts[int(np.argmax(verts[:, 0]))]
+        theta = math.radians(60.0 * n_fallback)
+        n_fallback += 1
+        c, s_ = math.cos(theta), math.sin(theta)
+        p = verts[int(np.argmax(c * verts[:, 0] + s_ * up * verts[:, 1]))]
         ax.text(
             float(p[0]),
             float(p[1]),
-            f" {text}",
+            text,
             color=colour,
             fontsize=7,
-            ha="left",
-            va="center",
+            ha="left" if c > 0.3 else ("right" if c < -0.3 else "center"),
+            va="bottom" if s_ > 0.3 else ("top" if s_ < -0.3 else "center"),
             gid="isodose-label",
             path_effects=_stroke(2.0, halo),
             clip_on=True,
@@ -768,6 +788,7 @@ _BOTTOM_IN = 0.5  # x tick labels and label
 _FOOTER_IN = 0.3
 _CBAR_PAD_IN, _CBAR_W_IN, _CBAR_LABEL_IN = 0.15, 0.16, 0.78
 _PANEL_HEIGHT_IN = 3.0
+_LEGEND_ROW_IN = 0.165  # one legend entry at 8 pt
 
 
 def plane_layout(
@@ -792,12 +813,15 @@ def plane_layout(
         h = pl.n_rows * float(np.linalg.norm(pl.row_step_mm))
         aspects.append(w / h)
     n = len(views)
-    legend_w = 0.0
-    if legend and scene.masks:
-        longest = max(len(name) for name in scene.masks)
-        legend_w = min(max(0.7 + 0.075 * max(longest, 12), 1.2), 2.8)
     top = _TOP_IN + (_SUPTITLE_IN if title else 0.0)
     bottom = _BOTTOM_IN + (_FOOTER_IN if footer else 0.0)
+    legend_w, legend_cols = 0.0, 1
+    if legend and scene.masks:
+        ph_guess = _PANEL_HEIGHT_IN if figsize is None else float(figsize[1]) - top - bottom
+        rows_fit = max(int((ph_guess - 0.25) / _LEGEND_ROW_IN), 1)
+        legend_cols = math.ceil(len(scene.masks) / rows_fit)
+        longest = max(len(name) for name in scene.masks)
+        legend_w = legend_cols * min(max(0.6 + 0.07 * longest, 1.1), 2.6)
     fixed_w = _MARGIN_LEFT_IN + _GAP_IN * (n - 1) + _CBAR_PAD_IN + _CBAR_W_IN + _CBAR_LABEL_IN
     fixed_w += legend_w
     if figsize is None:
@@ -826,6 +850,7 @@ def plane_layout(
         "views": rects,
         "colorbar": cbar,
         "legend_anchor": (x / width, (y + ph) / height),
+        "legend_cols": legend_cols,
     }
 
 
@@ -864,6 +889,7 @@ def render_planes(
             handles=_voi_handles(scene),
             loc="upper left",
             bbox_to_anchor=lay["legend_anchor"],
+            ncols=lay["legend_cols"],
             fontsize=8,
             frameon=False,
             title="VOI outlines",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from dosimetry.viewer import (
     bland_altman_figure,
     bland_altman_limits,
     dvh_figure,
+    figure_to_data_uri,
     figure_to_png,
     tac_figure,
     three_plane_figure,
@@ -195,3 +198,5 @@ def test_every_figure_renders_to_png_with_agg(case):
     ]
     for fig in figures:
         assert figure_to_png(fig, tight=False).startswith(PNG_SIGNATURE)
+    uri = figure_to_data_uri(figures[-1], dpi=20)
+    assert base64.b64decode(uri.removeprefix("data:image/png;base64,")).startswith(PNG_SIGNATURE)
