@@ -77,7 +77,10 @@ _LAZY: dict[str, str] = {
 # submodules reachable as attributes (``ds.planning``, ``ds.io``) without an explicit import
 _SUBMODULES = {
     "io",
-    "planning",
+    "workflows",
+    "results",
+    "checks",
+    "voi",
     "kinetics",
     "registration",
     "metrics",

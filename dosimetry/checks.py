@@ -402,9 +402,7 @@ def check_administered_activity(
 ) -> Finding | None:
     """Therapy activity per administration against the range for its nuclide."""
     b = bound("administered_activity", nuclide)
-    from .units import format_activity
-
-    shown = format_activity(activity_bq) if math.isfinite(activity_bq) else repr(activity_bq)
+    shown = _format_bq(activity_bq)
     f = _range_finding(
         "administered_activity",
         replace(
@@ -417,6 +415,16 @@ def check_administered_activity(
         f"check {option} (value and unit, e.g. '7.4 GBq'); --accept administered_activity",
     )
     return f
+
+
+def _format_bq(value: float) -> str:
+    """``7.4e9`` -> ``"7.4 GBq"`` (3 significant digits, SI prefix so the number is >= 1)."""
+    if not math.isfinite(value):
+        return repr(value)
+    for factor, unit in ((1e12, "TBq"), (1e9, "GBq"), (1e6, "MBq"), (1e3, "kBq")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {unit}"
+    return f"{value:.3g} Bq"
 
 
 def check_organ_dose(name: str, role: str, mean_gy: float, unit: str = "Gy") -> Finding | None:

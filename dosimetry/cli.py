@@ -1,8 +1,15 @@
-"""Command-line interface: ``dosimetry demo --out DIR`` and friends.
+"""Command-line interface: ``dosimetry demo|plan|spect|...``.
 
-Thin by design: arguments are parsed here, the work is done by :mod:`dosimetry.planning`;
-heavy modules are imported only when a command runs. Project errors are printed as one
-line and exit with status 2.
+Thin by design: options come from one table shared with cohort manifests
+(:mod:`dosimetry.workflows.options`), the work is done by a workflow, the output set is
+written as a unit (:func:`dosimetry.workflows.save.write_into` inside an
+:class:`~dosimetry.io.outputs.OutputSet`), and heavy modules are imported only when a
+command runs.
+
+Exit statuses (every command): 0 success; 2 a user or input error (one line naming the
+problem and the option that fixes it, no traceback); 1 an unexpected internal error (one
+line, plus "run with -v for details"; ``-v`` shows the traceback); 3 a batch that
+finished with some of its studies failed; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,76 +18,284 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USER", "EXIT_PARTIAL"]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USER = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+_EPILOG_PLAN = """examples:
+  dosimetry plan patient/ --out plan-lu --activity "7.4 GBq"
+  dosimetry plan patient/ --out plan-ac --therapy Ac-225-PSMA-617 --activity "8 MBq"
+  dosimetry plan patient/ --out plan --activity "7.4 GBq" --pet 1 --masks totalseg/
+  dosimetry plan patient/ --out first-look --activity "7.4 GBq" --body-only
+  dosimetry plan patient/ --out plan --activity "7.4 GBq" --half-life kidney_left=40h --half-life 'lesion*=70h'
+"""
+
+_EPILOG_SPECT = """examples:
+  dosimetry spect lu177-study/ --out spect-dose --calibration "9.1 cps/MBq"
+  dosimetry spect tp1/ tp2/ tp3/ tp4/ --out spect-dose --calibration camera.json --injection "2026-12-01 10:00" --activity "7.4 GBq"
+"""
+
+
+def _progress(message: str) -> None:
+    from ._text import terminal
+
+    print(f"[{time.strftime('%H:%M:%S')}] {terminal(message)}", file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from . import __version__
+    from .workflows.options import add_options
 
     p = argparse.ArgumentParser(
         prog="dosimetry",
         description="Theranostics dosimetry workbench: PET/SPECT DICOM to absorbed-dose maps.",
     )
     p.add_argument("--version", action="version", version=f"dosimetry {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every step (INFO)")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log every step (INFO) and show tracebacks"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser(
         "demo",
-        help="run the whole pipeline on the built-in torso phantom",
+        help="run the whole pipeline on the built-in phantom patient",
         description=(
-            "Generate a 68Ga-PSMA-11 PET/CT phantom patient as DICOM, read it back like a "
-            "scanner export, project a 177Lu-PSMA-617 therapy, compute the absorbed-dose map "
-            "and write DICOM RTDOSE, NIfTI and a per-organ dose table."
+            "Generate a phantom patient's PET/CT (68Ga-PSMA-11 by default) as DICOM, read it "
+            "back like a scanner export, project a therapy (177Lu-PSMA-617 by default), compute "
+            "the absorbed-dose map and write DICOM RTDOSE, NIfTI, the dose table and the "
+            "reports. The phantom study is written to OUT/phantom_study."
         ),
     )
-    d.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    d.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
     d.add_argument(
         "--activity",
-        default="7.4 GBq",
-        help="planned administered 177Lu activity, with unit (default: 7.4 GBq)",
+        default=None,
+        help="planned administered activity with unit (default: 7.4 GBq for 177Lu, 8 MBq "
+        "for 225Ac; stated in the report)",
     )
     d.add_argument(
-        "--method",
-        default="auto",
-        choices=["auto", "led", "vsv", "vsv-density"],
-        help="dose method: local energy deposition, voxel S-value convolution in soft "
-        "tissue, or with lung/soft-tissue/bone kernels from the CT density (vsv-density) "
-        "(auto: vsv when the kernel library is available, else led)",
+        "--therapy",
+        default="Lu-177-PSMA-617",
+        help="therapy agent (default Lu-177-PSMA-617; also Ac-225-PSMA-617, Lu-177-DOTATATE)",
+    )
+    d.add_argument(
+        "--tracer",
+        default=None,
+        help="phantom PET tracer (default: the agent's diagnostic partner, Ga-68-PSMA-11 or "
+        "Ga-68-DOTATATE; also F-18-PSMA-1007)",
+    )
+    from .workflows.options import _method_choices
+
+    d.add_argument(
+        "--method", default="auto", choices=_method_choices(), help="dose method (see plan --help)"
     )
     d.add_argument("--seed", type=int, default=0, help="phantom noise seed (default 0)")
-    d.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    d.add_argument(
+        "--overwrite", action="store_true", help="replace a previous output set in --out"
+    )
+    d.add_argument(
+        "--anonymize", action="store_true", help="leave patient identifiers out of the reports"
+    )
 
     r = sub.add_parser(
         "plan",
-        help="177Lu/225Ac plan from a PET study folder",
-        description="Project a diagnostic PET study to a therapy and compute the dose map.",
+        help="177Lu/225Ac plan from a diagnostic PET study folder",
+        description=(
+            "Project a diagnostic PET study (68Ga/18F PSMA, DOTATATE) to a therapy agent and "
+            "compute the absorbed-dose map: RTDOSE, NIfTI, dose table (Gy, Gy/GBq; Gy_RBE for "
+            "225Ac), report.md and report.html in --out. The therapy name is checked before "
+            "any DICOM is read."
+        ),
+        epilog=_EPILOG_PLAN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("study", type=Path, help="folder with the PET/CT DICOM (and RTSTRUCT)")
-    r.add_argument("--out", required=True, type=Path, help="output folder (created)")
-    r.add_argument("--therapy", default="Lu-177-PSMA-617", help="therapy agent")
-    r.add_argument("--activity", default=None, help="planned administered activity, with unit")
-    r.add_argument("--method", default="auto", choices=["auto", "led", "vsv", "vsv-density"])
+    r.add_argument("study", type=Path, help="folder with the PET/CT DICOM (and RTSTRUCT/SEG)")
+    r.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
+    add_options(r, "plan")
     r.add_argument(
-        "--rbe",
-        type=float,
-        default=None,
-        help="RBE of alpha particles for the RBE-weighted dose (default: the cited table value)",
+        "--overwrite", action="store_true", help="replace a previous output set in --out"
     )
-    r.add_argument("--overwrite", action="store_true")
+
+    s = sub.add_parser(
+        "spect",
+        help="post-therapy 177Lu SPECT/CT dosimetry from one or several time points",
+        description=(
+            "Discover the NM/SPECT time points and their CTs (one folder, or one folder per "
+            "time point), calibrate counts to activity, register every time point to the "
+            "first CT, fit organ and voxel time-activity curves, integrate, compute the dose "
+            "and write the same file set as plan."
+        ),
+        epilog=_EPILOG_SPECT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("study", type=Path, nargs="+", help="folder(s) with the SPECT/CT DICOM")
+    s.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
+    s.add_argument(
+        "--activity",
+        default=None,
+        help="administered 177Lu activity with unit, when the header lacks it ('7.4 GBq')",
+    )
+    add_options(s, "spect")
+    s.add_argument(
+        "--overwrite", action="store_true", help="replace a previous output set in --out"
+    )
     return p
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+# --------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------
+def _finish(result: Any, outset: Any, staging: Path, files: dict[str, Path]) -> None:
+    from .report.text import summary
+
+    final = outset.commit()
+    shown = {}
+    for label in ("RTDOSE", "NIfTI", "dose table", "report.html", "report.md"):
+        if label in files:
+            shown[label] = final / Path(files[label]).relative_to(staging)
+    print(summary(result, shown))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .io import load_study
+    from .io.outputs import OutputSet
+    from .nuclides import parse_agent
+    from .workflows import pet_plan
+    from .workflows.options import from_args
+    from .workflows.save import write_into
+
+    kwargs = from_args(args, "plan")
+    parse_agent(kwargs["therapy"])  # the therapy name is checked before DICOM is read
+    study_dir = Path(args.study)
+    if not study_dir.exists():
+        raise FileNotFoundError(f"study folder {study_dir} does not exist")
+    outset = OutputSet(
+        args.out, overwrite=args.overwrite, input_dirs=[study_dir], metadata={"command": "plan"}
+    )
+    _progress(f"reading DICOM folder {study_dir}")
+    study = load_study(study_dir)
+    result = pet_plan.run(study, progress=_progress, **kwargs)
+    staging = outset.begin()
+    try:
+        _progress(f"writing RTDOSE, NIfTI, the dose table and the reports to {args.out}")
+        files = write_into(result, staging, anonymize=args.anonymize, input_dirs=[study_dir])
+        _finish(result, outset, staging, files)
+    except BaseException:
+        outset.abort()
+        raise
+    return EXIT_OK
+
+
+_DEMO_TRACER = {"PSMA-617": "Ga-68-PSMA-11", "DOTATATE": "Ga-68-DOTATATE"}
+_DEMO_ACTIVITY = {"Lu-177": "7.4 GBq", "Ac-225": "8 MBq"}
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import phantoms
+
+    from .errors import InputDataError
+    from .io import load_study
+    from .io.outputs import OutputSet
+    from .nuclides import parse_agent
+    from .workflows import pet_plan
+    from .workflows.save import write_into
+
+    agent = parse_agent(args.therapy)
+    tracer = args.tracer or _DEMO_TRACER.get(agent.ligand, "Ga-68-PSMA-11")
+    activity = args.activity or _DEMO_ACTIVITY.get(agent.nuclide)
+    if activity is None:
+        raise InputDataError(f"--activity is needed for {agent.name} (e.g. --activity '100 MBq')")
+    outset = OutputSet(args.out, overwrite=args.overwrite, metadata={"command": "demo"})
+    staging = outset.begin()
+    try:
+        study_dir = staging / "phantom_study"
+        _progress(f"generating the phantom patient ({tracer} PET/CT + RTSTRUCT) as DICOM")
+        truth = phantoms.write_pet_ct_study(study_dir, seed=args.seed, tracer=tracer)
+        study = load_study(study_dir)
+        result = pet_plan.run(
+            study,
+            therapy=agent.name,
+            activity=activity,
+            method=args.method,
+            progress=_progress,
+        )
+        from .results import Assumption
+
+        result = result.replace(
+            assumptions=(
+                *result.assumptions,
+                Assumption(
+                    "demo patient",
+                    f"phantom, injected {truth.injected_activity_bq / 1e6:.0f} MBq {truth.tracer}, "
+                    f"seed {args.seed}; administered activity {activity}",
+                    "phantoms.write_pet_ct_study (dosimetry demo)",
+                ),
+            )
+        )
+        _progress(f"writing RTDOSE, NIfTI, the dose table and the reports to {args.out}")
+        files = write_into(result, staging, anonymize=args.anonymize, input_dirs=[study_dir])
+        _finish(result, outset, staging, files)
+    except BaseException:
+        outset.abort()
+        raise
+    return EXIT_OK
+
+
+def _cmd_spect(args: argparse.Namespace) -> int:
+    from .io.outputs import OutputSet
+    from .workflows import spect
+    from .workflows.options import from_args
+    from .workflows.save import write_into
+
+    kwargs = from_args(args, "spect")
+    if args.activity is not None:
+        kwargs["activity"] = args.activity
+    folders = [Path(f) for f in args.study]
+    for f in folders:
+        if not f.exists():
+            raise FileNotFoundError(f"study folder {f} does not exist")
+    outset = OutputSet(
+        args.out, overwrite=args.overwrite, input_dirs=folders, metadata={"command": "spect"}
+    )
+    result = spect.run_folder(
+        folders if len(folders) > 1 else folders[0], progress=_progress, **kwargs
+    )
+    staging = outset.begin()
+    try:
+        files = write_into(result, staging, anonymize=args.anonymize, input_dirs=folders)
+        _finish(result, outset, staging, files)
+    except BaseException:
+        outset.abort()
+        raise
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _cmd_demo,
+    "plan": _cmd_plan,
+    "spect": _cmd_spect,
+}
+
+
+def _error_line(exc: BaseException) -> str:
+    from ._text import terminal
+    from .workflows.options import cli_message
+
+    return terminal(cli_message(str(exc)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dosimetry`` console script."""
+    """Entry point of the ``dosimetry`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -89,45 +304,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command is None:
         parser.print_help()
-        return 0
+        return EXIT_OK
 
     from .errors import DosimetryError
 
     try:
-        if args.command == "demo":
-            from .planning import run_demo
-
-            result = run_demo(
-                args.out,
-                activity=args.activity,
-                method=args.method,
-                seed=args.seed,
-                overwrite=args.overwrite,
-                progress=_progress,
-            )
-        else:
-            from .planning import run_plan_from_folder
-
-            if args.activity is None:
-                parser.error("plan: --activity is required (e.g. --activity '7.4 GBq')")
-            result = run_plan_from_folder(
-                args.study,
-                args.out,
-                therapy=args.therapy,
-                activity=args.activity,
-                method=args.method,
-                rbe=args.rbe,
-                overwrite=args.overwrite,
-                progress=_progress,
-            )
-    except DosimetryError as exc:
-        print(f"dosimetry: error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"dosimetry: error: {exc}", file=sys.stderr)
-        return 2
-    print(result.summary())
-    return 0
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("dosimetry: interrupted; no partial output was left", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (
+        DosimetryError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    ) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"dosimetry: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_USER
+    except MemoryError:
+        print(
+            "dosimetry: error: not enough memory for this study (run with -v for details); "
+            "see docs/reliability.md for the memory budget",
+            file=sys.stderr,
+        )
+        return EXIT_USER
+    except Exception as exc:  # an internal error: one line, the traceback with -v
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"dosimetry: internal error: {type(exc).__name__}: {_error_line(exc)} "
+            "(run with -v for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

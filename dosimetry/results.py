@@ -445,6 +445,9 @@ class WorkflowResult:
     details
         Workflow-specific typed records (TAC fits, registrations, prescription, ...), name
         -> object; renderers show the ones they know.
+    patient
+        Patient identifiers from the input headers (``name``, ``id``, ``birth_date``,
+        ``sex``, ``weight_kg``): untrusted text, left out of anonymised reports.
     """
 
     kind: str
@@ -470,6 +473,7 @@ class WorkflowResult:
     elapsed_s: float = 0.0
     reference: Any = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    patient: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_alpha(self) -> bool:

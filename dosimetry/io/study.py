@@ -99,6 +99,15 @@ class Study:
             return [s for s in self.series if s.modality == "SEG"]
         raise ValueError(kind)
 
+    def series_of(self, kind: str) -> list[SeriesInfo]:
+        """The selectable series of one kind (``"PET"``, ``"SPECT"``, ``"CT"``,
+        ``"RTSTRUCT"``, ``"RTDOSE"``, ``"SEG"``), in the order of their index."""
+        if kind not in ("PET", "SPECT", "CT", "RTSTRUCT", "RTDOSE", "SEG"):
+            raise DicomInputError(
+                f"series kind {kind!r}; valid: PET, SPECT, CT, RTSTRUCT, RTDOSE, SEG"
+            )
+        return self._candidates(kind)
+
     def series_table(self) -> list[dict[str, Any]]:
         """One row per series: index (per modality), patient, study, modality, description,
         number of files, frame of reference, UIDs, folder."""
@@ -278,6 +287,38 @@ class Study:
     def rtstructs(self) -> list[Dataset]:
         """Every RTSTRUCT file of the study, read in full."""
         return [_read(p, headers_only=False) for s in self._candidates("RTSTRUCT") for p in s.files]
+
+    def external_roi_names(self) -> set[str]:
+        """Names of RTSTRUCT ROIs whose RTROIInterpretedType is EXTERNAL (body outlines).
+
+        Body outlines are the background of a kinetic model, not an organ. Unreadable
+        RTSTRUCTs contribute nothing here (reading their masks reports the problem).
+        """
+        names: set[str] = set()
+        for info in self._candidates("RTSTRUCT"):
+            for path in info.files:
+                try:
+                    ds = _read(path, headers_only=False)
+                except Exception as exc:  # reported where the masks are read
+                    log.info("RTSTRUCT %s not read for ROI types: %s", path, exc)
+                    continue
+                numbers = set()
+                for obs in getattr(ds, "RTROIObservationsSequence", []) or []:
+                    kind = str(getattr(obs, "RTROIInterpretedType", "") or "").upper()
+                    number = getattr(obs, "ReferencedROINumber", None)
+                    if kind == "EXTERNAL" and number is not None:
+                        try:
+                            numbers.add(int(number))
+                        except (TypeError, ValueError):
+                            continue
+                for roi in getattr(ds, "StructureSetROISequence", []) or []:
+                    try:
+                        number = int(roi.ROINumber)
+                    except (AttributeError, TypeError, ValueError):
+                        continue
+                    if number in numbers:
+                        names.add(str(getattr(roi, "ROIName", "")))
+        return names
 
     def rtdose(
         self, index_or_uid: int | str | None = None, *, file_index: int | None = None

@@ -34,25 +34,6 @@ __all__ = [
     "agent_reference_nuclide",
 ]
 
-#: canonical organ name -> words that identify it in a VOI/mask name (lower case)
-ORGAN_ALIASES: dict[str, tuple[str, ...]] = {
-    "kidneys": ("kidney", "kidneys", "renal", "niere"),
-    "liver": ("liver", "hepar"),
-    "spleen": ("spleen", "lien"),
-    "salivary_glands": (
-        "salivary",
-        "parotid",
-        "parotids",
-        "submandibular",
-        "sublingual",
-        "salivary_glands",
-    ),
-    "bone_marrow": ("marrow", "bone_marrow", "red_marrow", "redmarrow", "bonemarrow"),
-    "tumour": ("tumour", "tumor", "tumours", "tumors", "lesion", "lesions", "gtv", "metastasis"),
-    "whole_body": ("whole_body", "wholebody", "body", "wb", "total_body"),
-    "lungs": ("lung", "lungs"),
-}
-
 #: nuclide whose physical decay is contained in each agent's tabulated effective half-life
 #: is the nuclide of the agent's own name (the table lists agents as measured, e.g.
 #: "Lu-177-PSMA-617"), read by :func:`dosimetry.nuclides.parse_agent`.
@@ -214,24 +195,17 @@ def _table_agents() -> tuple[str, ...]:
 
 
 def canonical_organ(name: str) -> str | None:
-    """Canonical organ of a VOI name, or ``None`` when it names none of the table's organs.
-
-    Matching is on whole words of the lower-cased name (``"Kidney_L"`` -> ``"kidneys"``,
-    ``"parotid right"`` -> ``"salivary_glands"``, ``"lesion 3"`` -> ``"tumour"``).
+    """Organ of a VOI name by the explicit alias table (:class:`dosimetry.voi.VoiMap`), or
+    ``None`` when the table does not name it (no substring or fuzzy matching).
 
     >>> canonical_organ("Kidney_L"), canonical_organ("Parotid R"), canonical_organ("brain")
     ('kidneys', 'salivary_glands', None)
+    >>> canonical_organ("not_a_lesion") is None
+    True
     """
-    text = str(name).strip().lower()
-    squashed = re.sub(r"[\s\-]+", "_", text)
-    for canon, aliases in ORGAN_ALIASES.items():
-        if squashed == canon or squashed in aliases:
-            return canon
-    words = [w for w in re.split(r"[^a-z]+", text) if w]
-    for canon, aliases in ORGAN_ALIASES.items():
-        if any(w in aliases for w in words):
-            return canon
-    return None
+    from ..voi import VoiMap
+
+    return VoiMap.default().organ(name)
 
 
 def agent_reference_nuclide(agent: str) -> str:

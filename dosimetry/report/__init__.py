@@ -1,0 +1,60 @@
+"""Reports of any workflow result: Markdown (``report.md``) and self-contained HTML
+(``report.html``), from the same content blocks.
+
+>>> from dosimetry.report import render  # doctest: +SKIP
+>>> docs = render(result, files=written, out=out_folder)  # {"report.md": ..., "report.html": ...}
+
+The package depends on the result types and the viewer's figure functions only, never on
+a workflow; see :mod:`dosimetry.report._blocks` for what a report contains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..results import WorkflowResult
+
+__all__ = ["render", "render_markdown", "render_html", "document"]
+
+
+def document(result: WorkflowResult, **kwargs: object):  # type: ignore[no-untyped-def]
+    """The report's content blocks (see :func:`dosimetry.report._blocks.document`)."""
+    from ._blocks import document as _document
+
+    return _document(result, **kwargs)  # type: ignore[arg-type]
+
+
+def render_markdown(result: WorkflowResult, **kwargs: object) -> str:
+    """The Markdown report of ``result`` (figures as links to ``figures/*.png``)."""
+    from .markdown import render_markdown as _md
+
+    return _md(document(result, **kwargs))
+
+
+def render_html(result: WorkflowResult, **kwargs: object) -> str:
+    """The self-contained HTML report of ``result``."""
+    from .html import render_html as _html
+
+    return _html(document(result, **kwargs))
+
+
+def render(
+    result: WorkflowResult,
+    *,
+    files: Mapping[str, Path] | None = None,
+    out: Path | None = None,
+    anonymize: bool = False,
+    figures: bool = True,
+) -> dict[str, str | bytes]:
+    """Every report document of ``result``: ``report.md``, ``report.html`` and the figure
+    files the Markdown links (``figures/*.png``); file name -> content."""
+    from ._blocks import document as _document
+    from .html import render_html as _html
+    from .markdown import figure_files
+    from .markdown import render_markdown as _md
+
+    doc = _document(result, files=files, out=out, anonymize=anonymize, figures=figures)
+    out_docs: dict[str, str | bytes] = {"report.md": _md(doc), "report.html": _html(doc)}
+    out_docs.update(figure_files(doc))
+    return out_docs
