@@ -42,6 +42,8 @@ __all__ = [
     "shell_mean_geometric_factors",
     "near_offsets",
     "integrate_vsv",
+    "integrate_vsv_octants",
+    "mirror_octant",
 ]
 
 N_NEAR = 2
@@ -215,6 +217,121 @@ def shell_mean_geometric_factors(
     return np.asarray(0.5 * (g @ w))
 
 
+def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x, xp, fp[c], right=0.0)`` for every row ``c`` of ``fp`` (shape
+    ``(m, len(xp))``), with one search for all rows. Returns shape ``(m,) + x.shape``."""
+    i = np.clip(np.searchsorted(xp, x, side="right"), 1, xp.size - 1)
+    x0, x1 = xp[i - 1], xp[i]
+    t = np.clip((x - x0) / (x1 - x0), 0.0, 1.0)
+    out = fp[:, i - 1] * (1.0 - t) + fp[:, i] * t
+    out[:, x > xp[-1]] = 0.0
+    return np.asarray(out)
+
+
+def _canonical_offsets(
+    offsets: tuple[np.ndarray, np.ndarray, np.ndarray], h: np.ndarray
+) -> list[np.ndarray]:
+    """Each offset with its coordinates sorted within every group of axes of equal voxel
+    edge (the S-value is the same for offsets that differ by swapping such axes)."""
+    out = [np.asarray(o) for o in offsets]
+    axes = list(range(3))
+    while axes:
+        group = [a for a in axes if h[a] == h[axes[0]]]
+        axes = [a for a in axes if a not in group]
+        if len(group) > 1:
+            srt = np.sort(np.stack([out[a] for a in group]), axis=0)
+            for i, a in enumerate(group):
+                out[a] = srt[i]
+    return out
+
+
+def integrate_vsv_octants(
+    r_mm: np.ndarray,
+    cum_j: np.ndarray,
+    voxel_mm: tuple[float, float, float],
+    half_width: tuple[int, int, int],
+    mass_kg: float,
+    g_table: np.ndarray,
+    fine_mm: float = 0.0,
+) -> np.ndarray:
+    """Octants (offsets ``0..half_width`` per axis) of the kernels (Gy per decay) of
+    several cumulative energy curves on one radial grid: ``cum_j`` of shape ``(m, nr)``
+    (J absorbed inside ``r_mm``; ``cum_j[:, 0]`` the point term). Returns shape
+    ``(m, h0 + 1, h1 + 1, h2 + 1)``; see :func:`integrate_vsv` for the rules. The geometry
+    (distances, interpolation positions) is computed once for all ``m`` curves.
+    """
+    h = np.asarray(voxel_mm, dtype=float)
+    n = np.asarray(half_width, dtype=int)
+    cum = np.atleast_2d(np.asarray(cum_j, dtype=float))
+    m_curves = cum.shape[0]
+    de = np.diff(cum, axis=1)
+    mid = 0.5 * (r_mm[1:] + r_mm[:-1])
+    # far field: pointwise dose from shell-average energy density, averaged over the
+    # triangle-weighted offset (two-point rule; composite rule where the dose is steep)
+    shell_vol = 4.0 / 3.0 * np.pi * (r_mm[1:] ** 3 - r_mm[:-1] ** 3)
+    dens = de / shell_vol  # J per mm3 per decay, (m, shells)
+    gi = [np.arange(n[i] + 1, dtype=float) for i in range(3)]
+    oi, oj, ok = np.meshgrid(*gi, indexing="ij")
+    centre = np.sqrt((oi * h[0]) ** 2 + (oj * h[1]) ** 2 + (ok * h[2]) ** 2)
+    fine = (centre < fine_mm) & ~((oi <= N_NEAR) & (oj <= N_NEAR) & (ok <= N_NEAR))
+    acc = np.zeros((m_curves,) + oi.shape)
+    coarse = ~fine
+    # axes of equal voxel edge are interchangeable: compute each set of permuted offsets
+    # once (cubic voxels: offsets i <= j <= k, a sixth of the octant), then copy
+    canon = _canonical_offsets((oi, oj, ok), h)
+    first = (canon[0] == oi) & (canon[1] == oj) & (canon[2] == ok)
+    todo = coarse & first
+    ci, cj, ck = oi[todo], oj[todo], ok[todo]
+    acc_c = np.zeros((m_curves, ci.size))
+    u2, w2 = _TRI_2
+    for si, wi in zip(u2, w2, strict=True):
+        xi2 = ((ci + si) * h[0]) ** 2
+        for sj, wj in zip(u2, w2, strict=True):
+            xij2 = xi2 + ((cj + sj) * h[1]) ** 2
+            for sk, wk in zip(u2, w2, strict=True):
+                rr = np.sqrt(xij2 + ((ck + sk) * h[2]) ** 2)
+                acc_c += wi * wj * wk * _interp_rows(rr, mid, dens)
+    acc[:, todo] = acc_c
+    todo_f = fine & first
+    if todo_f.any():
+        uf, wf = _TRI_FINE
+        xi = (oi[todo_f][:, None] + uf[None, :]) * h[0]
+        xj = (oj[todo_f][:, None] + uf[None, :]) * h[1]
+        xk = (ok[todo_f][:, None] + uf[None, :]) * h[2]
+        acc_f = np.zeros((m_curves, xi.shape[0]))
+        for a in range(uf.size):  # loop one axis to bound memory
+            rr = np.sqrt(xi[:, a, None, None] ** 2 + xj[:, :, None] ** 2 + xk[:, None, :] ** 2)
+            for c in range(m_curves):  # np.interp: fast on the locally ordered rr
+                val = np.interp(rr, mid, dens[c], right=0.0)
+                acc_f[c] += wf[a] * ((val @ wf) @ wf)
+        acc[:, todo_f] = acc_f
+    far = ~first & ~((oi <= N_NEAR) & (oj <= N_NEAR) & (ok <= N_NEAR))
+    cc = [c[far].astype(np.intp) for c in canon]
+    acc[:, far] = acc[:, cc[0], cc[1], cc[2]]
+    voxel_mm3 = float(np.prod(h))
+    octant = acc * (voxel_mm3 / mass_kg)
+    # near field: exact geometric factors
+    near = near_offsets()
+    m = min(g_table.shape[1], de.shape[1])
+    s_near = (de[:, :m] @ g_table[:, :m].T) / mass_kg  # (m_curves, near offsets)
+    for io, (i, j, k) in enumerate(near):
+        if i <= n[0] and j <= n[1] and k <= n[2]:
+            octant[:, i, j, k] = s_near[:, io]
+    octant[:, 0, 0, 0] += cum[:, 0] / mass_kg  # point term: all in the source voxel
+    return np.asarray(octant)
+
+
+def mirror_octant(octant: np.ndarray) -> np.ndarray:
+    """Full kernel ``(2 h0 + 1, 2 h1 + 1, 2 h2 + 1)`` from its octant (offsets ``0..h``
+    along the last three axes), symmetric under each axis flip."""
+    full = octant
+    nd = octant.ndim
+    for ax in range(nd - 3, nd):
+        mirrored = np.flip(np.take(full, np.arange(1, full.shape[ax]), axis=ax), axis=ax)
+        full = np.concatenate([mirrored, full], axis=ax)
+    return np.ascontiguousarray(full)
+
+
 def integrate_vsv(
     r_mm: np.ndarray,
     cum_j: np.ndarray,
@@ -236,52 +353,13 @@ def integrate_vsv(
     be shorter than the number of shells: shells beyond it, farther than any near target
     voxel reaches, contribute nothing to the near offsets).
     """
-    h = np.asarray(voxel_mm, dtype=float)
-    n = np.asarray(half_width, dtype=int)
-    de = np.diff(cum_j)
-    mid = 0.5 * (r_mm[1:] + r_mm[:-1])
-    octant = np.zeros(tuple(n + 1))
-    # far field: pointwise dose from shell-average energy density, averaged over the
-    # triangle-weighted offset (two-point rule; composite rule where the dose is steep)
-    shell_vol = 4.0 / 3.0 * np.pi * (r_mm[1:] ** 3 - r_mm[:-1] ** 3)
-    dens = de / shell_vol  # J per mm3 per decay
-    gi = [np.arange(n[i] + 1, dtype=float) for i in range(3)]
-    oi, oj, ok = np.meshgrid(*gi, indexing="ij")
-    centre = np.sqrt((oi * h[0]) ** 2 + (oj * h[1]) ** 2 + (ok * h[2]) ** 2)
-    fine = (centre < fine_mm) & ~((oi <= N_NEAR) & (oj <= N_NEAR) & (ok <= N_NEAR))
-    acc = np.zeros(oi.shape)
-    coarse = ~fine
-    u2, w2 = _TRI_2
-    for si, wi in zip(u2, w2, strict=True):
-        for sj, wj in zip(u2, w2, strict=True):
-            for sk, wk in zip(u2, w2, strict=True):
-                rr = np.sqrt(
-                    ((oi[coarse] + si) * h[0]) ** 2
-                    + ((oj[coarse] + sj) * h[1]) ** 2
-                    + ((ok[coarse] + sk) * h[2]) ** 2
-                )
-                acc[coarse] += wi * wj * wk * np.interp(rr, mid, dens, right=0.0)
-    if fine.any():
-        uf, wf = _TRI_FINE
-        xi = (oi[fine][:, None] + uf[None, :]) * h[0]
-        xj = (oj[fine][:, None] + uf[None, :]) * h[1]
-        xk = (ok[fine][:, None] + uf[None, :]) * h[2]
-        for a in range(uf.size):  # loop one axis to bound memory
-            rr = np.sqrt(xi[:, a, None, None] ** 2 + xj[:, :, None] ** 2 + xk[:, None, :] ** 2)
-            val = np.interp(rr, mid, dens, right=0.0)
-            acc[fine] += wf[a] * np.einsum("fjk,j,k->f", val, wf, wf)
-    voxel_mm3 = float(np.prod(h))
-    octant[:] = acc * voxel_mm3 / mass_kg
-    # near field: exact geometric factors
-    near = near_offsets()
-    m = min(g_table.shape[1], de.size)
-    s_near = (g_table[:, :m] @ de[:m]) / mass_kg
-    for (i, j, k), s in zip(near, s_near, strict=True):
-        if i <= n[0] and j <= n[1] and k <= n[2]:
-            octant[i, j, k] = s
-    octant[0, 0, 0] += cum_j[0] / mass_kg  # point term: all in the source voxel
-    full = octant
-    for ax in range(3):
-        mirrored = np.flip(np.take(full, np.arange(1, full.shape[ax]), axis=ax), axis=ax)
-        full = np.concatenate([mirrored, full], axis=ax)
-    return np.ascontiguousarray(full)
+    octant = integrate_vsv_octants(
+        r_mm,
+        np.asarray(cum_j, dtype=float)[None, :],
+        voxel_mm,
+        half_width,
+        mass_kg,
+        g_table,
+        fine_mm,
+    )[0]
+    return mirror_octant(octant)

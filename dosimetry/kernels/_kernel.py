@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ class Kernel:
     energy_fraction
         Fraction of the energy emitted per decay (all radiation classes represented in
         the kernel) that is absorbed inside the kernel's extent: truncation is visible.
+        :attr:`dropped_fraction` is the rest.
     components
         Per radiation class arrays of the same shape (``"electron"``, ``"photon"``,
         ``"alpha"``, ...) that sum to ``array``.
@@ -99,8 +101,22 @@ class Kernel:
         return float(self.array.sum() * self.voxel_mass_kg)
 
     @property
+    def dropped_fraction(self) -> float:
+        """Fraction of the energy emitted per decay that the kernel leaves out:
+        ``1 - energy_fraction``.
+
+        In an infinite medium of the kernel's material every emitted joule is absorbed
+        somewhere (neutrinos are not part of the emitted energy), so this is the energy
+        an infinite medium absorbs outside the kernel's extent. In a patient much of it
+        would escape the body anyway: the dose it would add inside a body is smaller
+        (docs/kernels.md, "Photon tail").
+        """
+        return 1.0 - float(self.energy_fraction)
+
+    @cached_property
     def sha256(self) -> str:
-        """Content hash over values, voxel size, nuclide, medium and source."""
+        """Content hash over values, voxel size, nuclide, medium and source (computed
+        once per kernel: the arrays are read-only)."""
         h = hashlib.sha256()
         h.update(self.array.tobytes())
         h.update(

@@ -6,10 +6,13 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +23,8 @@ from ..units import MEV_TO_J
 from ._dpk import BASIS_VERSION, MEDIA, csda_range_cm, range_scaling, range_scaling_table
 from ._fold import COMPONENTS, NuclideDPK, nuclide_dpk, resolve_exclude
 from ._integrate import (
-    integrate_vsv,
+    integrate_vsv_octants,
+    mirror_octant,
     near_extent,
     near_offsets,
     radial_grid,
@@ -36,6 +40,10 @@ __all__ = [
     "MEDIA",
     "cache_dir",
     "geometry_table",
+    "PHOTON_TAIL_RADIUS_MM",
+    "TAIL_DROPPED_FRACTION",
+    "MAX_HALF_WIDTH_VOXELS",
+    "KERNEL_CACHE_MAX_BYTES",
 ]
 
 _log = logging.getLogger(__name__)
@@ -76,6 +84,35 @@ def _voxel(voxel_mm: float | Sequence[float]) -> tuple[float, float, float]:
 
 #: identity of the geometric-factor tables (bump when their computation changes)
 GEOMETRY_VERSION = "g2"
+
+#: Default extent of the library's kernels where the electron range alone would leave
+#: out more than :data:`TAIL_DROPPED_FRACTION` of the emitted energy (photon emitters):
+#: 200 mm from the source voxel. Chosen from this project's measurements
+#: (docs/kernels.md, "Photon tail"): in a whole-body (350 x 250 x 1100 mm) and a torso
+#: (400 mm long) soft-tissue body, Lu-177 kernels of 200 mm deposit 99.0-99.4 % of the
+#: energy inside the body that a kernel out to the basis' 40 cm deposits (150 mm:
+#: 97.7-98.5 %); in a 30 cm water / soft-tissue cube a 200 mm kernel deposits 100.8 /
+#: 100.9 % of the energy that direct Monte Carlo (ompmc, tests/kernels/data/direct_vsv)
+#: deposits there (150 mm: 99.0 / 99.2 %; the 11^3 electron-range kernel 89.5 %).
+#: Override per call with ``vsv_kernel(..., radius_mm=...)``.
+PHOTON_TAIL_RADIUS_MM = 200.0
+
+#: Largest share of the emitted energy that a default kernel may leave outside the
+#: electron range (infinite medium) before it is extended to
+#: :data:`PHOTON_TAIL_RADIUS_MM`: 1 %, the project's energy criterion (issue 19: the
+#: kernel deposits >= 99 % of the energy of a full calculation). Y-90, Sr-89, P-32,
+#: Er-169 and Ac-225 (chain or not) stay within their electron range.
+TAIL_DROPPED_FRACTION = 0.01
+
+#: Cap of a default kernel's half-width (voxels from the centre along any axis): 100
+#: (at most 201^3 voxels, 65 MB per array in float64). Reached below 2 mm voxels
+#: (1 mm: the tail ends at 100 mm, as ``energy_fraction`` shows). A project choice
+#: (memory and kernel build time), not physics.
+MAX_HALF_WIDTH_VOXELS = 100
+
+#: Kernels kept in memory by :func:`vsv_kernel` (besides the disk cache): at most 64, and
+#: at most this many bytes of arrays (least recently used dropped first).
+KERNEL_CACHE_MAX_BYTES = 1024**3
 
 
 def _shape_key(vm: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -128,6 +165,8 @@ def vsv_kernel(
     chain: bool = False,
     source: str = "dpk",
     exclude: Iterable[str] = (),
+    *,
+    photon_tail: bool = True,
 ) -> Kernel:
     """Voxel S-value kernel for ``nuclide`` at ``voxel_mm`` in ``medium``.
 
@@ -144,9 +183,15 @@ def vsv_kernel(
         Lanconelli tables have ``"soft tissue"`` and ``"bone"`` (ICRU compact bone).
     radius_mm
         Target voxels whose centre lies farther than this from the source centre are
-        set to 0. ``None``: the CSDA range of the most energetic electron emitted (in the
-        medium) plus one voxel diagonal, at least 5 voxels; photon energy beyond it is
-        not in the kernel, as ``energy_fraction`` shows.
+        set to 0. ``None`` (default): the electron reach, i.e. the CSDA range of the most
+        energetic electron emitted (in the medium) plus one voxel diagonal, at least 5
+        voxels; and, with ``photon_tail`` (default) where that sphere leaves more than
+        :data:`TAIL_DROPPED_FRACTION` (1 %) of the emitted energy outside in an infinite
+        medium (photon emitters such as Lu-177, I-131), :data:`PHOTON_TAIL_RADIUS_MM`
+        (200 mm), at most :data:`MAX_HALF_WIDTH_VOXELS` voxels along any axis. The
+        energy left out is ``dropped_fraction`` (``1 - energy_fraction``); the rule
+        that set the radius is ``metadata["extent"]``. For ``"lanconelli2012"`` the
+        published 11^3 block.
     chain
         Add every radioactive progeny (:func:`dosimetry.decay_chain`, complete decay,
         daughters decaying in place) weighted by its decays per parent decay.
@@ -156,13 +201,18 @@ def vsv_kernel(
     exclude
         Kernel components (``"beta"``, ``"ce_auger"``, ``"photon"``, ``"alpha"``) or
         ICRP-107 classes (``"IE"``, ``"auger"``, ``"gamma"``...) to leave out.
+    photon_tail
+        With ``radius_mm=None``: extend photon emitters' kernels to
+        :data:`PHOTON_TAIL_RADIUS_MM` (default ``True``). ``False`` gives the electron
+        reach only (the default before issue 19: a Lu-177 kernel at 4.8 mm is then
+        11^3 voxels and holds 82 % of the emitted energy), e.g. for a quick look.
 
     Returns
     -------
     Kernel
         ``array`` in Gy/(Bq s) = Gy per decay; ``components`` per kernel component;
         ``energy_fraction`` = sum(kernel) x voxel mass / energy emitted per decay by the
-        included classes.
+        included classes, ``dropped_fraction`` = 1 - ``energy_fraction``.
 
     Raises
     ------
@@ -173,12 +223,14 @@ def vsv_kernel(
     References
     ----------
     ICRP Publication 107 (2008); see ``docs/kernels.md`` for the Monte Carlo basis
-    (ompmc/EGSnrc) and its validation against Lanconelli et al. 2012.
+    (ompmc/EGSnrc), its validation against Lanconelli et al. 2012, and the photon tail.
 
     Examples
     --------
     >>> k = vsv_kernel("Lu-177", 4.8, source="lanconelli2012")
     >>> k.shape
+    (11, 11, 11)
+    >>> vsv_kernel("Y-90", 4.8).shape  # pure beta: the electron range
     (11, 11, 11)
     """
     if source == "lanconelli2012":
@@ -203,11 +255,85 @@ def vsv_kernel(
     excl = tuple(sorted(resolve_exclude(exclude)))
     r = None if radius_mm is None else float(radius_mm)
     if r is not None and (not np.isfinite(r) or r <= 0):
-        raise KernelError(f"radius_mm must be a positive number of mm, got {radius_mm!r}")
-    return _cached(canonical, vm, med, r, bool(chain), excl)
+        raise KernelError(
+            f"radius_mm must be a positive number of mm (or None for the default extent), "
+            f"got {radius_mm!r}"
+        )
+    tail = _tail_rule() if (r is None and photon_tail) else None
+    return _cached(canonical, vm, med, r, bool(chain), excl, tail)
 
 
-@lru_cache(maxsize=64)
+#: A default kernel's photon-tail rule: (radius mm, dropped-fraction threshold, cap of
+#: the half-width in voxels); part of the cache keys.
+TailRule = tuple[float, float, int]
+
+
+def _tail_rule() -> TailRule:
+    """The photon-tail rule now in force (module constants, read at each call)."""
+    radius = float(PHOTON_TAIL_RADIUS_MM)
+    drop = float(TAIL_DROPPED_FRACTION)
+    cap = int(MAX_HALF_WIDTH_VOXELS)
+    if not (np.isfinite(radius) and radius > 0 and 0 <= drop < 1 and cap >= 1):
+        raise KernelError(
+            "the photon-tail constants of dosimetry.kernels._vsv must be PHOTON_TAIL_RADIUS_MM "
+            "> 0, 0 <= TAIL_DROPPED_FRACTION < 1, MAX_HALF_WIDTH_VOXELS >= 1; got "
+            f"{PHOTON_TAIL_RADIUS_MM!r}, {TAIL_DROPPED_FRACTION!r}, {MAX_HALF_WIDTH_VOXELS!r}"
+        )
+    return (radius, drop, cap)
+
+
+#: Version of the disk cache's file layout (octants since "o1"); part of the file name key.
+_CACHE_FORMAT = "o1"
+
+_CacheKey = tuple[
+    str, tuple[float, float, float], str, float | None, bool, tuple[str, ...], TailRule | None
+]
+
+
+class _KernelMemo:
+    """In-memory cache of built kernels: least recently used dropped first beyond
+    ``max_entries`` kernels or :data:`KERNEL_CACHE_MAX_BYTES` bytes of arrays."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._d: OrderedDict[_CacheKey, Kernel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def nbytes(kernel: Kernel) -> int:
+        return int(
+            kernel.array.nbytes + sum(np.asarray(c).nbytes for c in kernel.components.values())
+        )
+
+    def get(self, key: _CacheKey) -> Kernel | None:
+        with self._lock:
+            k = self._d.get(key)
+            if k is not None:
+                self._d.move_to_end(key)
+            return k
+
+    def put(self, key: _CacheKey, kernel: Kernel) -> None:
+        with self._lock:
+            self._d[key] = kernel
+            self._d.move_to_end(key)
+            total = sum(self.nbytes(k) for k in self._d.values())
+            while len(self._d) > 1 and (
+                len(self._d) > self.max_entries or total > KERNEL_CACHE_MAX_BYTES
+            ):
+                _, old = self._d.popitem(last=False)
+                total -= self.nbytes(old)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+_MEMO = _KernelMemo()
+
+
 def _cached(
     name: str,
     vm: tuple[float, float, float],
@@ -215,33 +341,82 @@ def _cached(
     radius_mm: float | None,
     chain: bool,
     exclude: tuple[str, ...],
+    tail: TailRule | None = None,
 ) -> Kernel:
+    """The kernel from memory, else from the disk cache, else built (and stored in both)."""
+    mkey: _CacheKey = (name, vm, med, radius_mm, chain, exclude, tail)
+    hit = _MEMO.get(mkey)
+    if hit is not None:
+        return hit
+    kernel = _from_disk(mkey)
+    if kernel is None:
+        kernel = _build(name, vm, med, radius_mm, chain, frozenset(exclude), tail)
+        _to_disk(mkey, kernel)
+    _MEMO.put(mkey, kernel)
+    return kernel
+
+
+_cached.cache_clear = _MEMO.cache_clear  # type: ignore[attr-defined]
+
+
+def _disk_path(mkey: _CacheKey) -> Path:
+    name, vm, med, radius_mm, chain, exclude, tail = mkey
     key = json.dumps(
-        [_library_version(med), GEOMETRY_VERSION, name, vm, med, radius_mm, chain, exclude]
+        [
+            _library_version(med),
+            GEOMETRY_VERSION,
+            _CACHE_FORMAT,
+            name,
+            vm,
+            med,
+            radius_mm,
+            chain,
+            exclude,
+            None if tail is None else list(tail),
+        ]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    path = cache_dir() / "kernels" / f"{digest}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                comps = {c: np.array(z[f"c_{c}"]) for c in meta["components"]}
-                return Kernel(
-                    array=np.array(z["array"]),
-                    voxel_mm=vm,
-                    nuclide=name,
-                    medium=med,
-                    density_g_per_ml=meta["density"],
-                    radius_mm=meta["radius_mm"],
-                    energy_fraction=meta["energy_fraction"],
-                    components=comps,
-                    source="dpk",
-                    library_version=_library_version(med),
-                    metadata=meta["metadata"],
-                )
-        except (OSError, KeyError, ValueError):
-            _log.warning("ignoring unreadable kernel cache file %s", path)
-    kernel = _build(name, vm, med, radius_mm, chain, frozenset(exclude))
+    return cache_dir() / "kernels" / f"{digest}.npz"
+
+
+def _from_disk(mkey: _CacheKey) -> Kernel | None:
+    name, vm, med = mkey[0], mkey[1], mkey[2]
+    path = _disk_path(mkey)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            comps = {c: mirror_octant(np.array(z[f"c_{c}"])) for c in meta["components"]}
+            array = mirror_octant(np.array(z["array"]))
+        return Kernel(
+            array=array,
+            voxel_mm=vm,
+            nuclide=name,
+            medium=med,
+            density_g_per_ml=meta["density"],
+            radius_mm=meta["radius_mm"],
+            energy_fraction=meta["energy_fraction"],
+            components=comps,
+            source="dpk",
+            library_version=_library_version(med),
+            metadata=meta["metadata"],
+        )
+    except (OSError, KeyError, ValueError):
+        _log.warning("ignoring unreadable kernel cache file %s", path)
+        return None
+
+
+def _octant(a: np.ndarray) -> np.ndarray:
+    """Offsets >= 0 of a kernel symmetric under each axis flip (see ``mirror_octant``)."""
+    h = [s // 2 for s in a.shape]
+    return np.ascontiguousarray(a[h[0] :, h[1] :, h[2] :])
+
+
+def _to_disk(mkey: _CacheKey, kernel: Kernel) -> None:
+    """Store the kernel's octants (the library's kernels are symmetric under each axis
+    flip, so an eighth of the values is the whole kernel)."""
+    path = _disk_path(mkey)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -251,17 +426,14 @@ def _cached(
             "components": list(kernel.components),
             "metadata": dict(kernel.metadata),
         }
+        arrays: dict[str, Any] = {f"c_{c}": _octant(a) for c, a in kernel.components.items()}
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(
-            tmp,
-            array=kernel.array,
-            meta=np.array(json.dumps(meta)),
-            **{f"c_{c}": a for c, a in kernel.components.items()},  # type: ignore[arg-type]
+            tmp, array=_octant(kernel.array), meta=np.array(json.dumps(meta)), **arrays
         )
         os.replace(tmp, path)
     except OSError as exc:  # a read-only home must not stop the calculation
         _log.warning("could not write kernel cache %s: %s", path, exc)
-    return kernel
 
 
 def _member_dpk(nuc: Nuclide, r_mm: np.ndarray, med: str, exclude: frozenset[str]) -> NuclideDPK:
@@ -398,18 +570,11 @@ def _scaling_note(med: str) -> float | dict[str, list[float]]:
     return {"energy_mev": [float(v) for v in e], "s": [round(float(v), 5) for v in s]}
 
 
-def _build(
-    name: str,
-    vm: tuple[float, float, float],
-    med: str,
-    radius_mm: float | None,
-    chain: bool,
-    exclude: frozenset[str],
-) -> Kernel:
-    rho, rho_cite = MEDIA[med].density, MEDIA[med].citation
-    weights = _chain_weights(name, chain)
-    members = {m: _nuclide(m) for m in weights}
-    # most energetic electron (beta endpoint or line) over the members
+def _electron_reach_mm(
+    members: dict[str, Nuclide], vm: tuple[float, float, float], med: str
+) -> tuple[float, float]:
+    """(CSDA range in ``med`` of the most energetic electron emitted by ``members``, mm;
+    the default electron extent: that range plus one voxel diagonal, at least 5 voxels)."""
     e_max = 0.0
     for nuc in members.values():
         if nuc.beta_spectrum is not None:
@@ -420,19 +585,88 @@ def _build(
             ln = nuc.lines(cls)
             if ln.size:
                 e_max = max(e_max, float(ln[:, 0].max()))
-    h_max = max(vm)
-    diag = float(np.sqrt(sum(v * v for v in vm)))
+    rho = MEDIA[med].density
     e_top = max(e_max, 0.012)
     r_e_mm = float(csda_range_cm(e_top)) * 10.0 / (rho * range_scaling(med, e_top))
-    if radius_mm is None:
-        radius = max(r_e_mm + diag, 5.0 * h_max)
-    else:
-        radius = radius_mm
+    diag = float(np.sqrt(sum(v * v for v in vm)))
+    return r_e_mm, max(r_e_mm + diag, 5.0 * max(vm))
+
+
+def _dropped_outside(
+    members: dict[str, Nuclide],
+    weights: dict[str, float],
+    radius_mm: float,
+    med: str,
+    exclude: frozenset[str],
+) -> float:
+    """Share of the emitted energy (included classes) that an infinite medium absorbs
+    outside the sphere of ``radius_mm`` around a point source (the dose-point kernel)."""
+    absorbed = emitted = 0.0
+    r = np.array([0.0, float(radius_mm)])
+    for member, w in weights.items():
+        dpk = _member_dpk(members[member], r, med, exclude)
+        for comp in COMPONENTS:
+            absorbed += w * float(dpk.cum_mev[comp][-1])
+            emitted += w * float(dpk.emitted_mev[comp])
+    return 1.0 - absorbed / emitted if emitted > 0 else 0.0
+
+
+def _extent(
+    members: dict[str, Nuclide],
+    weights: dict[str, float],
+    vm: tuple[float, float, float],
+    med: str,
+    radius_mm: float | None,
+    exclude: frozenset[str],
+    tail: TailRule | None,
+) -> tuple[float, dict[str, Any]]:
+    """The kernel's radius (mm) and how it was chosen (for ``metadata["extent"]``)."""
+    r_e_mm, reach = _electron_reach_mm(members, vm, med)
+    info: dict[str, Any] = {"electron_range_mm": r_e_mm, "electron_reach_mm": reach}
+    if radius_mm is not None:
+        info["rule"] = "given"
+        return float(radius_mm), info
+    if tail is None:
+        info["rule"] = "electron reach"
+        return reach, info
+    tail_mm, max_drop, cap = tail
+    drop = _dropped_outside(members, weights, reach, med, exclude)
+    info["dropped_fraction_at_electron_reach"] = drop
+    if drop <= max_drop:
+        info["rule"] = f"electron reach (leaves {drop:.2%} <= {max_drop:.0%} outside)"
+        return reach, info
+    cap_mm = cap * min(vm)
+    radius = max(reach, min(tail_mm, cap_mm))
+    info["rule"] = f"photon tail {tail_mm:g} mm" + (
+        f", capped at {cap} voxels ({cap_mm:g} mm)" if cap_mm < tail_mm else ""
+    )
+    info["photon_tail_rule"] = {
+        "radius_mm": tail_mm,
+        "dropped_fraction_threshold": max_drop,
+        "max_half_width_voxels": cap,
+    }
+    return radius, info
+
+
+def _build(
+    name: str,
+    vm: tuple[float, float, float],
+    med: str,
+    radius_mm: float | None,
+    chain: bool,
+    exclude: frozenset[str],
+    tail: TailRule | None = None,
+) -> Kernel:
+    rho, rho_cite = MEDIA[med].density, MEDIA[med].citation
+    weights = _chain_weights(name, chain)
+    members = {m: _nuclide(m) for m in weights}
+    radius, extent = _extent(members, weights, vm, med, radius_mm, exclude, tail)
     half = (
         int(np.ceil(radius / vm[0] - 1e-9)),
         int(np.ceil(radius / vm[1] - 1e-9)),
         int(np.ceil(radius / vm[2] - 1e-9)),
     )
+    diag = float(np.sqrt(sum(v * v for v in vm)))
     # radial grid (mm in the medium): see radial_grid
     h_min = min(vm)
     r_far = float(np.sqrt(sum(((n + 1) * v) ** 2 for n, v in zip(half, vm, strict=True))))
@@ -440,8 +674,9 @@ def _build(
     # water-equivalent radii: electrons range-scaled by rho*s, photons by rho
     mass_kg = float(np.prod(vm)) * 1e-6 * rho
     g = geometry_table(_shape_key(vm))
-    comps: dict[str, np.ndarray] = {}
-    emitted_j = 0.0
+    curves: list[np.ndarray] = []
+    owner: list[str] = []
+    emitted_by: dict[str, float] = {}
     notes: list[str] = []
     for member, w in weights.items():
         dpk = _member_dpk(members[member], r_mm, med, exclude)
@@ -450,23 +685,35 @@ def _build(
             cum = dpk.cum_mev[comp]
             if not np.any(cum):
                 continue
-            arr = integrate_vsv(
-                r_mm, w * cum * MEV_TO_J, vm, half, mass_kg, g, fine_mm=r_e_mm + diag
-            )
-            comps[comp] = comps[comp] + arr if comp in comps else arr
-            emitted_j += w * dpk.emitted_mev[comp] * MEV_TO_J
-    if not comps:
+            curves.append(w * cum * MEV_TO_J)
+            owner.append(comp)
+            emitted_by[comp] = emitted_by.get(comp, 0.0) + w * dpk.emitted_mev[comp] * MEV_TO_J
+    if not curves:
         raise KernelError(
             f"{name}: nothing left to build a kernel from (exclude={sorted(exclude)})"
         )
-    # crop to the sphere of radius_mm
-    idx = [np.arange(-n, n + 1) * v for n, v in zip(half, vm, strict=True)]
+    # one pass over the geometry for every member and component (octants: offsets >= 0)
+    octs = integrate_vsv_octants(
+        r_mm, np.array(curves), vm, half, mass_kg, g, fine_mm=extent["electron_range_mm"] + diag
+    )
+    # crop to the sphere of the radius
+    idx = [np.arange(0, n + 1) * v for n, v in zip(half, vm, strict=True)]
     d2 = idx[0][:, None, None] ** 2 + idx[1][None, :, None] ** 2 + idx[2][None, None, :] ** 2
     inside = d2 <= radius * radius * (1 + 1e-9)
-    comps = {c: np.where(inside, np.clip(a, 0.0, None), 0.0) for c, a in comps.items()}
+    comp_oct: dict[str, np.ndarray] = {}
+    for comp, o in zip(owner, octs, strict=True):
+        comp_oct[comp] = comp_oct[comp] + o if comp in comp_oct else o
+    comps = {
+        c: mirror_octant(np.where(inside, np.clip(o, 0.0, None), 0.0)) for c, o in comp_oct.items()
+    }
     total = sum(comps.values())
     assert isinstance(total, np.ndarray)
+    emitted_j = float(sum(emitted_by.values()))
     fraction = float(total.sum() * mass_kg / emitted_j) if emitted_j > 0 else float("nan")
+    by_comp = {
+        c: float(a.sum() * mass_kg / emitted_by[c]) if emitted_by[c] > 0 else float("nan")
+        for c, a in comps.items()
+    }
     return Kernel(
         array=total,
         voxel_mm=vm,
@@ -484,6 +731,9 @@ def _build(
             "density_citation": rho_cite,
             "electron_range_scaling": _scaling_note(med),
             "emitted_energy_j": emitted_j,
+            "emitted_energy_j_by_component": emitted_by,
+            "energy_fraction_by_component": by_comp,
+            "extent": extent,
             "notes": notes,
             "basis": "ompmc (EGSnrc re-implementation) monoenergetic DPKs in water"
             + (" and bone (photons)" if MEDIA[med].photon_basis else "")

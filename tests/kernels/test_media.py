@@ -152,10 +152,12 @@ def test_kernels_in_bone_and_lung(medium):
     assert k.library_version == f"dpk_ompmc_v2+dpk_ompmc_{medium}_v1"
     assert 0.5 < k.energy_fraction <= 1.0
     assert np.all(k.array >= 0)
-    c = k.shape[0] // 2
     # electron energy absorbed per decay in the source voxel: close to all of it at 4.8 mm
     # in bone (range ~1 mm), less in lung (range 4x longer than in water)
     beta = ds.vsv_kernel("Lu-177", 4.8, medium=medium, exclude=("ce_auger", "photon"))
+    # its own centre: without photons the default stays at the electron reach, while
+    # k carries the photon tail (issue 19), so the two shapes differ
+    c = beta.shape[0] // 2
     frac_self = (
         beta.array[c, c, c] * beta.voxel_mass_kg / ds.nuclide("Lu-177").energy_per_decay_j("beta-")
     )
