@@ -799,6 +799,7 @@ def plane_layout(
     title: bool,
     footer: bool,
     figsize: tuple[float, float] | None = None,
+    panel_height_in: float = _PANEL_HEIGHT_IN,
 ) -> dict[str, Any]:
     """Figure size and axes rectangles (figure fractions) of a row of views (internal).
 
@@ -817,7 +818,7 @@ def plane_layout(
     bottom = _BOTTOM_IN + (_FOOTER_IN if footer else 0.0)
     legend_w, legend_cols = 0.0, 1
     if legend and scene.masks:
-        ph_guess = _PANEL_HEIGHT_IN if figsize is None else float(figsize[1]) - top - bottom
+        ph_guess = panel_height_in if figsize is None else float(figsize[1]) - top - bottom
         rows_fit = max(int((ph_guess - 0.25) / _LEGEND_ROW_IN), 1)
         legend_cols = math.ceil(len(scene.masks) / rows_fit)
         longest = max(len(name) for name in scene.masks)
@@ -825,7 +826,7 @@ def plane_layout(
     fixed_w = _MARGIN_LEFT_IN + _GAP_IN * (n - 1) + _CBAR_PAD_IN + _CBAR_W_IN + _CBAR_LABEL_IN
     fixed_w += legend_w
     if figsize is None:
-        ph = _PANEL_HEIGHT_IN
+        ph = float(panel_height_in)
         width, height = fixed_w + ph * sum(aspects), top + ph + bottom
     else:
         width, height = (float(x) for x in figsize)
@@ -865,12 +866,19 @@ def render_planes(
     footer: bool = True,
     figsize: tuple[float, float] | None = None,
     dpi: float = 100.0,
+    panel_height_in: float = _PANEL_HEIGHT_IN,
 ) -> tuple[Figure, dict[str, Axes]]:
     """A figure of ``views`` side by side with a colour bar, VOI legend and footer."""
     from matplotlib.ticker import MaxNLocator
 
     lay = plane_layout(
-        scene, views, legend=legend, title=bool(title), footer=footer, figsize=figsize
+        scene,
+        views,
+        legend=legend,
+        title=bool(title),
+        footer=footer,
+        figsize=figsize,
+        panel_height_in=panel_height_in,
     )
     fig = new_figure(lay["figsize"], dpi=dpi)
     axes: dict[str, Axes] = {}

@@ -340,7 +340,7 @@ class OrthoViewer:
                 description=f"{v}",
                 continuous_update=False,
                 style=wide,
-                layout=w.Layout(width="330px"),
+                layout=w.Layout(width="340px", margin="0 48px 0 0"),
             )
             s.observe(self._slider_changed, names="value")
             self.sliders[v] = s
@@ -371,7 +371,10 @@ class OrthoViewer:
             layout=w.Layout(width="230px"),
         )
         self.scale_selector = w.ToggleButtons(
-            options=["linear", "log"], value=scale, description="scale", style=wide
+            options=["linear", "log"],
+            value=scale,
+            description="scale",
+            style={"description_width": "initial", "button_width": "60px"},
         )
         top = base.vmax
         self.threshold = w.FloatSlider(
@@ -459,7 +462,7 @@ class OrthoViewer:
             c.observe(self._redraw, names="value")
 
         # --- output
-        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
         self.readout = w.HTML()
         self._connect_clicks()
 
@@ -609,7 +612,10 @@ class OrthoViewer:
             footer=False,
             figsize=self._figsize,
             dpi=self.dpi,
+            panel_height_in=4.2 if self.layout == "single" else 3.0,
         )
+        # shown at its natural size (never stretched), shrunk only by a narrow page
+        self.image.layout.width = f"{int(round(fig.bbox.width))}px"
         png = figure_to_png(fig, tight=False)
         self._last_fig, self._last_axes = fig, axes
         return png
@@ -1072,9 +1078,7 @@ class NotebookNoticeHandler(logging.Handler):
             self.handleError(record)
 
 
-def notebook_logging(
-    level: int | str = "WARNING", *, enable: bool = True
-) -> NotebookNoticeHandler | None:
+def notebook_logging(level: int | str = "WARNING", *, enable: bool = True) -> None:
     """Show the ``dosimetry`` logger's records as readable notices in a notebook.
 
     Installs one :class:`NotebookNoticeHandler` on the ``dosimetry`` logger (calling again
@@ -1091,10 +1095,7 @@ def notebook_logging(
     enable
         ``False`` removes the handler and restores propagation.
 
-    Returns
-    -------
-    NotebookNoticeHandler or None
-        The installed handler (``None`` when disabling).
+    Returns nothing, so that a cell ending with the call shows no output.
     """
     lg = logging.getLogger("dosimetry")
     if isinstance(level, str):
@@ -1112,10 +1113,8 @@ def notebook_logging(
     if not enable:
         if previous:
             lg.propagate = True
-        return None
-    handler = NotebookNoticeHandler(level=level_no)
-    lg.addHandler(handler)
+        return
+    lg.addHandler(NotebookNoticeHandler(level=level_no))
     lg.propagate = False
     if lg.getEffectiveLevel() > level_no:
         lg.setLevel(level_no)
-    return handler

@@ -25,9 +25,11 @@ def _ours(lg):
 
 def test_idempotent_and_reversible(restore_logger):
     lg = restore_logger
-    first = notebook_logging()
-    second = notebook_logging("INFO")
-    assert _ours(lg) == [second] and first is not second
+    assert notebook_logging() is None  # a cell ending with the call shows nothing
+    (first,) = _ours(lg)
+    notebook_logging("INFO")
+    (second,) = _ours(lg)  # replaced, not added
+    assert first is not second
     assert second.level == logging.INFO and lg.getEffectiveLevel() <= logging.INFO
     assert lg.propagate is False  # no second, raw copy through the root logger
     assert notebook_logging(enable=False) is None
