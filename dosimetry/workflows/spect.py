@@ -1,0 +1,673 @@
+"""Post-therapy ¹⁷⁷Lu SPECT/CT dosimetry from one, two or N time points.
+
+:func:`run` takes one study (all time points in one folder) or several (one folder per
+time point) and returns a :class:`~dosimetry.results.WorkflowResult` whose dose lies on
+the first time point's SPECT grid. Steps (each a function of its own):
+
+* :func:`_time_points` -- the reconstructed NM/SPECT series and the CT of each (same
+  frame of reference, else same study and nearest acquisition), in time order; checks of
+  the nuclide, the corrections (attenuation and scatter in ``CorrectedImage``) and the
+  time after administration;
+* :func:`_calibrate` -- counts -> Bq/mL with the camera sensitivity (``"9.1 cps/MBq"`` or a
+  calibration record file), decay during the scan corrected;
+* :func:`_register` -- every time point's CT registered to the first (rigid by default)
+  and its activity resampled onto the first SPECT grid; a similarity metric per time
+  point for QA;
+* :func:`_voi_tacs` -- VOI activity at each time point;
+* :func:`_voi_tia` -- VOI TIA: 1 time point -> single-time-point method (Madsen et al.
+  2018 with the population effective half-life, named); 2 -> mono-exponential through
+  both points (exactly determined, flagged; uncertainty from the stated measurement
+  error); 3+ -> fitted model (:func:`dosimetry.kinetics.fit_tac`);
+* :func:`_voxel_tia` -- the voxel TIA map (voxel fits; 1 time point: each voxel scaled by
+  its VOI's single-time-point factor);
+* dose with the method of ``plan`` (:func:`dosimetry.absorbed_dose`), the table, and the
+  partial-volume corrected VOI values beside the uncorrected ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checks import Finding, Policy, check_fraction_in_fov, check_no_activity, check_spect_time
+from ..errors import DicomInputError, DosimetryError, InputDataError
+from ..results import InputRecord, VoiDose, WorkflowResult
+from ..voi import VoiMap
+from ..volume import Volume, resample
+from ._run import Progress, Run, parse_activity_arg
+from ._table import build_table, roles_of
+
+__all__ = ["run", "run_folder", "TimePoint", "parse_calibration_text"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class TimePoint:
+    """One SPECT session: the SPECT series, its CT and the study it came from."""
+
+    spect: Any
+    ct: Any | None
+    study: Any
+    label: str = ""
+
+
+def parse_calibration_text(text: str | float | Path) -> tuple[float, str]:
+    """Camera sensitivity in cps/MBq and its source, from ``"9.1 cps/MBq"`` (also
+    ``cps/kBq``, ``counts/s/MBq``) or a calibration record file (JSON with
+    ``cps_per_mbq``). A bare number is refused (its unit would be a guess)."""
+    if isinstance(text, float | int) and not isinstance(text, bool):
+        raise InputDataError(
+            f"--calibration {text!r} has no unit; write it as '9.1 cps/MBq' or give a "
+            "calibration record file"
+        )
+    s = str(text).strip()
+    p = Path(s)
+    if p.suffix.lower() == ".json" or p.is_file():
+        try:
+            from ..calibration import CalibrationRecord
+
+            rec = CalibrationRecord.load(p)
+            return float(rec.cps_per_mbq), f"calibration record {p.name}"
+        except ImportError:  # pragma: no cover - the module ships with the package
+            data = json.loads(p.read_text(encoding="utf-8"))
+            return float(data["cps_per_mbq"]), f"calibration record {p.name}"
+    m = re.fullmatch(
+        r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(cps|counts/s|cts/s)\s*/\s*(MBq|kBq|GBq|Bq)", s
+    )
+    if not m:
+        raise InputDataError(
+            f"--calibration {text!r}: write the camera sensitivity as '<number> cps/MBq' "
+            "(e.g. '9.1 cps/MBq') or give a calibration record file (.json)"
+        )
+    value = float(m.group(1))
+    per = {"Bq": 1e-6, "kBq": 1e-3, "MBq": 1.0, "GBq": 1e3}[m.group(3)]
+    cps_per_mbq = value / per
+    if not math.isfinite(cps_per_mbq) or cps_per_mbq <= 0:
+        raise InputDataError(f"--calibration {text!r}: the sensitivity must be positive")
+    return cps_per_mbq, "user (--calibration)"
+
+
+# --------------------------------------------------------------------------------------
+# steps
+# --------------------------------------------------------------------------------------
+def _time_points(
+    run: Run, studies: Sequence[Any], spect: Sequence[int | str] | None
+) -> list[TimePoint]:
+    """Reconstructed SPECT series with their CTs, in time order."""
+    if spect and len(studies) > 1:
+        raise InputDataError(
+            "--spect selects series within one study folder; with one folder per time point "
+            "every reconstructed series of each folder is used"
+        )
+    found: list[tuple[Any, Any]] = []
+    for st in studies:
+        selection = list(spect) if spect else list(range(len(st.series_of("SPECT"))))
+        found += [(st.spect(sel), st) for sel in selection]
+    if not found:
+        where = ", ".join(str(st.folder) for st in studies)
+        raise DicomInputError(
+            f"no reconstructed NM/SPECT series in {where}; `dosimetry spect` needs the "
+            "SPECT (NM, ImageType ... RECON TOMO) of each time point"
+        )
+    found.sort(key=lambda sp: sp[0].acquisition_time)
+    return [TimePoint(s, _ct_for(st, s), st) for s, st in found]
+
+
+def _ct_for(study: Any, spect_series: Any) -> Any | None:
+    """The CT of a SPECT/CT session: same frame of reference, else the same study; among
+    several candidates the one with the most slices."""
+    cts = [study.ct(i) for i in range(len(study.series_of("CT")))]
+    same = [c for c in cts if c.frame_of_reference_uid == spect_series.frame_of_reference_uid]
+    pool = same or [c for c in cts if c.study_instance_uid == spect_series.study_instance_uid]
+    if not pool:
+        return None
+    return max(pool, key=lambda c: len(c.files))
+
+
+def _check_series(run: Run, tp: TimePoint, nuclide: str) -> None:
+    s = tp.spect
+    if s.nuclide != nuclide:
+        run.add(
+            Finding(
+                "spect_nuclide",
+                "error",
+                f"{tp.label}: the SPECT header names {s.nuclide}, the therapy is {nuclide}",
+                "check the series (--spect) or --accept spect_nuclide",
+            )
+        )
+    corrected = [str(v).upper() for v in (s.header.get("CorrectedImage") or [])]
+    missing = [c for c in ("ATTN", "SCAT") if c not in corrected]
+    if missing:
+        run.add(
+            Finding(
+                "spect_corrections",
+                "warning",
+                f"{tp.label}: CorrectedImage (0028,0051) lacks {', '.join(missing)} "
+                f"({'/'.join(corrected) or 'empty'}): quantitative SPECT needs attenuation "
+                "and scatter correction; the calibration factor must match the reconstruction",
+                "reconstruct with AC/SC, or accept the stated bias",
+            )
+        )
+
+
+def _calibrate(run: Run, tp: TimePoint, cps_per_mbq: float) -> Volume:
+    a = tp.spect.activity_at_acquisition(calibration_cps_per_mbq=cps_per_mbq)
+    run.add(check_no_activity(a.total(), f"the SPECT at {tp.label}"))
+    return a
+
+
+def _register(
+    run: Run, points: Sequence[TimePoint], activities: Sequence[Volume], registration: str
+) -> tuple[list[Volume], list[dict[str, Any]]]:
+    """Every time point on the first SPECT grid (CT-driven rigid registration)."""
+    from ..registration import apply_registration, register_ct
+
+    ref = activities[0]
+    aligned = [ref]
+    records: list[dict[str, Any]] = [{"time_point": points[0].label, "reference": True}]
+    ct0 = points[0].ct.volume if points[0].ct is not None else None
+    for tp, act in zip(points[1:], activities[1:], strict=True):
+        if registration == "none" or ct0 is None or tp.ct is None:
+            if not act.same_frame(ref) and registration != "none":
+                raise InputDataError(
+                    f"{tp.label}: no CT to register this time point to the first (frames of "
+                    "reference differ); give the CT series, or registration='none' if the "
+                    "images are already aligned"
+                )
+            same = act.same_grid(ref)
+            aligned.append(act if same else resample(act, ref, "concentration", fill_value=0.0))
+            records.append({"time_point": tp.label, "method": "none"})
+            continue
+        run.step(f"registering the CT of {tp.label} to the first session")
+        reg = register_ct(ct0, tp.ct.volume)
+        moved = apply_registration(reg, act, ref, "concentration")
+        aligned.append(moved)
+        rec = {
+            "time_point": tp.label,
+            "method": "rigid (CT-driven)",
+            "translation_mm": [round(float(x), 3) for x in reg.translation_mm],
+            "rotation_deg": [round(float(x), 3) for x in reg.rotation_deg],
+        }
+        metric = getattr(reg, "metric_value", None)
+        if metric is not None:
+            rec["metric"] = float(metric)
+        records.append(rec)
+    return aligned, records
+
+
+def _voi_tacs(aligned: Sequence[Volume], masks: Mapping[str, Volume]) -> dict[str, np.ndarray]:
+    """VOI activity (Bq) at each time point (fractional masks)."""
+    out = {}
+    for name, m in masks.items():
+        w = np.asarray(m.array, dtype=np.float64)
+        out[name] = np.array(
+            [
+                float(np.sum(np.asarray(a.array, dtype=np.float64) * w) * a.voxel_volume_ml)
+                for a in aligned
+            ]
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class VoiKinetics:
+    """A VOI's TIA with how it was obtained."""
+
+    tia_bq_s: float
+    tia_sd_bq_s: float | None
+    method: str
+    effective_half_life_s: float | None
+    fit: Any = None
+    note: str = ""
+
+
+def _population_half_life(agent: str, organ: str | None) -> tuple[float, str] | None:
+    from ..kinetics import population_effective_half_life_s
+
+    for key in (organ, "whole_body"):
+        if key is None:
+            continue
+        try:
+            return population_effective_half_life_s(agent, key)
+        except DosimetryError:
+            continue
+    return None
+
+
+def _voi_tia(
+    run: Run,
+    times_s: np.ndarray,
+    tac: np.ndarray,
+    *,
+    name: str,
+    organ: str | None,
+    agent: str,
+    nuclide: str,
+    model: str,
+) -> VoiKinetics:
+    """TIA of one VOI from its time-activity points (rules by the number of points)."""
+    from ..kinetics import fit_tac, stp_tia
+
+    n = len(times_s)
+    if n == 1:
+        prior = _population_half_life(agent, organ)
+        if prior is None:
+            raise InputDataError(
+                f"single time point: no population half-life for VOI {name!r} ({agent}); give "
+                "one (--half-life) or more time points"
+            )
+        t_eff, cite = prior
+        v = stp_tia(
+            float(tac[0]),
+            float(times_s[0]),
+            "madsen2018",
+            time_unit="s",
+            activity_unit="Bq",
+            effective_half_life=t_eff,
+        )
+        return VoiKinetics(
+            float(v),
+            None,
+            "single time point (Madsen 2018)",
+            t_eff,
+            note=f"population effective half-life {t_eff / 3600:.1f} h: {cite}",
+        )
+    if n == 2:
+        a1, a2 = float(tac[0]), float(tac[1])
+        t1, t2 = float(times_s[0]), float(times_s[1])
+        if a1 <= 0 or a2 <= 0 or a2 >= a1:
+            raise InputDataError(
+                f"VOI {name!r}: two time points need a decreasing activity "
+                f"({a1:.4g} Bq -> {a2:.4g} Bq) for the mono-exponential through both"
+            )
+        lam = math.log(a1 / a2) / (t2 - t1)
+        a0 = a1 * math.exp(lam * t1)
+        tia = a0 / lam
+        # uncertainty from the stated measurement error of each VOI activity (not a fit)
+        rel = run.parameter("spect_voi_activity_relative_sd")
+        # d(tia)/d(ln a1), d(tia)/d(ln a2) by the chain rule for tia = a1 e^{lam t1}/lam
+        dlam_1 = 1.0 / (t2 - t1)
+        dlam_2 = -1.0 / (t2 - t1)
+        d1 = tia * (1.0 + t1 * dlam_1 - dlam_1 / lam)
+        d2 = tia * (t1 * dlam_2 - dlam_2 / lam)
+        sd = rel * math.hypot(d1, d2)
+        return VoiKinetics(
+            tia,
+            sd,
+            "mono-exponential through two points (exactly determined)",
+            math.log(2) / lam,
+            note=f"no fit residuals: uncertainty from a {100 * rel:.0f} % measurement SD per point",
+        )
+    fit = fit_tac(times_s, tac, "s", "Bq", model=model, nuclide=nuclide)
+    t_half = None
+    try:
+        t_half = float(fit.effective_half_lives_s()[0])
+    except Exception:  # a trapezoid has none
+        t_half = None
+    return VoiKinetics(
+        float(fit.tia_bq_s), getattr(fit, "tia_sd_bq_s", None), f"fit: {fit.model}", t_half, fit=fit
+    )
+
+
+def _voxel_tia(
+    run: Run,
+    aligned: Sequence[Volume],
+    times_s: np.ndarray,
+    body: Volume,
+    *,
+    nuclide: str,
+    kinetics: Mapping[str, VoiKinetics],
+    masks: Mapping[str, Volume],
+) -> Volume:
+    """The voxel TIA map (Bq s per voxel) on the reference grid."""
+    from ..kinetics import fit_voxels
+
+    if len(aligned) == 1:
+        # each voxel: its activity x its VOI's single-time-point factor (TIA / A(t)),
+        # outside the VOIs the body's factor
+        a = np.asarray(aligned[0].array, dtype=np.float64) * aligned[0].voxel_volume_ml
+        factor = np.zeros(a.shape)
+        covered = np.zeros(a.shape)
+        t = float(times_s[0])
+        order = sorted(masks, key=lambda k: float(np.sum(masks[k].array)))
+        for name in order:
+            k = kinetics.get(name)
+            if k is None or k.effective_half_life_s is None:
+                continue
+            lam = math.log(2) / k.effective_half_life_s
+            w = np.minimum(np.asarray(masks[name].array, dtype=np.float64), 1.0 - covered)
+            factor += w * math.exp(lam * t) / lam
+            covered += w
+        body_k = kinetics.get("__body__")
+        if body_k is not None and body_k.effective_half_life_s is not None:
+            lam = math.log(2) / body_k.effective_half_life_s
+            factor += (1.0 - covered) * math.exp(lam * t) / lam
+        return aligned[0].with_array(a * factor, unit="Bq s")
+    mask = body.with_array(np.asarray(body.array) > 0.5, unit="1")
+    res = fit_voxels(
+        list(aligned), times_s / 3600.0, "mono", time_unit="h", mask=mask, nuclide=nuclide
+    )
+    replaced = float(np.mean(np.asarray(res.replaced.array)[np.asarray(mask.array)]))
+    if replaced > 0.2:
+        run.add(
+            Finding(
+                "voxel_fits_replaced",
+                "warning",
+                f"{100 * replaced:.0f} % of the body voxels' fits failed and were replaced by the "
+                "trapezoidal rule with a physical tail",
+                "more time points, or a VOI-scaled voxel model",
+            )
+        )
+    return res.tia
+
+
+# --------------------------------------------------------------------------------------
+# the workflow
+# --------------------------------------------------------------------------------------
+def run(
+    study: Any | Sequence[Any],
+    *,
+    calibration: str | Path,
+    activity: str | None = None,
+    agent: str = "Lu-177-PSMA-617",
+    method: str = "auto",
+    spect: Sequence[int | str] | None = None,
+    masks: Mapping[str, Volume] | str | Path | None = None,
+    voi_map: VoiMap | None = None,
+    registration: str = "rigid",
+    model: str = "auto",
+    rbe: float | None = None,
+    minus_lesions: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+    mc: Mapping[str, Any] | None = None,
+    policy: Policy | str | Mapping[str, str] | None = None,
+    accept: Iterable[str] | bool = (),
+    parameters: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+) -> WorkflowResult:
+    """Absorbed dose from post-therapy quantitative SPECT/CT at one or several time points.
+
+    Parameters
+    ----------
+    study
+        A :class:`dosimetry.io.Study` holding every time point, or one study per time point.
+    calibration
+        Camera sensitivity ``"9.1 cps/MBq"`` or a calibration record file (JSON).
+    activity
+        Administered activity with unit, when the headers lack it (or to override them).
+    agent
+        Therapy agent (population half-lives for a single time point).
+    method
+        Dose method, as for :func:`dosimetry.workflows.pet_plan.run`.
+    spect
+        Which NM series to use (index, UID or description; default all reconstructed).
+    masks
+        VOIs (mapping, or an RTSTRUCT/SEG/NIfTI path); default the study's RTSTRUCT on the
+        first session.
+    voi_map
+        VOI name -> organ table.
+    registration
+        ``"rigid"`` (CT-driven, default), ``"deformable"`` or ``"none"`` (already aligned).
+    model
+        TAC model for 3+ time points (``"auto"`` or a model name of
+        :func:`dosimetry.kinetics.fit_tac`).
+    rbe, minus_lesions, mc, policy, accept, parameters, progress
+        As for :func:`dosimetry.workflows.pet_plan.run`.
+    overrides
+        Header overrides for every SPECT series (``injection_time``, ``injected_activity_bq``).
+
+    Returns
+    -------
+    WorkflowResult
+        ``kind="spect"``; ``details`` holds the TAC fits (``"tac_fits"``), the VOI kinetics
+        and the registrations.
+    """
+    from ..nuclides import parse_agent
+
+    run_ = Run("spect", progress=progress, policy=policy, accept=accept, parameters=parameters)
+    studies = list(study) if isinstance(study, list | tuple) else [study]
+    with run_.active():
+        therapy = parse_agent(agent)
+        cps_per_mbq, cal_source = parse_calibration_text(calibration)
+        ov = dict(overrides or {})
+        if activity is not None:
+            ov["injected_activity_bq"] = parse_activity_arg(activity, "--activity (activity=)")
+        run_.step("finding the SPECT time points and their CTs")
+        points = _time_points(run_, studies, spect)
+        if ov:
+            points = [
+                TimePoint(tp.study.spect(tp.spect.series_instance_uid, **ov), tp.ct, tp.study)
+                for tp in points
+            ]
+        injection: datetime = points[0].spect.injection_time
+        administered = float(points[0].spect.injected_activity_bq)
+        times_s = np.array(
+            [(tp.spect.acquisition_time - injection).total_seconds() for tp in points]
+        )
+        points = [
+            TimePoint(tp.spect, tp.ct, tp.study, f"{t / 3600:.1f} h")
+            for tp, t in zip(points, times_s, strict=True)
+        ]
+        for tp, t in zip(points, times_s, strict=True):
+            run_.add(check_spect_time(t / 3600.0, therapy.nuclide, f"SPECT {tp.label}"))
+            _check_series(run_, tp, therapy.nuclide)
+        run_.step(
+            f"calibrating {len(points)} time point(s): counts -> Bq/mL ({cps_per_mbq:g} cps/MBq)"
+        )
+        activities = [_calibrate(run_, tp, cps_per_mbq) for tp in points]
+        for tp, a, t in zip(points, activities, times_s, strict=True):
+            decayed = administered * 2.0 ** (-t / points[0].spect.half_life_s)
+            run_.add(check_fraction_in_fov(a.total() / decayed, "SPECT", f"SPECT {tp.label}"))
+        aligned, reg_records = _register(run_, points, activities, registration)
+        grid = aligned[0]
+        density = None
+        if points[0].ct is not None:
+            rho_air = run_.parameter("density_air_g_per_ml")
+            density = resample(points[0].ct.density(), grid, "concentration", fill_value=rho_air)
+            density = density.with_array(np.clip(density.array, rho_air, None))
+        # masks
+        if masks is None:
+            run_.step("rasterising the RTSTRUCT onto the first SPECT grid")
+            vois = dict(points[0].study.masks(grid=grid, mode="fraction"))
+            external = points[0].study.external_roi_names()
+        elif isinstance(masks, str | Path):
+            from ..io.records import load_masks
+
+            vois, external = load_masks(masks, grid, mode="fraction", option="--masks"), set()
+        else:
+            vois, external = dict(masks), set()
+        voi_map = voi_map or VoiMap.default()
+        roles = roles_of(list(vois), voi_map, external)
+        body_names = [n for n in vois if roles[n][1] == "body"]
+        body = (
+            vois[body_names[0]]
+            if body_names
+            else grid.with_array(np.ones(grid.shape, np.float32), unit="1")
+        )
+
+        run_.step("VOI time-activity curves and TIA")
+        tacs = _voi_tacs(aligned, vois)
+        kinetics: dict[str, VoiKinetics] = {}
+        for name, tac in tacs.items():
+            organ, role = roles[name]
+            try:
+                kinetics[name] = _voi_tia(
+                    run_,
+                    times_s,
+                    tac,
+                    name=name,
+                    organ=organ,
+                    agent=therapy.name,
+                    nuclide=therapy.nuclide,
+                    model=model,
+                )
+            except DosimetryError as exc:
+                run_.add(Finding("voi_kinetics", "warning", f"VOI {name}: no TIA ({exc})", ""))
+        if len(times_s) == 1:
+            prior = _population_half_life(therapy.name, "whole_body")
+            if prior is not None:
+                kinetics["__body__"] = VoiKinetics(0.0, None, "population", prior[0])
+        run_.step("voxel TIA map")
+        tia = _voxel_tia(
+            run_, aligned, times_s, body, nuclide=therapy.nuclide, kinetics=kinetics, masks=vois
+        )
+        kinetics.pop("__body__", None)
+
+        from ..nuclides import decay_chain
+        from ..nuclides import nuclide as nuclide_data
+        from .pet_plan import _choose_method, _dose_maps
+
+        members = decay_chain(therapy.nuclide).members
+        chain = len(members) > 1
+        alpha = any(nuclide_data(m).energy_per_decay_mev("alpha") > 0 for m in members)
+        chosen, kernel = _choose_method(
+            run_, method, therapy.nuclide, tia.spacing_mm, density, chain
+        )
+        run_.step(f"absorbed dose ({chosen.upper()})")
+        dose, dose_rbe, uncertainty = _dose_maps(
+            tia,
+            therapy.nuclide,
+            method=chosen,
+            kernel=kernel,
+            density=density,
+            chain=chain,
+            alpha=alpha,
+            rbe=rbe,
+            mc=mc,
+        )
+        table = build_table(
+            dose,
+            vois,
+            roles,
+            density=density,
+            dose_rbe=dose_rbe,
+            tia=tia,
+            administered_activity_bq=administered,
+            minus_lesions=minus_lesions,
+        )
+        rows = []
+        for row in table:
+            k = kinetics.get(row.name)
+            if k is None:
+                rows.append(row)
+                continue
+            extra = dict(row.extra)
+            extra["tia_voi_fit_bq_s"] = k.tia_bq_s
+            u = None
+            if k.tia_sd_bq_s is not None and k.tia_bq_s > 0:
+                u = row.dose.mean * k.tia_sd_bq_s / k.tia_bq_s
+            rows.append(
+                VoiDose(
+                    row.name,
+                    row.organ,
+                    row.role,
+                    row.volume_ml,
+                    row.mass_g,
+                    row.dose,
+                    row.dose_rbe,
+                    k.tia_bq_s,
+                    u,
+                    row.bed_gy,
+                    row.eqd2_gy,
+                    "; ".join(x for x in (row.notes, k.method) if x),
+                    extra,
+                )
+            )
+        from ..results import DoseTable
+
+        table = DoseTable(tuple(rows), administered, table.convention)
+
+        run_.assume("calibration", f"{cps_per_mbq:g} cps/MBq", cal_source)
+        run_.assume(
+            "time points",
+            ", ".join(tp.label for tp in points),
+            "SPECT acquisition start - administration",
+        )
+        n = len(points)
+        run_.assume(
+            "VOI kinetics",
+            {
+                1: "single time point (Madsen 2018) with the population effective half-life",
+                2: "mono-exponential through both points (exactly determined)",
+            }.get(n, f"fitted ({model})"),
+            {1: "Madsen MT et al. Med Phys 2018;45:2318-2324", 2: "two-point rule"}.get(
+                n, "Kletting P et al. Med Phys 2013;40:102504 (AICc selection)"
+            ),
+        )
+        if n == 2:
+            run_.assume(
+                "two-point uncertainty",
+                f"{100 * run_.parameter('spect_voi_activity_relative_sd'):.0f} % SD per VOI activity",
+                "parameter spect_voi_activity_relative_sd",
+            )
+        run_.assume(
+            "voxel TIA",
+            "voxel-wise mono-exponential fits inside the body (failed fits: trapezoid with "
+            "physical tail)"
+            if n > 1
+            else "each voxel scaled by its VOI's single-time-point factor",
+            "dosimetry.kinetics.fit_voxels" if n > 1 else "Madsen 2018 applied per VOI",
+        )
+        run_.assume("registration", registration, "CT-driven, SimpleITK")
+        run_.assume("dose method", chosen, "user" if method != "auto" else "automatic choice")
+        from ..io.records import input_record, patient_record
+
+        inputs: list[InputRecord] = []
+        for tp in points:
+            inputs.append(input_record(tp.spect, f"SPECT {tp.label}"))
+            if tp.ct is not None:
+                inputs.append(input_record(tp.ct, f"CT {tp.label}"))
+        images: dict[str, Volume] = {"SPECT": activities[0]}
+        if points[0].ct is not None:
+            images["CT"] = points[0].ct.volume
+        fits = {name: k.fit for name, k in kinetics.items() if k.fit is not None}
+        return WorkflowResult(
+            kind="spect",
+            title=f"{therapy.name} post-therapy SPECT/CT dosimetry, {n} time point(s)",
+            agent=therapy.name,
+            nuclide=therapy.nuclide,
+            administered_activity_bq=administered,
+            method=chosen,
+            inputs=tuple(inputs),
+            masks=vois,
+            tia=tia,
+            dose=dose,
+            dose_rbe=dose_rbe,
+            dose_uncertainty=uncertainty,
+            density=density,
+            images=images,
+            table=table,
+            provenance={"dose": dict(dose.provenance), "registrations": reg_records},
+            reference=points[0].spect,
+            details={
+                "tac_fits": fits,
+                "voi_kinetics": kinetics,
+                "registrations": reg_records,
+                "tacs": tacs,
+                "times_s": times_s,
+            },
+            patient=patient_record(points[0].spect),
+            **run_.common(),
+        )
+
+
+def run_folder(folder: str | Path | Sequence[str | Path], **kwargs: Any) -> WorkflowResult:
+    """:func:`run` on one folder (all time points) or a list of folders (one per time point)."""
+    from ..io import load_study
+
+    folders = [folder] if isinstance(folder, str | Path) else list(folder)
+    progress = kwargs.get("progress")
+    if progress is not None:
+        progress(f"reading DICOM folder(s) {', '.join(str(f) for f in folders)}")
+    studies = [load_study(f) for f in folders]
+    return run(studies if len(studies) > 1 else studies[0], **kwargs)
