@@ -693,6 +693,8 @@ def draw_plane(
     ax.set_title(
         title or f"{view}  {_AXIS_NAME[wn]} = {cursor_mm[wn]:+.1f} mm",
         fontsize=9,
+        y=1.0,  # fixed: spares matplotlib a bounding-box search on every redraw
+        pad=4.0,
     )
     ax.set_xlabel(f"{_AXIS_NAME[wh]} (mm)", fontsize=8)
     ax.set_ylabel(f"{_AXIS_NAME[wv]} (mm)", fontsize=8)
