@@ -207,7 +207,7 @@ def fit_voxels(
     Levenberg K. Q Appl Math 1944;2:164-168; Marquardt DW. J Soc Ind Appl Math
     1963;11:431-441 (the refinement algorithm).
     """
-    from ..engine import _numba_fit as nf
+    from ..engine import fit as nf
 
     if model not in ("mono", "biexp-uptake", "voi-scaled"):
         raise InputDataError(f"model={model!r}; valid: 'mono', 'biexp-uptake', 'voi-scaled'")

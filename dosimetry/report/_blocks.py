@@ -440,7 +440,7 @@ def _figures(result: WorkflowResult, *, dpi: float) -> tuple[Figure, ...]:
     """The report's figures: fused images in three planes, DVHs, TAC fits."""
     from .figures import result_figures
 
-    return tuple(result_figures(result, dpi=dpi))
+    return tuple(Figure(png, caption, name) for png, caption, name in result_figures(result, dpi=dpi))
 
 
 def _extra_sections(result: WorkflowResult, cites: _Citations) -> list[Section]:

@@ -40,10 +40,12 @@ def _cursor(dose: Volume) -> list[float]:
     return [float(x) for x in dose.index_to_world(np.array(idx, dtype=float))]
 
 
-def result_figures(result: WorkflowResult, *, dpi: float = 90.0) -> Iterator[Any]:
-    """Figures of a result as report blocks (:class:`~dosimetry.report._blocks.Figure`)."""
+def result_figures(result: WorkflowResult, *, dpi: float = 90.0) -> Iterator[tuple[bytes, str, str]]:
+    """Figures of a result as ``(png bytes, caption, file name)``."""
     from ..viewer import dvh_figure, figure_to_png, tac_figure, three_plane_figure
-    from ._blocks import Figure
+
+    def Figure(png: bytes, caption: str, name: str) -> tuple[bytes, str, str]:  # noqa: N802
+        return png, caption, name
 
     ct = result.images.get("CT")
     masks: Mapping[str, Volume] = result.masks
