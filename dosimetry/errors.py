@@ -17,6 +17,7 @@ __all__ = [
     "KernelError",
     "InputDataError",
     "OutputError",
+    "IncompleteSeriesError",
 ]
 
 
@@ -71,3 +72,11 @@ class DicomInputError(DosimetryError):
             prefix.append(f"tag {tag}")
         full = f"{'; '.join(prefix)}: {message}" if prefix else message
         super().__init__(full)
+
+
+class IncompleteSeriesError(DicomInputError):
+    """An image series lacks slices or frames its own header (or a DICOMDIR) says it has.
+
+    Raised with the file and tag that tell (``NumberOfSlices``, ``ImageIndex``,
+    ``SliceVector``, ``DirectoryRecordSequence``) and the missing items named in the message.
+    """

@@ -14,7 +14,8 @@ Spacing, origin and direction are derived from the affine, never stored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -22,10 +23,11 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
+from . import parameters
 from .errors import GeometryMismatchError, InputDataError, UnitError
 from .units import VOLUME_UNITS
 
-__all__ = ["Volume", "resample", "affine_from_geometry"]
+__all__ = ["Volume", "resample", "affine_from_geometry", "check_grid_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,59 @@ def affine_from_geometry(
     a[:3, :3] = d * sp[np.newaxis, :]
     a[:3, 3] = np.asarray(origin_mm, dtype=float)
     return a
+
+
+def check_grid_budget(
+    shape: Sequence[float],
+    *,
+    what: str = "grid",
+    bytes_per_voxel: int = 8,
+    max_voxels: float | None = None,
+) -> int:
+    """Refuse a grid larger than the memory budget, before anything is allocated.
+
+    Parameters
+    ----------
+    shape
+        Dimensions of the grid to allocate (any number of axes; non-negative whole
+        numbers, which may be given as floats when they come from a computation).
+    what
+        Name of the grid in the message (e.g. ``"PET series 1.2.3 (Rows x Columns x slices)"``).
+    bytes_per_voxel
+        Size of one element of the array about to be allocated (for the message).
+    max_voxels
+        Budget in voxels; default the cited, overridable parameter ``max_grid_voxels``
+        (``dosimetry/data/parameters.csv``; ``dosimetry.parameters.override(max_grid_voxels=...)``).
+
+    Returns
+    -------
+    int
+        The number of voxels (exact integer product).
+
+    Raises
+    ------
+    InputDataError
+        A negative dimension, or more voxels than the budget (the message gives the shape,
+        the size in GiB, the budget and how to raise it).
+
+    >>> check_grid_budget((80, 96, 96))
+    737280
+    """
+    dims = [int(n) for n in shape]
+    if any(n < 0 for n in dims):
+        raise InputDataError(f"{what}: negative dimension in shape {tuple(dims)}")
+    n_vox = math.prod(dims)
+    budget = parameters.get("max_grid_voxels") if max_voxels is None else float(max_voxels)
+    if n_vox > budget:
+        gib = n_vox * bytes_per_voxel / 2.0**30
+        raise InputDataError(
+            f"{what}: a grid of shape {tuple(dims)} has {n_vox:.4g} voxels "
+            f"({gib:.3g} GiB at {bytes_per_voxel} bytes per voxel), more than the memory "
+            f"budget max_grid_voxels = {budget:.4g}. Check the grid (a wrong Rows/Columns, "
+            "PixelSpacing or voxel size?); if it is right, raise the budget with "
+            "dosimetry.parameters.override(max_grid_voxels=...)."
+        )
+    return n_vox
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,9 +264,13 @@ class Volume:
 
     # -- comparisons -------------------------------------------------------------------
     def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
-        """True when ``other`` has the same shape and affine (within ``atol_mm``)."""
-        return self.shape == other.shape and bool(
-            np.allclose(self.affine, other.affine, rtol=0.0, atol=atol_mm)
+        """True when ``other`` has the same shape and affine (within ``atol_mm``) in the same
+        frame of reference (:meth:`same_frame`): the predicate agrees with
+        :meth:`check_same_grid`."""
+        return (
+            self.shape == other.shape
+            and bool(np.allclose(self.affine, other.affine, rtol=0.0, atol=atol_mm))
+            and self.same_frame(other)
         )
 
     def same_frame(self, other: Volume) -> bool:
@@ -298,6 +357,7 @@ def resample(
         )
     if volume.same_grid(reference, atol_mm=1e-6):
         return volume.with_array(volume.array.copy())
+    check_grid_budget(reference.shape, what="resample: the reference grid (the output)")
     if quantity == "extensive":
         out = _resample_extensive(volume, reference, supersample)
     else:

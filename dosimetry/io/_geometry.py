@@ -32,6 +32,13 @@ TILT_ATOL_MM, TILT_RTOL
     The in-plane drift of a plane's position from the normal line through the first
     plane must stay below ``TILT_ATOL_MM + TILT_RTOL * distance`` (0.01 mm + 0.1 %),
     else the stack is sheared (gantry tilt).
+MIN_VOXEL_VOLUME_MM3
+    1e-9 mm^3: a smaller voxel (e.g. PixelSpacing 1e-6 mm) makes the affine singular for
+    :class:`dosimetry.Volume`; it is refused here with the tag that causes it.
+
+Values so large that the arithmetic overflows (positions or spacings near 1e308) are
+refused naming the tag; the output grid of a resampled stack is checked against the
+memory budget ``max_grid_voxels`` before it is allocated.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import DicomInputError
+from ..errors import DicomInputError, InputDataError
+from ..volume import check_grid_budget
 
 __all__ = [
     "Plane",
@@ -55,6 +63,7 @@ __all__ = [
     "DUPLICATE_ATOL_MM",
     "TILT_ATOL_MM",
     "TILT_RTOL",
+    "MIN_VOXEL_VOLUME_MM3",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +74,7 @@ DUPLICATE_ATOL_MM = 1e-3
 TILT_ATOL_MM = 0.01
 TILT_RTOL = 1e-3
 PIXEL_SPACING_RTOL = 1e-4
+MIN_VOXEL_VOLUME_MM3 = 1e-9
 
 NonUniform = Literal[False, "resample"]
 
@@ -177,6 +187,53 @@ def stack_planes(
     >>> g.affine[:3, 0].tolist()
     [0.0, 0.0, 3.0]
     """
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            return _stack_planes(
+                planes, single_slice_spacing_mm, single_slice_spacing_source, allow_nonuniform, what
+            )
+    except FloatingPointError as exc:
+        raise DicomInputError(
+            f"{what}: the slice geometry overflows floating-point arithmetic ({exc}); "
+            "ImagePositionPatient, PixelSpacing or the slice spacing hold absurd values",
+            path=planes[0].source if planes else None,
+            tag="ImagePositionPatient",
+        ) from None
+
+
+def _check_voxel(
+    pixel_spacing: np.ndarray, slice_spacing: float, source: str, slice_source: str, what: str
+) -> None:
+    """Refuse a voxel too small (singular affine) or too large (overflow), by tag."""
+    area = float(pixel_spacing[0]) * float(pixel_spacing[1])
+    vol = area * float(slice_spacing)
+    if not np.isfinite(vol):
+        raise DicomInputError(
+            f"{what}: voxel of {tuple(pixel_spacing.tolist())} x {slice_spacing} mm is too large "
+            "to compute with",
+            path=source,
+            tag="PixelSpacing",
+        )
+    if vol < MIN_VOXEL_VOLUME_MM3:
+        small_pixels = area < MIN_VOXEL_VOLUME_MM3 ** (2.0 / 3.0)
+        tag = "PixelSpacing" if small_pixels else slice_source
+        raise DicomInputError(
+            f"{what}: the voxel PixelSpacing {tuple(pixel_spacing.tolist())} mm x slice spacing "
+            f"{slice_spacing:.6g} mm has a volume of {vol:.3g} mm^3, below "
+            f"{MIN_VOXEL_VOLUME_MM3:g} mm^3: {tag} is not a real voxel size (the grid would "
+            "be singular). Check the header.",
+            path=source,
+            tag=tag,
+        )
+
+
+def _stack_planes(
+    planes: Sequence[Plane],
+    single_slice_spacing_mm: float | None,
+    single_slice_spacing_source: str,
+    allow_nonuniform: NonUniform,
+    what: str,
+) -> StackGeometry:
     if len(planes) == 0:
         raise DicomInputError(f"{what}: no image planes to stack")
     if allow_nonuniform not in (False, "resample"):
@@ -273,6 +330,7 @@ def stack_planes(
                 path=first.source,
                 tag=single_slice_spacing_source,
             )
+        _check_voxel(ps0, s, first.source, single_slice_spacing_source, what)
         derivations.append(f"single plane: slice spacing {s} mm from {single_slice_spacing_source}")
         return StackGeometry(
             order, _affine(normal, col_dir, row_dir, ps0, s, pos[order[0]]), d, None, derivations
@@ -315,6 +373,7 @@ def stack_planes(
     uniform = bool(np.all(dev <= SPACING_RTOL * median))
     if uniform:
         spacing = float((d[-1] - d[0]) / (len(d) - 1))
+        _check_voxel(ps0, spacing, first.source, "ImagePositionPatient", what)
         derivations.append(
             f"slice spacing {spacing:.6g} mm from the slice positions ({len(d)} slices)"
         )
@@ -342,7 +401,17 @@ def stack_planes(
             path=planes[order[worst + 1]].source,
             tag="ImagePositionPatient",
         )
-    n_out = int(np.floor((d[-1] - d[0]) / median + 1e-6)) + 1
+    _check_voxel(ps0, median, first.source, "ImagePositionPatient", what)
+    n_float = float(np.floor((d[-1] - d[0]) / median + 1e-6)) + 1.0
+    try:
+        check_grid_budget(
+            (min(n_float, 2.0**62), *first.shape),
+            what=f"{what}: the stack resampled to a uniform spacing of {median:.6g} mm "
+            "(allow_nonuniform='resample')",
+        )
+    except InputDataError as exc:
+        raise DicomInputError(str(exc), path=first.source, tag="ImagePositionPatient") from None
+    n_out = int(n_float)
     target = d[0] + median * np.arange(n_out)
     derivations.append(
         detail + f"; resampled by linear interpolation along the normal to {n_out} slices "

@@ -182,11 +182,20 @@ def hu_to_density(hu_volume: Volume | np.ndarray, curve: Curve = None) -> Volume
 class CtSeries(ImageSeries):
     """A CT image series; :attr:`volume` is in HU, :meth:`density` in g/mL.
 
-    Overrides: ``allow_nonuniform`` (``"resample"``).
+    Overrides: ``allow_nonuniform`` (``"resample"``), ``allow_incomplete`` (load a series
+    that lacks files its DICOMDIR lists), ``assume_rescale_slope`` and
+    ``assume_rescale_intercept`` (for images without these Type 1 attributes of the CT
+    Image Module, PS3.3 C.8.2.1; a missing intercept would shift every CT number).
     """
 
     modality_name = "CT"
     _volume_dtype = np.float32
+    _rescale_module = "CT Image Module (PS3.3 C.8.2.1)"
+    _intercept_required = True
+    _rescaled_what = "the CT numbers (HU)"
+    override_names = frozenset(
+        {"allow_nonuniform", "allow_incomplete", "assume_rescale_slope", "assume_rescale_intercept"}
+    )
 
     def _stored_unit(self) -> str:
         rt = str(self.info.first.get("RescaleType", "") or "").strip().upper()

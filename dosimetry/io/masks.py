@@ -33,26 +33,33 @@ reference; an oblique grid raises :class:`~dosimetry.errors.GeometryMismatchErro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import RTStructureSetStorage, SegmentationStorage
 from scipy import ndimage
 
-from ..errors import DicomInputError, GeometryMismatchError, InputDataError
-from ..volume import Volume
+from ..errors import DicomInputError, DosimetryError, GeometryMismatchError, InputDataError
+from ..volume import Volume, check_grid_budget
 
 __all__ = ["rtstruct_to_masks", "seg_to_masks", "read_label_map", "rasterize_polygons"]
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["binary", "fraction"]
+
+#: Largest |pixel index| a contour vertex may have (1e9 pixels, i.e. kilometres from any
+#: grid): beyond it the rasteriser's float64 edge arithmetic and int64 sub-pixel indices
+#: would lose exactness; such a vertex can only come from a corrupted ContourData.
+MAX_CONTOUR_INDEX = 1e9
 
 
 # ----------------------------------------------------------------------------- 2-D raster
@@ -94,16 +101,29 @@ def rasterize_polygons(
     """
     s = int(supersample)
     if s < 1:
-        raise ValueError(f"supersample must be >= 1, got {supersample}")
+        raise InputDataError(f"supersample must be >= 1, got {supersample}")
     nj, ni = int(shape[0]), int(shape[1])
+    if nj < 0 or ni < 0:
+        raise InputDataError(f"shape must be two non-negative sizes, got {tuple(shape)}")
+    check_grid_budget(
+        (nj * s, ni * s + 1), what="rasterize_polygons: the supersampled window", bytes_per_voxel=1
+    )
     n_rows, n_cols = nj * s, ni * s
     y0 = origin[0] - 0.5 + 0.5 / s  # centre of the first sub-row
     x0 = origin[1] - 0.5 + 0.5 / s
     toggle = np.zeros((n_rows, n_cols + 1), dtype=np.uint8)
     for poly in polygons:
-        p = np.asarray(poly, dtype=np.float64)
+        try:
+            p = np.asarray(poly, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputDataError(f"a polygon is not an (n, 2) array of numbers ({exc})") from None
         if p.ndim != 2 or p.shape[0] < 3 or p.shape[1] != 2:
             continue
+        if not np.all(np.isfinite(p)) or np.max(np.abs(p)) > MAX_CONTOUR_INDEX:
+            raise InputDataError(
+                "polygon vertices must be finite pixel coordinates within "
+                f"+-{MAX_CONTOUR_INDEX:g} of the grid, got values up to {np.max(np.abs(p))!r}"
+            )
         ya, xa = p[:, 0], p[:, 1]
         yb, xb = np.roll(ya, -1), np.roll(xa, -1)
         moving = ya != yb  # horizontal edges never cross a sub-row
@@ -135,10 +155,56 @@ def rasterize_polygons(
 def _load(source: Any, what: str) -> tuple[Dataset, str | None]:
     if isinstance(source, Dataset):
         return source, getattr(source, "filename", None)
+    from .discovery import _read
+
     try:
-        return pydicom.dcmread(Path(source)), str(source)
+        return _read(Path(source), headers_only=False), str(source)
+    except DicomInputError:
+        raise
     except Exception as exc:
         raise DicomInputError(f"cannot read {what}: {exc}", path=source) from exc
+
+
+@contextlib.contextmanager
+def _decoding(path: str | None) -> Iterator[None]:
+    """Turn pydicom's lazy decoding failures into :class:`DicomInputError`; log its warnings.
+
+    The items of the ROI Contour Sequence are decoded when first accessed (see
+    :func:`dosimetry.io.discovery._read`), so a malformed value surfaces here.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except DosimetryError:
+            raise
+        except Exception as exc:  # pydicom raises many types on malformed values
+            raise DicomInputError(
+                f"the RT Structure Set cannot be decoded ({type(exc).__name__}: {exc})", path
+            ) from exc
+        finally:
+            for w in caught:
+                log.warning("%s: pydicom: %s", path, w.message)
+
+
+def _roi_number(item: Dataset, keyword: str, path: str | None, where: str) -> int:
+    """An ROI number (IS) of a structure-set item; missing or malformed is an error."""
+    value = item.get(keyword)
+    try:
+        if value is None or value == "":
+            raise ValueError
+        f = float(value)
+        if not f.is_integer():
+            raise ValueError
+        return int(f)
+    except (TypeError, ValueError, OverflowError):
+        raise DicomInputError(
+            f"{where}: {keyword} is {'missing' if value in (None, '') else repr(value)}; every "
+            "item needs an integer ROI number (PS3.3 C.8.8.5/C.8.8.6). The structure set is "
+            "truncated or corrupted: export it again.",
+            path,
+            keyword,
+        ) from None
 
 
 def _auto_supersample(grid: Volume) -> int:
@@ -156,15 +222,15 @@ def _roi_tables(ds: Dataset, path: str | None) -> tuple[dict[int, dict[str, Any]
     for item in ds.get("ReferencedFrameOfReferenceSequence", []):
         file_for = str(item.get("FrameOfReferenceUID", "") or "") or file_for
     rois: dict[int, dict[str, Any]] = {}
-    for item in ds.StructureSetROISequence:
-        number = int(item.ROINumber)
+    for k, item in enumerate(ds.StructureSetROISequence or []):
+        number = _roi_number(item, "ROINumber", path, f"StructureSetROISequence item {k + 1}")
         rois[number] = {
             "name": str(item.get("ROIName", "") or f"ROI {number}"),
             "for": str(item.get("ReferencedFrameOfReferenceUID", "") or "") or file_for,
             "contours": [],
         }
-    for item in ds.get("ROIContourSequence", []):
-        number = int(item.ReferencedROINumber)
+    for k, item in enumerate(ds.get("ROIContourSequence") or []):
+        number = _roi_number(item, "ReferencedROINumber", path, f"ROIContourSequence item {k + 1}")
         if number not in rois:
             log.warning("%s: ROIContourSequence references unknown ROI number %d", path, number)
             continue
@@ -198,6 +264,7 @@ def _select(
         names = [names]
     out = {}
     for name in names:
+        name = str(name)
         exact = [n for n, r in rois.items() if r["name"] == name]
         if not exact:
             exact = [
@@ -214,19 +281,43 @@ def _select(
     return out
 
 
-def _contour_data(contour: Dataset) -> np.ndarray:
-    """ContourData as float64, parsed straight from the raw DS bytes when possible (fast)."""
+def _contour_data(contour: Dataset, roi: str = "?", path: str | None = None) -> np.ndarray:
+    """ContourData as float64, parsed straight from the raw DS bytes when possible (fast).
+
+    A value that is not a finite number (text, NaN, infinity) is a
+    :class:`DicomInputError` naming the ROI, the tag and the file.
+    """
     if "ContourData" not in contour:
         return np.zeros(0)
     elem = contour.get_item("ContourData")
     raw = getattr(elem, "value", None)
+    data: np.ndarray | None = None
     if isinstance(raw, bytes | bytearray):
         text = raw.decode("ascii", errors="replace").strip(" \0")
         try:
-            return np.array(text.split("\\"), dtype=np.float64) if text else np.zeros(0)
+            data = np.array(text.split("\\"), dtype=np.float64) if text else np.zeros(0)
         except ValueError:
-            pass  # unusual formatting: let pydicom parse it
-    return np.asarray([float(v) for v in contour.ContourData], dtype=np.float64)
+            data = None  # unusual formatting: let pydicom parse it
+    if data is None:
+        try:
+            value = contour.ContourData
+            values = value if isinstance(value, list | tuple | MultiValue) else [value]
+            data = np.asarray([float(v) for v in values], dtype=np.float64)
+        except Exception as exc:
+            raise DicomInputError(
+                f"ROI {roi!r}: ContourData is not a list of numbers ({type(exc).__name__}: "
+                f"{str(exc)[:200]})",
+                path,
+                "ContourData",
+            ) from None
+    if not np.all(np.isfinite(data)):
+        raise DicomInputError(
+            f"ROI {roi!r}: ContourData holds NaN or infinite coordinates; the contour cannot "
+            "be placed. Fix or remove this contour.",
+            path,
+            "ContourData",
+        )
+    return data
 
 
 def _contour_planes(
@@ -236,13 +327,30 @@ def _contour_planes(
     sk = grid.spacing_mm[0]
     planes: list[tuple[float, list[np.ndarray]]] = []
     for c in contours:
-        if c.get("ContourGeometricType") != "CLOSED_PLANAR":
+        try:
+            kind = c.get("ContourGeometricType")
+        except Exception as exc:  # items of the ROI Contour Sequence are decoded lazily
+            raise DicomInputError(
+                f"ROI {roi!r}: a contour item cannot be decoded ({type(exc).__name__}: {exc})",
+                path,
+                "ContourGeometricType",
+            ) from None
+        if kind != "CLOSED_PLANAR":
             continue
-        data = _contour_data(c)
+        data = _contour_data(c, roi, path)
         if data.size < 9 or data.size % 3:
             log.warning("ROI %r: skipping a contour with %d coordinates", roi, data.size)
             continue
-        idx = grid.world_to_index(data.reshape(-1, 3))
+        with np.errstate(over="ignore", invalid="ignore"):
+            idx = grid.world_to_index(data.reshape(-1, 3))
+        if not np.all(np.isfinite(idx)) or float(np.max(np.abs(idx))) > MAX_CONTOUR_INDEX:
+            raise DicomInputError(
+                f"ROI {roi!r}: ContourData has coordinates up to "
+                f"{float(np.max(np.abs(data))):.4g} mm, more than {MAX_CONTOUR_INDEX:g} voxels "
+                "from the grid: a corrupted contour. Fix or remove it.",
+                path,
+                "ContourData",
+            )
         spread_mm = float(np.ptp(idx[:, 0])) * sk
         if spread_mm > tol_mm:
             raise GeometryMismatchError(
@@ -292,8 +400,11 @@ def _rasterize_roi(
         if n + 1 < len(planes):
             hi = min(hi, 0.5 * (k_c + ks[n + 1]))
         pts = np.concatenate(polys)
-        jmin, imin = np.floor(pts.min(axis=0) + 0.5).astype(int)
-        jmax, imax = np.floor(pts.max(axis=0) + 0.5).astype(int)
+        # clip before the integer cast (vertices far outside the grid are allowed)
+        lo_ji = np.clip(np.floor(pts.min(axis=0) + 0.5), -1, [nj, ni])
+        hi_ji = np.clip(np.floor(pts.max(axis=0) + 0.5), -1, [nj, ni])
+        jmin, imin = lo_ji.astype(int)
+        jmax, imax = hi_ji.astype(int)
         if lo < -0.5 or hi > nk - 0.5 or jmin < 0 or imin < 0 or jmax >= nj or imax >= ni:
             clipped = True
         j0, j1 = max(int(jmin), 0), min(int(jmax), nj - 1)
@@ -376,14 +487,15 @@ def rtstruct_to_masks(
     ``provenance["clipped"]`` is True).
     """
     if mode not in ("binary", "fraction"):
-        raise ValueError(f"mode={mode!r}; valid: 'binary', 'fraction'")
+        raise InputDataError(f"mode={mode!r}; valid: 'binary', 'fraction'")
     ds, path = _load(rtstruct, "RTSTRUCT")
     if str(ds.get("SOPClassUID", "")) != RTStructureSetStorage and ds.get("Modality") != "RTSTRUCT":
         raise DicomInputError(
             f"not an RT Structure Set (Modality {ds.get('Modality')!r})", path, "SOPClassUID"
         )
-    rois, _ = _roi_tables(ds, path)
-    selected = _select(rois, names, path)
+    with _decoding(path):
+        rois, _ = _roi_tables(ds, path)
+        selected = _select(rois, names, path)
     for key, number in selected.items():
         roi_for = rois[number]["for"]
         if (
@@ -398,7 +510,7 @@ def rtstruct_to_masks(
             )
     s = _auto_supersample(grid) if supersample is None else int(supersample)
     if s < 1:
-        raise ValueError(f"supersample must be >= 1, got {supersample}")
+        raise InputDataError(f"supersample must be >= 1, got {supersample}")
     sk = grid.spacing_mm[0]
     tol_k = plane_tolerance_mm / sk
 
@@ -408,7 +520,10 @@ def rtstruct_to_masks(
     wanted = set(selected.values())
     for number, roi in rois.items():
         try:
-            planes = _contour_planes(roi["contours"], grid, plane_tolerance_mm, roi["name"], path)
+            with _decoding(path):
+                planes = _contour_planes(
+                    roi["contours"], grid, plane_tolerance_mm, roi["name"], path
+                )
         except GeometryMismatchError:
             if number in wanted:
                 raise

@@ -37,17 +37,21 @@ from typing import Any, Literal
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from ..errors import DicomInputError, NuclideError
 from ..volume import Volume
 from .discovery import (
     ImageSeries,
+    _Frame,
     as_datetime,
     header_datetime,
     optional_float,
     parse_da,
     parse_dt,
     parse_tm,
+    strict_float,
+    strict_int,
 )
 
 __all__ = [
@@ -74,6 +78,70 @@ HALF_LIFE_RTOL = 0.02
 #: Nuclides whose half-life is this long (s) need a full injection date-time: scans
 #: happen days after injection, so a time-of-day alone is ambiguous.
 _NEEDS_INJECTION_DATE_S = 12 * 3600.0
+#: Series Type (0054,1000) value 1 of series whose Image Index is the slice index alone
+#: (PS3.3 C.8.9.4.1.9); for DYNAMIC and GATED series the slice index is the last,
+#: fastest-varying dimension of Image Index.
+_ONE_VOLUME_SERIES_TYPES = ("STATIC", "WHOLE BODY")
+
+
+def _exp(x: float, what: str, *, path: Any = None, tag: str | None = None) -> float:
+    """``math.exp(x)`` with an overflow reported as a :class:`DicomInputError`."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        raise DicomInputError(
+            f"{what}: the decay factor exp({x:.4g}) overflows; the header's times or "
+            "half-life are absurd (check the dates, FrameReferenceTime and "
+            "RadionuclideHalfLife)",
+            path=path,
+            tag=tag,
+        ) from None
+
+
+def _decay_average_offset_s(lam: float, duration_s: float) -> float:
+    """Time after a frame's start at which the activity equals its mean over the frame,
+    ``ln(lambda T / (1 - exp(-lambda T))) / lambda`` (PS3.3 C.8.9.4.1.5); ``T / 2`` in the
+    limit ``lambda T -> 0`` (no division by an underflowed zero)."""
+    lt = lam * duration_s
+    if lt < 1e-8:
+        return 0.5 * duration_s
+    return math.log(lt / -math.expm1(-lt)) / lam
+
+
+def _as_values(value: Any) -> list[Any]:
+    """A DICOM value as a list (empty for None/'', one item for a single value)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    return [value]
+
+
+def _cs_key(value: Any) -> str:
+    """A code-string value (single or multi-valued) as one upper-case comparison key."""
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v).strip().upper() for v in value)
+    return str(value).strip().upper()
+
+
+def _ranges(values: list[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    out: list[str] = []
+    start = prev = None
+    for v in sorted(values):
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:  # type: ignore[operator]
+            prev = v
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(out)
+
 
 # ----------------------------------------------------------------------------- nuclides
 # Code values of DICOM CID 4020 "PET Radionuclide" (SNOMED-RT and SNOMED CT forms),
@@ -283,14 +351,26 @@ class PetSeries(ImageSeries):
     ``decay_correction`` ("START"/"ADMIN"/"NONE"), ``nuclide``, ``half_life_s``,
     ``units_scale_bq_per_ml`` (factor from the rescaled stored values to Bq/mL, for
     Units this reader cannot convert), ``acquisition_time`` (acquisition start),
-    ``allow_nonuniform`` (``"resample"``).
+    ``allow_nonuniform`` (``"resample"``), ``allow_incomplete`` (load a series that lacks
+    slices its NumberOfSlices / Image Index / DICOMDIR name), ``assume_rescale_slope``
+    (slope for images without the Type 1 RescaleSlope).
+
+    Header checks before any value is used: RescaleSlope present and positive in every
+    image (Type 1, PS3.3 C.8.9.4); Units, DecayCorrection, NumberOfSlices and Series Type
+    the same in every image; the series complete (NumberOfSlices, Image Index, DICOMDIR);
+    DecayCorrection, CorrectedImage and DecayFactor consistent with each other and, per
+    slice, with the header times.
     """
 
     modality_name = "PET"
     _acquisition_from_ge = False
+    _rescale_module = "PET Image Module (PS3.3 C.8.9.4)"
+    _rescaled_what = "the activity concentrations"
     override_names = frozenset(
         {
             "allow_nonuniform",
+            "allow_incomplete",
+            "assume_rescale_slope",
             "injected_activity_bq",
             "injection_time",
             "patient_weight_kg",
@@ -352,6 +432,105 @@ class PetSeries(ImageSeries):
                 tag="RadiopharmaceuticalInformationSequence",
             )
         return seq[0]
+
+    # -- series consistency and completeness ---------------------------------------------
+    def _check_complete(self, frames: list[_Frame]) -> None:
+        """Header-level checks of the whole series before any pixel is read.
+
+        Units, DecayCorrection, NumberOfSlices and Series Type must agree between the
+        images. NumberOfSlices (0054,0081, PET Series Module) and Image Index (0054,1330,
+        PET Image Module) then tell whether slices are missing: Image Index is the slice
+        index (1..NumberOfSlices) for STATIC and WHOLE BODY series, and the slice index is
+        its fastest-varying part for DYNAMIC and GATED series (PS3.3 C.8.9.4.1.9); one
+        volume of a dynamic series must hold every slice index once. Missing first or last
+        slices cannot be seen in the slice positions; this check sees them.
+        """
+        super()._check_complete(frames)
+        headers = [self.info.headers[f.file_index] for f in frames]
+        paths = [self.info.files[f.file_index] for f in frames]
+        for kw in ("Units", "DecayCorrection", "NumberOfSlices", "SeriesType"):
+            seen: dict[str, Any] = {}
+            for h, p in zip(headers, paths, strict=True):
+                seen.setdefault(_cs_key(h.get(kw)), p)
+            if len(seen) > 1:
+                (a, pa), (b, pb) = list(seen.items())[:2]
+                raise DicomInputError(
+                    f"{kw} differs between the images of PET series {self.series_instance_uid}: "
+                    f"{a or '(absent)'!r} in {pa}, {b or '(absent)'!r} in {pb}. A series holds "
+                    "one kind of image; split it or export it again.",
+                    path=pb,
+                    tag=kw,
+                )
+        first, p0 = headers[0], paths[0]
+        n_declared = strict_int(first, "NumberOfSlices", p0, 0)
+        if n_declared <= 0:
+            self._note(
+                "NumberOfSlices absent: whether slices are missing at the ends of the stack "
+                "cannot be checked (gaps inside are checked from the slice positions)"
+            )
+            return
+        self._use_tag("NumberOfSlices", n_declared)
+        indices = [strict_int(h, "ImageIndex", p, 0) for h, p in zip(headers, paths, strict=True)]
+        if all(i == 0 for i in indices):
+            self._note("ImageIndex absent: completeness checked by the number of images only")
+            if len(frames) < n_declared:
+                self._incomplete(
+                    f"NumberOfSlices (0054,0081) is {n_declared}, but only {len(frames)} "
+                    f"image(s) were found: {n_declared - len(frames)} missing slice(s)",
+                    path=p0,
+                    tag="NumberOfSlices",
+                )
+            return
+        bad = [(i, p) for i, p in zip(indices, paths, strict=True) if i <= 0]
+        if bad:
+            raise DicomInputError(
+                f"ImageIndex is missing or not positive in {len(bad)} of {len(paths)} images "
+                f"(e.g. {bad[0][1]}); it is Type 1 in the PET Image Module (PS3.3 C.8.9.4)",
+                path=bad[0][1],
+                tag="ImageIndex",
+            )
+        series_type = _cs_key(first.get("SeriesType")).split("\\")[0]
+        slice_idx = [(i - 1) % n_declared + 1 for i in indices]
+        if series_type in _ONE_VOLUME_SERIES_TYPES or not series_type:
+            over = [(i, p) for i, p in zip(indices, paths, strict=True) if i > n_declared]
+            if over:
+                raise DicomInputError(
+                    f"ImageIndex {over[0][0]} exceeds NumberOfSlices {n_declared} of a "
+                    f"{series_type or 'PET'} series (PS3.3 C.8.9.4.1.9): the header is "
+                    "inconsistent",
+                    path=over[0][1],
+                    tag="ImageIndex",
+                )
+        by_slice: dict[int, Any] = {}
+        for k, p in zip(slice_idx, paths, strict=True):
+            if k in by_slice:
+                raise DicomInputError(
+                    f"slice index {k} (from ImageIndex, NumberOfSlices {n_declared}) appears in "
+                    f"both {by_slice[k]} and {p}: several time frames or copies of one slice. "
+                    "Load one volume (one time frame) at a time.",
+                    path=p,
+                    tag="ImageIndex",
+                )
+            by_slice[k] = p
+        missing = sorted(set(range(1, n_declared + 1)) - set(by_slice))
+        if missing:
+            lo, hi = min(by_slice), max(by_slice)
+            where = []
+            if missing[0] < lo:
+                where.append(f"{lo - 1} at the start of the stack (below slice index {lo})")
+            if missing[-1] > hi:
+                where.append(f"{n_declared - hi} at the end of the stack (above slice index {hi})")
+            inner = [m for m in missing if lo < m < hi]
+            if inner:
+                where.append(f"{len(inner)} inside the stack")
+            self._incomplete(
+                f"NumberOfSlices (0054,0081) is {n_declared}, but {len(frames)} image(s) were "
+                f"found: {len(missing)} missing slice(s), Image Index (0054,1330) slice "
+                f"index(es) {_ranges(missing)} absent ({'; '.join(where)})",
+                path=p0,
+                tag="ImageIndex",
+            )
+        self._use_tag("ImageIndex", f"slice indices 1..{n_declared} complete")
 
     # -- nuclide ---------------------------------------------------------------------------
     @cached_property
@@ -437,12 +616,18 @@ class PetSeries(ImageSeries):
         """
         ov = self._override("half_life_s")
         if ov is not None:
-            if not float(ov) > 0:
-                raise DicomInputError(f"half_life_s={ov!r} must be positive")
+            if not (float(ov) > 0 and math.isfinite(float(ov))):
+                raise DicomInputError(f"half_life_s={ov!r} must be a positive finite number")
             return float(ov)
         seq = self._first.get("RadiopharmaceuticalInformationSequence")
-        hl = optional_float(seq[0], "RadionuclideHalfLife") if seq else None
-        if hl is not None and hl > 0:
+        hl = strict_float(seq[0], "RadionuclideHalfLife", self._first_path) if seq else None
+        if hl is not None and hl <= 0:
+            raise DicomInputError(
+                f"RadionuclideHalfLife = {hl} s is not positive; pass half_life_s=...",
+                path=self._first_path,
+                tag="RadionuclideHalfLife",
+            )
+        if hl is not None:
             self._use_tag("RadionuclideHalfLife", hl)
             if "nuclide" in self._overrides:
                 self._check_half_life(self.nuclide, seq[0])
@@ -717,14 +902,14 @@ class PetSeries(ImageSeries):
         derived = False
         acq = None
         for h, p in zip(self.slice_headers(), self._slice_paths(), strict=True):
-            frt = optional_float(h, "FrameReferenceTime")
+            frt = strict_float(h, "FrameReferenceTime", p)
             if frt is not None and not self._acquisition_from_ge:
                 out.append(frt / 1000.0 + offset)
                 continue
             if acq is None:
                 acq = self._acquisition_datetimes()
             t_img = acq[len(out)]
-            dur = optional_float(h, "ActualFrameDuration")
+            dur = strict_float(h, "ActualFrameDuration", p)
             if t_img is None or dur is None or dur <= 0:
                 raise DicomInputError(
                     "FrameReferenceTime is missing and cannot be derived (needs "
@@ -734,8 +919,7 @@ class PetSeries(ImageSeries):
                     path=p,
                     tag="FrameReferenceTime",
                 )
-            lt = self._lambda * dur / 1000.0
-            t_ave = math.log(lt / -math.expm1(-lt)) / self._lambda
+            t_ave = _decay_average_offset_s(self._lambda, dur / 1000.0)
             out.append((t_img - t0).total_seconds() + t_ave)
             derived = True
         if derived:
@@ -746,6 +930,76 @@ class PetSeries(ImageSeries):
         else:
             self._use_tag("FrameReferenceTime", "per slice")
         return np.array(out, dtype=float)
+
+    def _check_decay_tags(self) -> None:
+        """Refuse decay-correction tags that contradict each other, per image.
+
+        PS3.3 C.8.9: Decay Correction (0054,1102) says what the values are corrected to;
+        Corrected Image (0028,0051) lists ``DECY`` when they are decay corrected; Decay
+        Factor (0054,1321) is the factor applied, required (Type 1C) when Decay Correction
+        is not NONE. Refused: NONE with ``DECY`` or with a DecayFactor other than 1 (within
+        :data:`DECAY_FACTOR_RTOL`); START/ADMIN with a CorrectedImage that lacks ``DECY``;
+        START/ADMIN with DecayFactor missing in some or all images; a DecayFactor that is
+        not a positive number. Skipped (noted) when ``decay_correction`` is given by the
+        user, who then states the truth.
+        """
+        if self._overrides.get("decay_correction") is not None:
+            self._note("decay-tag consistency check skipped: decay_correction given by the user")
+            return
+        mode = self.decay_correction
+        headers, paths = self.slice_headers(), self._slice_paths()
+        missing_df = []
+        fix = "Check the export; pass decay_correction=... to state what the values are."
+        for h, p in zip(headers, paths, strict=True):
+            corrected = [str(v).strip().upper() for v in _as_values(h.get("CorrectedImage"))]
+            df = strict_float(h, "DecayFactor", p)
+            if df is not None and df <= 0:
+                raise DicomInputError(
+                    f"DecayFactor = {df} is not positive. {fix}", path=p, tag="DecayFactor"
+                )
+            if mode == "NONE":
+                if "DECY" in corrected:
+                    raise DicomInputError(
+                        f"DecayCorrection is NONE but CorrectedImage {corrected} lists DECY "
+                        "(decay corrected): the header contradicts itself, so the time the "
+                        f"values refer to is unknown. {fix}",
+                        path=p,
+                        tag="CorrectedImage",
+                    )
+                if df is not None and abs(df - 1.0) > DECAY_FACTOR_RTOL:
+                    raise DicomInputError(
+                        f"DecayCorrection is NONE but DecayFactor is {df}: a factor other than "
+                        f"1 (tolerance {DECAY_FACTOR_RTOL:.1%}) means a decay correction was "
+                        f"applied, so the header contradicts itself. {fix}",
+                        path=p,
+                        tag="DecayFactor",
+                    )
+                continue
+            if corrected and "DECY" not in corrected:
+                raise DicomInputError(
+                    f"DecayCorrection is {mode} but CorrectedImage {corrected} does not list "
+                    f"DECY: the header contradicts itself about whether the values are decay "
+                    f"corrected. {fix}",
+                    path=p,
+                    tag="CorrectedImage",
+                )
+            if df is None:
+                missing_df.append(p)
+        if missing_df:
+            some = (
+                "every image"
+                if len(missing_df) == len(paths)
+                else f"{len(missing_df)} of {len(paths)} images (e.g. {missing_df[0]})"
+            )
+            raise DicomInputError(
+                f"DecayFactor is missing in {some}; it is required (Type 1C) when "
+                f"DecayCorrection is {mode} (PS3.3 C.8.9.4), and without it the decay "
+                f"correction of those images cannot be verified. Pass "
+                f"decay_correction='{mode}' to confirm the correction yourself.",
+                path=missing_df[0],
+                tag="DecayFactor",
+            )
+        self._note(f"DecayCorrection {mode}, CorrectedImage and DecayFactor agree in every image")
 
     def _check_decay_factors(self) -> None:
         """Compare each image's DecayFactor with the factor the times imply."""
@@ -762,10 +1016,13 @@ class PetSeries(ImageSeries):
             )
             return
         headers = self.slice_headers()
-        dfs = [optional_float(h, "DecayFactor") for h in headers]
+        paths = self._slice_paths()
+        dfs = [strict_float(h, "DecayFactor", p) for h, p in zip(headers, paths, strict=True)]
         if mode == "NONE" or all(d is None for d in dfs):
             return
-        frts = [optional_float(h, "FrameReferenceTime") for h in headers]
+        frts = [
+            strict_float(h, "FrameReferenceTime", p) for h, p in zip(headers, paths, strict=True)
+        ]
         if any(f is None for f in frts):
             return
         if mode == "START":
@@ -785,13 +1042,24 @@ class PetSeries(ImageSeries):
         for df, frt, p in zip(dfs, frts, self._slice_paths(), strict=True):
             if df is None or frt is None:
                 continue
-            expected = math.exp(lam * (offset + frt / 1000.0))
+            expected = _exp(
+                lam * (offset + frt / 1000.0), "DecayFactor check", path=p, tag="FrameReferenceTime"
+            )
+            if not df > 0:  # pragma: no cover - refused by _check_decay_tags
+                raise DicomInputError(
+                    f"DecayFactor {df} is not positive", path=p, tag="DecayFactor"
+                )
             if abs(df / expected - 1.0) > DECAY_FACTOR_RTOL:
-                implied = t_series + timedelta(seconds=frt / 1000.0 - math.log(df) / lam)
+                try:
+                    implied: Any = (
+                        t_series + timedelta(seconds=frt / 1000.0 - math.log(df) / lam)
+                    ).isoformat()
+                except OverflowError:
+                    implied = "a time outside the calendar"
                 raise DicomInputError(
                     f"DecayFactor {df} disagrees with DecayCorrection={mode}: with "
                     f"FrameReferenceTime {frt} ms and half-life {self.half_life_s} s the "
-                    f"images would be decay corrected to {implied.isoformat()}, not to "
+                    f"images would be decay corrected to {implied}, not to "
                     f"{t_ref.isoformat()} (factor {expected:.6g} expected, tolerance "
                     f"{DECAY_FACTOR_RTOL:.1%}). Check the header; pass acquisition_time=..., "
                     "injection_time=... or decay_correction=... to state the truth.",
@@ -856,8 +1124,11 @@ class PetSeries(ImageSeries):
             t_ref = self.reference_time
             if t_ref is None:  # pragma: no cover - excluded by the NONE branch above
                 raise DicomInputError("no decay-correction reference time", tag="DecayCorrection")
-            a_ref = self.injected_activity_bq * math.exp(
-                -self._lambda * (t_ref - self.injection_time).total_seconds()
+            a_ref = self.injected_activity_bq * _exp(
+                -self._lambda * (t_ref - self.injection_time).total_seconds(),
+                "Units GML conversion",
+                path=self._first_path,
+                tag="RadiopharmaceuticalStartDateTime",
             )
             f = a_ref / (1000.0 * self.patient_weight_kg)
             self._note(
@@ -884,7 +1155,12 @@ class PetSeries(ImageSeries):
         t_acq = self.acquisition_time
         if mode == "ADMIN":
             dt = (t_acq - self.injection_time).total_seconds()
-            f = math.exp(-lam * dt)
+            f = _exp(
+                -lam * dt,
+                "DecayCorrection ADMIN",
+                path=self._first_path,
+                tag="RadiopharmaceuticalStartDateTime",
+            )
             self._note(
                 f"DecayCorrection ADMIN: values x exp(-ln2 x {dt:.1f} s / {self.half_life_s} s)"
                 f" = {f:.6g} to bring them from the injection to the acquisition start"
@@ -895,7 +1171,18 @@ class PetSeries(ImageSeries):
             "DecayCorrection NONE: each slice x exp(+ln2 x t_k / T1/2), t_k = its frame "
             "reference time after the acquisition start"
         )
-        return np.exp(lam * t_k)
+        with np.errstate(over="ignore"):
+            factors: np.ndarray = np.exp(lam * t_k)
+        if not np.all(np.isfinite(factors)):
+            k = int(np.argmax(~np.isfinite(factors)))
+            raise DicomInputError(
+                f"DecayCorrection NONE: the decay factor to the acquisition start overflows for "
+                f"a frame reference time of {t_k[k]:.4g} s (half-life {self.half_life_s} s); "
+                "the header times are absurd",
+                path=self._slice_paths()[k],
+                tag="FrameReferenceTime",
+            )
+        return factors
 
     def activity_at_acquisition(self) -> Volume:
         """Activity concentration (Bq/mL) present at the acquisition start.
@@ -909,6 +1196,7 @@ class PetSeries(ImageSeries):
         raw = self._raw_stack()
         if self.decay_correction != "START" or self.units == "GML":
             _ = self.half_life_s
+        self._check_decay_tags()
         self._check_decay_factors()
         scale = self._to_bq_per_ml() * self._decay_to_acquisition()
         raw *= scale[:, None, None]
@@ -943,7 +1231,17 @@ class PetSeries(ImageSeries):
             raise DicomInputError(f"kind={kind!r}; valid: 'bw', 'lbm', 'bsa'")
         conc = self.activity_at_acquisition()
         dt = (conc.reference_time - self.injection_time).total_seconds()  # type: ignore[operator]
-        a_acq = self.injected_activity_bq * math.exp(-self._lambda * dt)
+        a_acq = self.injected_activity_bq * _exp(
+            -self._lambda * dt, "SUV", path=self._first_path, tag="RadiopharmaceuticalStartDateTime"
+        )
+        if not a_acq > 0:
+            raise DicomInputError(
+                f"the injected activity decayed to the acquisition start is {a_acq:g} Bq "
+                f"({dt:.4g} s after the injection): no SUV can be computed; check the "
+                "injection and acquisition times",
+                path=self._first_path,
+                tag="RadiopharmaceuticalStartDateTime",
+            )
         if kind == "bw":
             norm, unit, what = 1000.0 * self.patient_weight_kg, "g/mL SUV", "body weight (g)"
         elif kind == "lbm":

@@ -58,8 +58,11 @@ from .discovery import (
     _Frame,
     as_datetime,
     header_datetime,
+    image_shape,
     optional_float,
     parse_dt,
+    strict_float,
+    strict_int,
 )
 from .pet import canonical_nuclide, reference_half_life_s
 
@@ -73,13 +76,19 @@ class SpectSeries(ImageSeries):
     :attr:`provenance`: ``acquisition_time``, ``acquisition_duration_s``, ``nuclide``,
     ``half_life_s``, ``energy_window`` (1-based index, window name, or an energy in keV
     inside the window, to choose among several reconstructed windows),
-    ``injected_activity_bq``, ``injection_time``, ``allow_nonuniform``.
+    ``injected_activity_bq``, ``injection_time``, ``allow_nonuniform``, ``allow_incomplete``
+    (load a volume with fewer frames/slices than its NumberOfSlices or Slice Vector says).
+
+    RescaleSlope/RescaleIntercept are optional for NM images: when absent the stored
+    values are used with slope 1 and intercept 0 (recorded in the provenance); when
+    present they must be numbers, the slope positive.
     """
 
     modality_name = "SPECT"
     override_names = frozenset(
         {
             "allow_nonuniform",
+            "allow_incomplete",
             "acquisition_time",
             "acquisition_duration_s",
             "nuclide",
@@ -113,7 +122,11 @@ class SpectSeries(ImageSeries):
 
     def _selected_files(self) -> list[int]:
         files = list(range(len(self.info.files)))
-        multi = [i for i in files if int(self.info.headers[i].get("NumberOfFrames", 1) or 1) > 1]
+        multi = [
+            i
+            for i in files
+            if strict_int(self.info.headers[i], "NumberOfFrames", self.info.files[i], 1) > 1
+        ]
         for i in files:
             self._check_image_type(i)
         if len(multi) <= 1:
@@ -191,7 +204,7 @@ class SpectSeries(ImageSeries):
         for i in self._selected_files():
             path, ds = self.info.files[i], self.info.headers[i]
             self._refuse_unsupported(path, ds)
-            n = int(ds.get("NumberOfFrames", 1) or 1)
+            n = strict_int(ds, "NumberOfFrames", path, 1)
             src = self._position_source(ds)
             if n == 1:
                 frames.append(_Frame(i, None, self._plane(path, _merged(ds, src))))
@@ -205,12 +218,25 @@ class SpectSeries(ImageSeries):
         ipp = np.array(_floats(src, "ImagePositionPatient", 3, path))
         iop = _floats(src, "ImageOrientationPatient", 6, path)
         ps = _floats(ds, "PixelSpacing", 2, path)
-        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-        if not rows or not cols:
-            raise DicomInputError("Rows/Columns missing or zero", path=path, tag="Rows")
-        sbs = optional_float(ds, "SpacingBetweenSlices")
+        rows, cols = image_shape(ds, path)
+        r, c = np.array(iop[:3]), np.array(iop[3:])
+        if not (
+            np.all(np.isfinite(ipp))
+            and np.all(np.isfinite(r))
+            and np.all(np.isfinite(c))
+            and abs(float(np.linalg.norm(r)) - 1.0) <= 1e-3
+            and abs(float(np.linalg.norm(c)) - 1.0) <= 1e-3
+            and abs(float(r @ c)) <= 1e-3
+        ):
+            raise DicomInputError(
+                f"ImageOrientationPatient {list(iop)} is not two orthogonal unit vectors, or "
+                f"ImagePositionPatient {ipp.tolist()} is not finite",
+                path=path,
+                tag="ImageOrientationPatient",
+            )
+        sbs = strict_float(ds, "SpacingBetweenSlices", path)
         if sbs is None or sbs == 0:
-            st = optional_float(ds, "SliceThickness")
+            st = strict_float(ds, "SliceThickness", path)
             if st is None or st <= 0:
                 raise DicomInputError(
                     "neither SpacingBetweenSlices nor a positive SliceThickness: the slice "
@@ -235,14 +261,15 @@ class SpectSeries(ImageSeries):
                     path=path,
                     tag=kw,
                 )
-        slice_vec = ds.get("SliceVector")
-        if slice_vec is not None and len(_as_list(slice_vec)) == n:
-            idx = [int(v) for v in _as_list(slice_vec)]
-            self._use_tag("SliceVector", "per frame")
-        else:
-            idx = list(range(1, n + 1))
-            self._note("SliceVector absent: frames taken in stored order as slices 1..n")
-        r, c = np.array(iop[:3]), np.array(iop[3:])
+        idx = self._slice_vector(path, ds, n)
+        reach = float(np.max(np.abs(ipp))) + abs(sbs) * (max(max(idx), n) + 1)
+        if not math.isfinite(reach):
+            raise DicomInputError(
+                f"SpacingBetweenSlices {sbs} mm with {n} frames places slices beyond any "
+                "representable position",
+                path=path,
+                tag="SpacingBetweenSlices",
+            )
         normal = np.cross(r / np.linalg.norm(r), c / np.linalg.norm(c))
         normal = normal / np.linalg.norm(normal)
         out = []
@@ -266,6 +293,81 @@ class SpectSeries(ImageSeries):
             "IPP + (k-1) x SpacingBetweenSlices x (row cosine x column cosine)"
         )
         return out
+
+    def _slice_vector(self, path: Path, ds: Dataset, n: int) -> list[int]:
+        """Slice number (1-based) of each frame: the Slice Vector (0054,0080), checked."""
+        slice_vec = ds.get("SliceVector")
+        if slice_vec is None or slice_vec == "":
+            self._note("SliceVector absent: frames taken in stored order as slices 1..n")
+            return list(range(1, n + 1))
+        values = _as_list(slice_vec)
+        if len(values) != n:
+            raise DicomInputError(
+                f"SliceVector has {len(values)} values but NumberOfFrames is {n}: the frames "
+                "cannot be placed (PS3.3 C.8.4.8.1.6)",
+                path=path,
+                tag="SliceVector",
+            )
+        try:
+            idx = [int(v) for v in values]
+        except (TypeError, ValueError):
+            raise DicomInputError(
+                f"SliceVector holds non-integer values {values[:5]}...",
+                path=path,
+                tag="SliceVector",
+            ) from None
+        if min(idx) < 1:
+            raise DicomInputError(
+                f"SliceVector values must start at 1, got {min(idx)}", path=path, tag="SliceVector"
+            )
+        self._use_tag("SliceVector", "per frame")
+        return idx
+
+    def _check_complete(self, frames: list[_Frame]) -> None:
+        """Refuse a reconstructed volume with fewer slices than its header declares.
+
+        NumberOfSlices (0054,0081, required for RECON TOMO, PS3.3 C.8.4.8) against the
+        frames of a multi-frame object (each Slice Vector value 1..NumberOfSlices must be
+        present) or against the number of single-frame files.
+        """
+        super()._check_complete(frames)
+        files = sorted({f.file_index for f in frames})
+        for i in files:
+            path, ds = self.info.files[i], self.info.headers[i]
+            n_frames = strict_int(ds, "NumberOfFrames", path, 1)
+            n_slices = strict_int(ds, "NumberOfSlices", path, 0)
+            if n_frames <= 1 or n_slices <= 0:
+                continue
+            present = {
+                int(v) for v in (_as_list(ds.get("SliceVector")) if ds.get("SliceVector") else [])
+            } or set(range(1, n_frames + 1))
+            missing = sorted(set(range(1, n_slices + 1)) - present)
+            if missing:
+                shown = ", ".join(str(m) for m in missing[:10]) + (
+                    " ..." if len(missing) > 10 else ""
+                )
+                self._incomplete(
+                    f"NumberOfSlices (0054,0081) is {n_slices}, but the object holds "
+                    f"{n_frames} frame(s) covering slice numbers {min(present)}-{max(present)}: "
+                    f"{len(missing)} missing slice(s) ({shown})",
+                    path=path,
+                    tag="NumberOfSlices",
+                )
+        single = [
+            i
+            for i in files
+            if strict_int(self.info.headers[i], "NumberOfFrames", self.info.files[i], 1) <= 1
+        ]
+        if single:
+            p0 = self.info.files[single[0]]
+            n_slices = strict_int(self.info.headers[single[0]], "NumberOfSlices", p0, 0)
+            if n_slices > len(single):
+                self._incomplete(
+                    f"NumberOfSlices (0054,0081) is {n_slices}, but only {len(single)} "
+                    f"single-frame image(s) were found: {n_slices - len(single)} missing slice(s)",
+                    path=p0,
+                    tag="NumberOfSlices",
+                )
 
     # -- units and times ---------------------------------------------------------------------
     @property
@@ -320,8 +422,8 @@ class SpectSeries(ImageSeries):
         total = 0.0
         items = list(h.get("RotationInformationSequence") or [])
         for item in items:
-            dur = optional_float(item, "ActualFrameDuration")
-            views = optional_float(item, "NumberOfFramesInRotation")
+            dur = strict_float(item, "ActualFrameDuration", p)
+            views = strict_float(item, "NumberOfFramesInRotation", p)
             if dur is None or views is None or dur <= 0 or views <= 0:
                 total = 0.0
                 break
@@ -369,6 +471,8 @@ class SpectSeries(ImageSeries):
         """Half-life (s): override, else the ICRP-107 half-life of :attr:`nuclide`."""
         ov = self._override("half_life_s")
         if ov is not None:
+            if not (float(ov) > 0 and math.isfinite(float(ov))):
+                raise DicomInputError(f"half_life_s={ov!r} must be a positive finite number")
             return float(ov)
         hl = reference_half_life_s(self.nuclide)
         if hl is None:
@@ -422,7 +526,7 @@ class SpectSeries(ImageSeries):
                 f"the scan): {exc}"
             )
             return 1.0
-        f = lam_t / -math.expm1(-lam_t)
+        f = 1.0 + 0.5 * lam_t if lam_t < 1e-8 else lam_t / -math.expm1(-lam_t)
         self._note(
             f"decay during the {t:g} s acquisition corrected: x {f:.6g} (mean over the scan "
             "-> activity at its start)"
@@ -477,7 +581,15 @@ class SpectSeries(ImageSeries):
             dc = str(self.info.first.get("DecayCorrection", "") or "").upper()
             if dc == "ADMIN":
                 dt = (self.acquisition_time - self.injection_time).total_seconds()
-                f = math.exp(-math.log(2.0) / self.half_life_s * dt)
+                try:
+                    f = math.exp(-math.log(2.0) / self.half_life_s * dt)
+                except OverflowError:
+                    raise DicomInputError(
+                        f"DecayCorrection ADMIN: the decay from the injection to the acquisition "
+                        f"({dt:.4g} s) overflows; the injection or acquisition time is absurd",
+                        path=self.info.files[0],
+                        tag="RadiopharmaceuticalStartDateTime",
+                    ) from None
                 raw *= f
                 self._note(f"DecayCorrection ADMIN: x {f:.6g} to the acquisition start")
             elif dc == "START":

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 import radioactivedecay as rd
 
-from dosimetry.errors import DicomInputError
+from dosimetry.errors import DicomInputError, IncompleteSeriesError
 from dosimetry.io import load_study
 from dosimetry.io.pet import canonical_nuclide, nuclide_from_half_life
 
@@ -34,7 +34,12 @@ def _dicom_dt(date: str, time: str) -> datetime:
 def test_tcia_slice_1_start_semantics_and_suv(tcia_dir):
     path = tcia_dir / "tcia_pet_1.dcm"
     ds = pydicom.dcmread(path)
-    pet = load_study(path).pet()
+    # one slice (ImageIndex 60) of a 324-slice WHOLE BODY series: refused as incomplete
+    # unless asked for deliberately (issue #15: no partial series loads silently)
+    with pytest.raises(IncompleteSeriesError, match=r"323 missing slice\(s\)") as e:
+        _ = load_study(path).pet().volume
+    assert e.value.tag == "ImageIndex" and e.value.path == path
+    pet = load_study(path).pet(allow_incomplete=True)
     assert pet.nuclide == "F-18"
     assert pet.half_life_s == pytest.approx(T_F18, rel=1e-6)  # header agrees with ICRP-107
     t_series = _dicom_dt(ds.SeriesDate, ds.SeriesTime)
@@ -69,7 +74,10 @@ def test_tcia_slice_2_injection_at_series_time_dynamic_frame(tcia_dir):
     crossing); a DYNAMIC frame 16 min into the series, decay corrected to the series start."""
     path = tcia_dir / "tcia_pet_2.dcm"
     ds = pydicom.dcmread(path)
-    pet = load_study(path).pet()
+    # one slice of one time frame of a DYNAMIC series (111 slices per frame)
+    with pytest.raises(IncompleteSeriesError, match=r"110 missing slice\(s\)"):
+        _ = load_study(path).pet().volume
+    pet = load_study(path).pet(allow_incomplete=True)
     t_series = _dicom_dt(ds.SeriesDate, ds.SeriesTime)
     t_frame = _dicom_dt(ds.AcquisitionDate, ds.AcquisitionTime)
     assert (t_frame - t_series).total_seconds() == pytest.approx(960.0, abs=0.01)
