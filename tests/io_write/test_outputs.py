@@ -1,0 +1,118 @@
+"""Complete-or-nothing output sets (manifest last, atomic swap, nothing of the user's lost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from dosimetry.errors import OutputError
+from dosimetry.io.outputs import MANIFEST, OutputSet, is_complete, read_manifest, write_documents
+
+
+def _write(out, **kw):
+    with OutputSet(out, **kw) as staging:
+        (staging / "a.txt").write_text("a")
+        write_documents(staging, {"figures/b.png": b"\x89PNG"})
+    return out
+
+
+def test_set_written_with_manifest_and_hashes(tmp_path):
+    out = _write(tmp_path / "out")
+    m = read_manifest(out)
+    assert m["status"] == "complete" and {f["path"] for f in m["files"]} == {
+        "a.txt",
+        "figures/b.png",
+    }
+    assert is_complete(out, verify_hashes=True)
+    (out / "a.txt").write_text("changed")
+    assert not is_complete(out, verify_hashes=True)
+
+
+def test_refusals_happen_before_anything_is_created(tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    with pytest.raises(OutputError, match="inside the input folder"):
+        OutputSet(study / "out", input_dirs=[study])
+    assert not (study / "out").exists()
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        OutputSet(f)
+    with pytest.raises(OutputError, match="is a file"):
+        OutputSet(f / "sub")
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "report.md").write_text("mine")
+    with pytest.raises(OutputError, match="not empty"):
+        OutputSet(user)
+    with pytest.raises(OutputError, match="did not write"):
+        OutputSet(user, overwrite=True)
+    assert (user / "report.md").read_text() == "mine"
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "target", target_is_directory=True)
+    with pytest.raises(OutputError, match="symbolic link"):
+        OutputSet(link)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_parent_refused(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            OutputSet(ro / "out")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_overwrite_replaces_only_a_previous_set(tmp_path):
+    out = _write(tmp_path / "out")
+    with OutputSet(out, overwrite=True) as staging:
+        (staging / "c.txt").write_text("c")
+    assert sorted(p.name for p in out.iterdir()) == ["c.txt", MANIFEST]
+
+
+def test_failure_leaves_the_previous_set(tmp_path):
+    out = _write(tmp_path / "out")
+    before = read_manifest(out)
+    with pytest.raises(RuntimeError), OutputSet(out, overwrite=True) as staging:
+        (staging / "half.txt").write_text("x")
+        raise RuntimeError("killed halfway")
+    assert read_manifest(out) == before and not (out / "half.txt").exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
+
+
+def test_stale_staging_of_a_killed_run_is_removed(tmp_path):
+    stale = tmp_path / ".out.partial-deadbeef"
+    stale.mkdir()
+    (stale / ".dosimetry-staging").write_text("999999999")  # no such process
+    (stale / "dose.nii.gz").write_text("partial")
+    foreign = tmp_path / ".out.partial-notours"
+    foreign.mkdir()  # no marker: not ours, left alone
+    _write(tmp_path / "out")
+    assert not stale.exists() and foreign.exists()
+
+
+def test_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = _write(tmp_path / "out")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((out / "a.txt").stat().st_mode)
+    assert mode == 0o644, oct(mode)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_document_names_stay_inside(tmp_path):
+    with pytest.raises(OutputError, match="relative path"):
+        write_documents(tmp_path, {"../x.txt": "x"})
+    with pytest.raises(OutputError, match="relative path"):
+        write_documents(tmp_path, {MANIFEST: "{}"})
+    m = json.dumps({"status": "complete", "files": [{"path": "gone.txt", "size": 1, "sha256": ""}]})
+    (tmp_path / MANIFEST).write_text(m)
+    assert not is_complete(tmp_path)
