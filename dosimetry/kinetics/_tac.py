@@ -5,20 +5,49 @@ least squares in physical units, or integrates the points with the trapezoidal r
 a physical-decay tail, and returns a :class:`TacFit` with the TIA (Bq s) from 0 to
 infinity, its uncertainty and goodness-of-fit measures.
 
-Model selection (``model="auto"``) follows the information-theoretic approach of Glatting
-et al. 2007 and Kletting et al. 2013: among the candidate models that
+Model selection (``model="auto"``, ``selection="physiological"``, the default):
 
-* have fewer parameters than data points minus one (``n - k - 1 > 0``, so that the
-  corrected Akaike criterion AICc is defined),
-* converged to physically valid parameters: every amplitude > 0 and every rate above
-  the floor (>= 0, or >= the physical decay constant when ``nuclide`` is given), the
-  uptake rate above every clearance rate, no parameter at a bound (a parameter at a bound
-  means the data do not support that component), and a finite covariance matrix,
+1. Candidates are the models with fewer parameters than data points minus one
+   (``n - k - 1 > 0``, so that the corrected Akaike criterion AICc is defined) that
+   converge to physically valid parameters: every amplitude > 0 and every rate above the
+   floor (>= 0, or >= the physical decay constant when ``nuclide`` is given), the uptake
+   rate above every clearance rate, no parameter at a bound (a parameter at a bound means
+   the data do not support that component), and a finite covariance matrix.
+2. Physiological constraint: a sum of decaying exponentials with positive amplitudes can
+   only decrease. When the data rise (a later point above the first) and a model with an
+   uptake phase is valid, the models without one are rejected.
+3. Nested test: a model without uptake phase is also rejected when the uptake model with
+   the same clearance phases (one parameter more, the uptake rate) fits significantly
+   better: extra-sum-of-squares F-test ``F = (WRSS_s - WRSS_u) / (WRSS_u / (n - k_u))``
+   on (1, n - k_u) degrees of freedom (Bates and Watts 1988), or, with absolute
+   uncertainties, the likelihood-ratio test ``chi2_s - chi2_u`` against chi-square with 1
+   degree of freedom; at ``selection_alpha`` (5 %). (The simpler model is the limit of an
+   infinitely fast uptake, a boundary of the fuller one, so the test is approximate.)
+4. The lowest AICc among the remaining candidates wins. With weights known in absolute
+   terms (``uncertainties`` given) ``AIC = chi2 + 2k``; otherwise
+   ``AIC = n ln(WRSS/n) + 2k``; ``AICc = AIC + 2k(k+1)/(n-k-1)``. An uptake model with
+   ``n = k + 1`` points (AICc undefined; e.g. the bi-exponential with uptake from four
+   points) is fitted too and used only when no other model remains.
+5. If no exponential model qualifies, the trapezoidal rule with a physical tail is used
+   when the nuclide is known, else an error explains why.
 
-the one with the lowest AICc is chosen. With weights known in absolute terms
-(``uncertainties`` given) ``AIC = chi2 + 2k``; otherwise ``AIC = n ln(WRSS/n) + 2k``;
-``AICc = AIC + 2k(k+1)/(n-k-1)``. If no exponential model qualifies, the trapezoidal
-rule with a physical tail is used when the nuclide is known, else an error explains why.
+Why not AICc alone (``selection="aicc"``, the rule before, kept for comparison): with
+five points the AICc penalty of the third parameter is ``2 + 2*12/1 - 2*6/2 = 20``, so the
+uptake model must reduce ``n ln WRSS`` by 20, i.e. WRSS by a factor e^4 = 55. On noisy
+kidney and liver curves whose first point lies on the uptake phase the mono-exponential
+(which cannot follow the rise) then wins for a sixth to a third of the curves and the
+90th-percentile TIA error grows several-fold; AICc model averaging does not help, because
+the mono-exponential keeps most of the Akaike weight in exactly those cases
+(``benchmarks/kinetics_selection.py``, ``benchmarks/README.md``).
+
+Identifiability. A named model with as many parameters as points (no residual degree of
+freedom) is refused: the curve then passes through every noisy point. The one exception
+is the mono-exponential through two points, solved exactly and flagged
+(``status="exactly determined"``); its uncertainty comes from a stated measurement
+uncertainty (``measurement_rsd`` or ``uncertainties``), not from a fit covariance. A
+singular covariance gives ``identifiable=False``. A parameter whose coefficient of
+variation exceeds 50 % is named in ``status`` (the acceptance criterion of Hardiansyah et
+al. 2021).
 
 References
 ----------
@@ -32,6 +61,17 @@ calculating the time-integrated activity coefficient. Med Phys 2013;40:102504.
 
 Burnham KP, Anderson DR. Model Selection and Multimodel Inference. 2nd ed. Springer, 2002
 (AICc).
+
+Bates DM, Watts DG. Nonlinear Regression Analysis and Its Applications. Wiley, 1988
+(extra-sum-of-squares F-test for nested nonlinear models).
+
+Hardiansyah D, Riad A, Beer AJ, Glatting G, et al. A population-based method to determine
+the time-integrated activity in molecular radiotherapy. EJNMMI Phys 2021;8:82.
+doi:10.1186/s40658-021-00427-x (fits acceptable with coefficients of variation < 50 %).
+
+Gear JI, Cox MG, Gustafsson J, et al. EANM practical guidance on uncertainty analysis for
+molecular radiotherapy absorbed dose calculations. Eur J Nucl Med Mol Imaging
+2018;45:2456-2474 (propagation of the TIA uncertainty from the fit covariance).
 """
 
 from __future__ import annotations
@@ -43,7 +83,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from ..errors import InputDataError, UnitError
 from ..units import ACTIVITY_UNITS_BQ, TIME_UNITS_S, activity_to_bq, time_to_s
@@ -57,6 +97,10 @@ MODELS: tuple[str, ...] = (*EXP_MODELS, "trapezoid")
 _HEADS = ("model", "linear", "zero", "constant")
 _TAILS = ("fit", "physical")
 _WEIGHTS = ("relative", "uniform", "poisson")
+_SELECTIONS = ("physiological", "aicc")
+#: Largest coefficient of variation of a fitted parameter for a well-determined fit:
+#: 50 %, the acceptance criterion of Hardiansyah et al. EJNMMI Phys 2021;8:82.
+_MAX_CV = 0.5
 
 
 @dataclass(frozen=True)
@@ -89,6 +133,21 @@ class TacFit:
         (unweighted) and corrected Akaike criterion (NaN where undefined).
     candidates
         For ``model="auto"``: model -> AICc, or the reason it was rejected.
+    selection_rule
+        The rule that chose the model (``model="auto"``).
+    identifiable
+        False when the data do not determine the parameters (singular or non-finite
+        covariance); the TIA is then a number without a meaningful uncertainty.
+    status
+        ``"ok"``; ``"exactly determined"`` (mono-exponential through two points: no fit
+        residuals, uncertainty from the stated measurement uncertainty); ``"poorly
+        determined: ..."`` (a parameter with a coefficient of variation above 50 %,
+        Hardiansyah et al. 2021); ``"not identifiable: ..."``; for a named model that
+        converged to invalid parameters, the reason (e.g. a parameter at a bound);
+        ``"trapezoid"``.
+    candidate_tia_bq_s
+        For ``model="auto"``: the TIA (Bq s, same head and tail) of every candidate that
+        converged to valid parameters, rejected by a rule or not, for comparison.
     """
 
     model: str
@@ -113,6 +172,17 @@ class TacFit:
     physical_decay_constant_per_s: float | None = None
     candidates: dict[str, Any] = field(default_factory=dict)
     selection_rule: str = ""
+    identifiable: bool = True
+    status: str = "ok"
+    candidate_tia_bq_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tia_sd_bq_s(self) -> float:
+        """One standard uncertainty of :attr:`tia_bq_s` (Bq s); the same number as
+        :attr:`tia_uncertainty_bq_s` (how it was obtained: :attr:`tia_uncertainty_method`).
+        From the fit covariance by the delta method by default, as the EANM guidance
+        describes (Gear et al. 2018); NaN when it cannot be estimated."""
+        return self.tia_uncertainty_bq_s
 
     # ------------------------------------------------------------------------------
     @property
@@ -190,6 +260,7 @@ class TacFit:
             f"  chi2={self.chi2:.4g}, reduced chi2={self.reduced_chi2:.4g}, R2={self.r2:.5f}, "
             f"AICc={self.aicc:.4g}"
         )
+        lines.append(f"  status: {self.status} (identifiable: {self.identifiable})")
         if self.candidates:
             cand = "; ".join(
                 f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
@@ -387,6 +458,211 @@ def _aicc(wrss: float, n: int, k: int, absolute: bool) -> float:
     return aic + 2.0 * k * (k + 1) / (n - k - 1)
 
 
+def _nested_p(wrss_simple: float, wrss_full: float, n: int, k_full: int, absolute: bool) -> float:
+    """p-value of the null hypothesis that the one extra parameter of the fuller of two
+    nested models is not needed.
+
+    Relative weights (scale unknown): extra-sum-of-squares F-test,
+    ``F = (WRSS_s - WRSS_f) / (WRSS_f / (n - k_f))`` with (1, n - k_f) degrees of freedom.
+    Absolute uncertainties: likelihood-ratio test, ``chi2_s - chi2_f`` against chi-square
+    with 1 degree of freedom.
+    """
+    dof = n - k_full
+    if dof <= 0:
+        return math.nan
+    gain = max(wrss_simple - wrss_full, 0.0)
+    if absolute:
+        return float(special.chdtrc(1.0, gain))
+    if wrss_full <= 0.0:
+        return 0.0 if gain > 0.0 else 1.0
+    return float(special.fdtrc(1.0, float(dof), gain / (wrss_full / dof)))
+
+
+def _uptake_extension(name: str) -> str | None:
+    """The uptake model with the same clearance phases (one parameter more), if any."""
+    m = EXP_MODELS[name]
+    if m.uptake:
+        return None
+    for other, om in EXP_MODELS.items():
+        if om.uptake and om.n_exp == m.n_exp:
+            return other
+    return None
+
+
+@dataclass
+class _Selection:
+    outcome: _FitOutcome | None
+    chosen: str
+    candidates: dict[str, Any]
+    valid: dict[str, _FitOutcome]
+    rule: str
+
+
+_RULE_AICC = (
+    "lowest AICc among models with n - k - 1 > 0 and physically valid parameters "
+    "(Glatting 2007; Kletting 2013)"
+)
+
+
+def _rule_physiological(alpha: float) -> str:
+    return (
+        "physiological constraint, nested test, then AICc: models without an uptake phase "
+        "(which can only decrease) are rejected when the data rise (a later point above "
+        "the first) and an uptake model is valid, or when the extra-sum-of-squares F-test "
+        "(likelihood-ratio chi-square test with absolute uncertainties) prefers the uptake "
+        f"model with the same clearance phases at alpha = {alpha:g}; among the remaining "
+        "models with n - k - 1 > 0 and physically valid parameters the lowest AICc "
+        "(Glatting 2007; Kletting 2013); an uptake model with n = k + 1 (AICc undefined) "
+        "only when no other model remains"
+    )
+
+
+def _select_auto(
+    t: np.ndarray,
+    y: np.ndarray,
+    sigma: np.ndarray,
+    absolute: bool,
+    floor: float,
+    selection: str,
+    alpha: float,
+) -> _Selection:
+    """Fit the candidate models and choose one (see the module docstring)."""
+    n = t.size
+    physio = selection == "physiological"
+    candidates: dict[str, Any] = {}
+    valid: dict[str, _FitOutcome] = {}
+    reserve: set[str] = set()
+    for name, m in EXP_MODELS.items():
+        k = m.n_params
+        if n - k - 1 <= 0:
+            if physio and m.uptake and n - k == 1:
+                reserve.add(name)
+            else:
+                candidates[name] = f"needs > {k + 1} points"
+                continue
+        res = _fit_exp(m, t, y, sigma, absolute, floor)
+        if not res.valid:
+            candidates[name] = f"rejected: {res.reason}"
+            continue
+        valid[name] = res
+        candidates[name] = (
+            "AICc undefined (n = k + 1): used only if no other model remains"
+            if name in reserve
+            else _aicc(res.wrss, n, k, absolute)
+        )
+    pool = dict(valid)
+    if physio:
+        i_max = int(np.argmax(y))
+        rises = i_max > 0 and bool(y[i_max] > y[0])
+        uptake_valid = [nm for nm in valid if EXP_MODELS[nm].uptake]
+        for nm in list(pool):
+            if EXP_MODELS[nm].uptake:
+                continue
+            aicc = candidates[nm]
+            reason = ""
+            ext = _uptake_extension(nm)
+            if rises and uptake_valid:
+                reason = (
+                    f"rejected (AICc {aicc:.4g}): the data rise (point {i_max + 1} of {n} is "
+                    "the maximum) and a model without an uptake phase can only decrease"
+                )
+            elif ext is not None and ext in valid:
+                p = _nested_p(
+                    valid[nm].wrss, valid[ext].wrss, n, EXP_MODELS[ext].n_params, absolute
+                )
+                if p < alpha:
+                    test = "likelihood-ratio test" if absolute else "F-test"
+                    reason = (
+                        f"rejected (AICc {aicc:.4g}): the {test} prefers {ext} "
+                        f"(p = {p:.3g} < {alpha:g})"
+                    )
+            if reason:
+                del pool[nm]
+                candidates[nm] = reason
+    ranked = {nm: float(candidates[nm]) for nm in pool if nm not in reserve}
+    rule = _rule_physiological(alpha) if physio else _RULE_AICC
+    if ranked:
+        chosen = min(ranked, key=lambda nm: ranked[nm])
+    elif pool:
+        chosen = min(pool, key=lambda nm: EXP_MODELS[nm].n_params)
+        rule += f"; only {chosen} (n = k + 1) remained"
+    else:
+        return _Selection(None, "trapezoid", candidates, valid, rule)
+    return _Selection(pool[chosen], chosen, candidates, valid, rule)
+
+
+def _integrate(
+    m: ExpModel,
+    p: np.ndarray,
+    t0: float,
+    tn: float,
+    head: str,
+    tail: str,
+    lam_phys: float | None,
+) -> tuple[dict[str, float], np.ndarray]:
+    """TIA parts (head, body, tail; Bq s) and the gradient of their sum w.r.t. ``p``."""
+    grad = np.zeros(m.n_params)
+    if head == "model":
+        h = m.integral(p, 0.0, t0)
+        grad += m.integral_gradient(p, 0.0, t0)
+    elif head in ("linear", "constant"):
+        fac = 0.5 if head == "linear" else 1.0
+        h = fac * t0 * float(m.evaluate(p, np.array([t0]))[0])
+        grad += fac * t0 * m.jacobian(p, np.array([t0]))[0]
+    else:
+        h = 0.0
+    body = m.integral(p, t0, tn)
+    grad += m.integral_gradient(p, t0, tn)
+    if tail == "fit":
+        tl = m.integral(p, tn, math.inf)
+        grad += m.integral_gradient(p, tn, math.inf)
+    else:
+        if lam_phys is None:  # checked by the caller
+            raise InputDataError("tail='physical' needs nuclide=")
+        tl = float(m.evaluate(p, np.array([tn]))[0]) / lam_phys
+        grad += m.jacobian(p, np.array([tn]))[0] / lam_phys
+    return {"head": h, "body": body, "tail": tl}, grad
+
+
+def _two_point_mono(
+    t: np.ndarray, y: np.ndarray, sigma_abs: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mono-exponential through two points: parameters ``[A, lambda]`` and their covariance
+    propagated from the point uncertainties ``sigma_abs`` (NaN without them).
+
+    ``lambda = ln(y1/y2) / (t2 - t1)``, ``A = y1 exp(lambda t1)``; the derivatives are
+    ``dlambda/dy1 = 1/(y1 dt)``, ``dlambda/dy2 = -1/(y2 dt)``,
+    ``dA/dy1 = exp(lambda t1) (1 + t1/dt)``, ``dA/dy2 = -A t1/(y2 dt)``.
+    """
+    (t1, t2), (y1, y2) = t, y
+    dt = float(t2 - t1)
+    lam = math.log(y1 / y2) / dt
+    a = float(y1 * math.exp(lam * t1))
+    p = np.array([a, lam])
+    if sigma_abs is None:
+        return p, np.full((2, 2), np.nan)
+    jac = np.array(
+        [
+            [math.exp(lam * t1) * (1.0 + t1 / dt), -a * t1 / (y2 * dt)],
+            [1.0 / (y1 * dt), -1.0 / (y2 * dt)],
+        ]
+    )
+    return p, jac @ np.diag(np.asarray(sigma_abs, dtype=float) ** 2) @ jac.T
+
+
+def _precision_note(names: list[str], p: np.ndarray, cov: np.ndarray) -> str:
+    """'' or which parameters have a coefficient of variation above 50 %."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.sqrt(np.abs(np.diag(cov))) / np.abs(p)
+    bad = [f"{nm} {100 * c:.0f} %" for nm, c in zip(names, cv, strict=True) if c > _MAX_CV]
+    if not bad:
+        return ""
+    return (
+        f"poorly determined: coefficient of variation above {100 * _MAX_CV:.0f} % "
+        f"(Hardiansyah 2021) for {', '.join(bad)}"
+    )
+
+
 def fit_tac(
     times: Sequence[float] | np.ndarray,
     activities: Sequence[float] | np.ndarray,
@@ -396,10 +672,13 @@ def fit_tac(
     *,
     weights: str = "relative",
     uncertainties: Sequence[float] | np.ndarray | None = None,
+    measurement_rsd: float | None = None,
     nuclide: str | None = None,
     head: str | None = None,
     tail: str = "fit",
     rate_floor: str = "auto",
+    selection: str = "physiological",
+    selection_alpha: float = 0.05,
     uncertainty_method: str = "delta",
     n_samples: int = 2000,
     seed: int | None = 0,
@@ -415,12 +694,13 @@ def fit_tac(
     time_unit, activity_unit
         Units of the inputs (``"h"``, ``"d"``, ``"s"``, ...; ``"MBq"``, ``"Bq"``, ...).
     model
-        ``"auto"`` (lowest AICc among valid candidates, see module docstring),
+        ``"auto"`` (see ``selection`` and the module docstring),
         ``"mono"`` (``A1 e^-l1t``), ``"biexp-uptake"`` (``A1 (e^-l1t - e^-lut)``),
         ``"biexp"``, ``"triexp-uptake"`` (``A1 e^-l1t + A2 e^-l2t - (A1+A2) e^-lut``),
         ``"triexp"`` or ``"trapezoid"`` (needs ``nuclide`` for its physical tail
         unless ``tail="fit"``, which then uses a mono-exponential through the last two
-        points).
+        points). A named model needs more points than parameters (at least one residual
+        degree of freedom), except the mono-exponential through two points.
     weights
         Weighting when ``uncertainties`` is not given: ``"relative"`` (sigma proportional
         to the activity, constant coefficient of variation, default), ``"uniform"`` or
@@ -429,6 +709,11 @@ def fit_tac(
     uncertainties
         Absolute one-sigma uncertainty of each activity (``activity_unit``). When given,
         chi-square is absolute and the covariance is not rescaled.
+    measurement_rsd
+        Relative standard uncertainty of each activity (e.g. 0.1 for a 10 % SD of a SPECT
+        VOI activity; EANM guidance, Gear et al. 2018). Used where there are no fit
+        residuals to estimate the scatter: the mono-exponential through two points.
+        Ignored when ``uncertainties`` is given.
     nuclide
         Radionuclide of the measured activity (``"Lu-177"``). Needed for
         ``tail="physical"`` and the trapezoid; it also sets the rate floor.
@@ -443,6 +728,14 @@ def fit_tac(
     rate_floor
         Lower bound of the clearance rates: ``"auto"`` (the physical decay constant when
         ``nuclide`` is given, else 0), ``"physical"`` or ``"zero"``.
+    selection
+        Rule of ``model="auto"``: ``"physiological"`` (default: models without an uptake
+        phase are rejected when the data rise or when a nested test prefers the uptake
+        model, then the lowest AICc) or ``"aicc"`` (the lowest AICc alone, the rule before
+        this option existed). See the module docstring.
+    selection_alpha
+        Significance level of the nested test of ``selection="physiological"`` (the
+        conventional 5 %).
     uncertainty_method
         ``"delta"`` (first-order propagation of the parameter covariance with the analytic
         gradient of the integral) or ``"sampling"`` (``n_samples`` draws from the
@@ -453,19 +746,25 @@ def fit_tac(
     Returns
     -------
     TacFit
+        With ``identifiable`` and ``status`` saying how well the data determine the fit.
 
     Raises
     ------
     InputDataError
-        Bad data (NaN, negative activity, unsorted times), too few points for the model,
-        or no model qualifies.
+        Bad data (NaN, negative activity, unsorted times), too few points for the model
+        (a named model needs more points than parameters), or no model qualifies.
     UnitError
         Unknown unit strings.
 
     References
     ----------
     Kletting P et al. Med Phys 2013;40:102504 (NUKFIT; AICc model selection).
-    Glatting G et al. Med Phys 2007;34:4285-4292.
+    Glatting G et al. Med Phys 2007;34:4285-4292 (AIC and F-test compared).
+    Bates DM, Watts DG. Nonlinear Regression Analysis and Its Applications. Wiley, 1988
+    (extra-sum-of-squares F-test for nested models).
+    Hardiansyah D et al. EJNMMI Phys 2021;8:82 (fit acceptable when every parameter's
+    coefficient of variation is below 50 %).
+    Gear JI et al. Eur J Nucl Med Mol Imaging 2018;45:2456-2474 (uncertainty propagation).
 
     Examples
     --------
@@ -475,6 +774,9 @@ def fit_tac(
     >>> fit = fit_tac(t, a, "h", "MBq", model="mono")
     >>> float(round(fit.tia_bq_s / (100e6 * 40 * 3600 / np.log(2)), 8))
     1.0
+    >>> two = fit_tac([24.0, 96.0], [80.0, 35.0], model="mono", measurement_rsd=0.1)
+    >>> two.status, two.identifiable, two.dof
+    ('exactly determined', True, 0)
     """
     t, y = _validate(times, activities, time_unit, activity_unit)
     n = t.size
@@ -485,6 +787,21 @@ def fit_tac(
     if uncertainty_method not in ("delta", "sampling"):
         raise InputDataError(
             f"uncertainty_method={uncertainty_method!r}; valid: 'delta', 'sampling'"
+        )
+    if selection not in _SELECTIONS:
+        raise InputDataError(f"selection={selection!r}; valid: {', '.join(_SELECTIONS)}")
+    if not (isinstance(selection_alpha, int | float) and 0.0 < selection_alpha < 1.0):
+        raise InputDataError(
+            f"selection_alpha={selection_alpha!r} must be a probability in (0, 1), e.g. 0.05"
+        )
+    if measurement_rsd is not None and not (
+        isinstance(measurement_rsd, int | float)
+        and math.isfinite(measurement_rsd)
+        and measurement_rsd > 0
+    ):
+        raise InputDataError(
+            f"measurement_rsd={measurement_rsd!r} must be a positive relative standard "
+            "uncertainty, e.g. 0.1 for 10 %"
         )
     lam_phys: float | None = None
     if nuclide is not None:
@@ -500,6 +817,7 @@ def fit_tac(
         raise InputDataError("tail='physical' needs nuclide= (e.g. nuclide='Lu-177')")
 
     # weights
+    sigma_abs: np.ndarray | None = None
     if uncertainties is not None:
         sigma = np.asarray(uncertainties, dtype=float).ravel() * activity_to_bq(1.0, activity_unit)
         if sigma.size != n or not np.all(np.isfinite(sigma)) or np.any(sigma <= 0):
@@ -508,6 +826,7 @@ def fit_tac(
                 f"{uncertainties!r}"
             )
         absolute, weighting = True, "absolute uncertainties"
+        sigma_abs = sigma
     else:
         if weights not in _WEIGHTS:
             raise InputDataError(f"weights={weights!r}; valid: {', '.join(_WEIGHTS)}")
@@ -523,42 +842,75 @@ def fit_tac(
         else:
             sigma = np.ones_like(y)
         absolute, weighting = False, f"{weights} (scale from residuals)"
+        if measurement_rsd is not None:
+            sigma_abs = float(measurement_rsd) * y
 
     candidates: dict[str, Any] = {}
+    valid: dict[str, _FitOutcome] = {}
     rule = ""
     outcome: _FitOutcome | None = None
     chosen = model
-    if model == "auto":
-        rule = (
-            "lowest AICc among models with n - k - 1 > 0 and physically valid parameters "
-            "(Glatting 2007; Kletting 2013)"
+    exact = n == 2 and model in ("auto", "mono")
+    if exact:
+        rule = "two points: mono-exponential through both (exactly determined)"
+        decreasing = y[0] > 0 and y[1] > 0 and y[1] < y[0]
+        lam2 = math.log(y[0] / y[1]) / float(t[1] - t[0]) if decreasing else -math.inf
+        if lam2 <= floor and model == "auto":
+            if lam_phys is None:
+                raise InputDataError(
+                    f"two points that do not decrease faster than the rate floor "
+                    f"({floor:.3g} 1/s) have no mono-exponential clearance; give nuclide= for "
+                    "the trapezoid with a physical tail, or more time points"
+                )
+            chosen = "trapezoid"
+            candidates["mono"] = (
+                f"rejected: rate {lam2:.3g} 1/s through the two points is not above the "
+                f"floor {floor:.3g} 1/s"
+            )
+            rule += "; not decreasing faster than the floor -> trapezoid with physical tail"
+        elif not decreasing:
+            raise InputDataError(
+                f"model='mono' through two points needs a decreasing activity, got "
+                f"{activities!r} {activity_unit}; use model='trapezoid' with nuclide= and "
+                "tail='physical'"
+            )
+        else:
+            chosen = "mono"
+            p2, cov2 = _two_point_mono(t, y, sigma_abs)
+            reason = ""
+            if lam2 <= floor:
+                reason = f"slowest rate at or below its floor ({floor:.3g} 1/s)"
+                log.warning("fit_tac: model mono through two points: %s", reason)
+            outcome = _FitOutcome(EXP_MODELS["mono"], p2, cov2, 0.0, not reason, reason)
+    elif model == "auto":
+        sel = _select_auto(t, y, sigma, absolute, floor, selection, float(selection_alpha))
+        outcome, chosen, candidates, valid, rule = (
+            sel.outcome,
+            sel.chosen,
+            sel.candidates,
+            sel.valid,
+            sel.rule,
         )
-        best_aicc = math.inf
-        for name, m in EXP_MODELS.items():
-            if n - m.n_params - 1 <= 0:
-                candidates[name] = f"needs > {m.n_params + 1} points"
-                continue
-            res = _fit_exp(m, t, y, sigma, absolute, floor)
-            if not res.valid:
-                candidates[name] = f"rejected: {res.reason}"
-                continue
-            aicc = _aicc(res.wrss, n, m.n_params, absolute)
-            candidates[name] = aicc
-            if aicc < best_aicc:
-                best_aicc, outcome, chosen = aicc, res, name
         if outcome is None:
             if lam_phys is None:
                 raise InputDataError(
                     f"no exponential model qualifies for these {n} points ({candidates}); "
                     "give nuclide= for the trapezoid fallback or choose a model explicitly"
                 )
-            chosen = "trapezoid"
             rule += "; none qualified -> trapezoid with physical tail"
     elif model != "trapezoid":
         m = EXP_MODELS[model]
         if n < m.n_params:
             raise InputDataError(
                 f"model {model!r} has {m.n_params} parameters but only {n} points were given"
+            )
+        if n == m.n_params:
+            raise InputDataError(
+                f"model {model!r} has {m.n_params} parameters and {n} points: the parameters "
+                "are not identifiable from these data (no residual degree of freedom, the "
+                "curve passes through every noisy point and its integral follows the noise). "
+                "Use a model with fewer parameters than points (model='auto' chooses one), "
+                "or add time points"
             )
         outcome = _fit_exp(m, t, y, sigma, absolute, floor)
         if not np.all(np.isfinite(outcome.physical)):
@@ -578,35 +930,13 @@ def fit_tac(
             t, y, sigma if absolute else None, head, tail, lam_phys, weighting, candidates, rule
         )
 
-    assert outcome is not None  # for type checkers; set on every exponential path
+    if outcome is None:  # pragma: no cover - set on every exponential path above
+        raise InputDataError(f"model {chosen!r}: no fit outcome")
     m = outcome.model
     p = outcome.physical
     k = m.n_params
     t0, tn = float(t[0]), float(t[-1])
-
-    def parts_and_grad(pp: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-        grad = np.zeros(k)
-        if head == "model":
-            h = m.integral(pp, 0.0, t0)
-            grad += m.integral_gradient(pp, 0.0, t0)
-        elif head in ("linear", "constant"):
-            fac = 0.5 if head == "linear" else 1.0
-            h = fac * t0 * float(m.evaluate(pp, np.array([t0]))[0])
-            grad += fac * t0 * m.jacobian(pp, np.array([t0]))[0]
-        else:
-            h = 0.0
-        body = m.integral(pp, t0, tn)
-        grad += m.integral_gradient(pp, t0, tn)
-        if tail == "fit":
-            tl = m.integral(pp, tn, math.inf)
-            grad += m.integral_gradient(pp, tn, math.inf)
-        else:
-            assert lam_phys is not None
-            tl = float(m.evaluate(pp, np.array([tn]))[0]) / lam_phys
-            grad += m.jacobian(pp, np.array([tn]))[0] / lam_phys
-        return {"head": h, "body": body, "tail": tl}, grad
-
-    parts, grad = parts_and_grad(p)
+    parts, grad = _integrate(m, p, t0, tn, head, tail, lam_phys)
     tia = float(sum(parts.values()))
     cov = outcome.cov
     if uncertainty_method == "delta":
@@ -615,14 +945,53 @@ def fit_tac(
         method = "delta method (analytic gradient)"
     else:
         unc = _sampled_sd(
-            lambda pp: float(sum(parts_and_grad(pp)[0].values())), p, cov, n_samples, seed
+            lambda pp: float(sum(_integrate(m, pp, t0, tn, head, tail, lam_phys)[0].values())),
+            p,
+            cov,
+            n_samples,
+            seed,
         )
         method = f"sampling ({n_samples} draws, multivariate normal parameters)"
+    if exact:
+        src = (
+            "absolute uncertainties"
+            if uncertainties is not None
+            else f"a {100 * measurement_rsd:g} % relative SD per point"
+            if measurement_rsd is not None
+            else ""
+        )
+        if src:
+            method += f" on the measurement uncertainty ({src}; exactly determined, no fit)"
+        else:
+            method = (
+                "not available: exactly determined (no fit residuals); give measurement_rsd= "
+                "or uncertainties="
+            )
     model_y = m.evaluate(p, t)
     dof = n - k
     chi2 = float(np.sum(((model_y - y) / sigma) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.sum((model_y - y) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+    if exact:
+        status, identifiable = (
+            ("exactly determined", True)
+            if outcome.valid
+            else (
+                f"exactly determined; {outcome.reason}",
+                True,
+            )
+        )
+    elif not outcome.valid:
+        identifiable = "covariance" not in outcome.reason
+        status = ("not identifiable: " if not identifiable else "") + outcome.reason
+    else:
+        identifiable = True
+        status = _precision_note(m.param_names(), p, cov) or "ok"
+    cand_tia: dict[str, float] = {}
+    for nm, res in valid.items():
+        cand_tia[nm] = float(
+            sum(_integrate(res.model, res.physical, t0, tn, head, tail, lam_phys)[0].values())
+        )
     return TacFit(
         model=chosen,
         params=dict(zip(m.param_names(), (float(v) for v in p), strict=True)),
@@ -646,6 +1015,9 @@ def fit_tac(
         physical_decay_constant_per_s=lam_phys,
         candidates=candidates,
         selection_rule=rule,
+        identifiable=identifiable,
+        status=status,
+        candidate_tia_bq_s=cand_tia,
     )
 
 
@@ -738,4 +1110,5 @@ def _trapezoid(
         physical_decay_constant_per_s=lam_phys,
         candidates=candidates,
         selection_rule=rule,
+        status="trapezoid",
     )
