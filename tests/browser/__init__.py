@@ -1,0 +1,1 @@
+"""Browser tests: the notebooks in JupyterLab, driven through headless Chromium."""
