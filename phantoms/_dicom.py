@@ -422,6 +422,8 @@ def write_rtstruct(
         roi.ROINumber = number
         roi.ReferencedFrameOfReferenceUID = frame_of_reference_uid
         roi.ROIName = st.name
+        if st.description:
+            roi.ROIDescription = st.description
         roi.ROIGenerationAlgorithm = "AUTOMATIC"
         roi_seq.append(roi)
 

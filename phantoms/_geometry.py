@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "Ellipsoid",
     "EllipticCylinder",
+    "StackedCylinders",
     "Shape",
     "polygon_area",
     "axial_affine",
@@ -209,7 +210,77 @@ class EllipticCylinder:
         )
 
 
-Shape = Ellipsoid | EllipticCylinder
+@dataclass(frozen=True)
+class StackedCylinders:
+    """Elliptic cylinders stacked along LPS z, touching end to end (e.g. torso, neck, head).
+
+    The parts must be ordered by ``z`` with ``parts[i].z_max_mm == parts[i + 1].z_min_mm``:
+    the union is then one solid whose axial sections are single ellipses, so that its
+    RTSTRUCT contours never overlap. At a shared end plane the section is that of the
+    part above (each part owns ``z_min <= z < z_max``; the last part also owns its top).
+
+    >>> s = StackedCylinders((
+    ...     EllipticCylinder((0.0, 0.0), (20.0, 10.0), 0.0, 10.0),
+    ...     EllipticCylinder((0.0, 5.0), (10.0, 10.0), 10.0, 30.0),
+    ... ))
+    >>> round(s.volume_ml, 4)  # pi (200 * 10 + 100 * 20) / 1000
+    12.5664
+    >>> round(s.cross_section_area_mm2(10.0), 3)  # the upper part owns the joint
+    314.159
+    """
+
+    parts: tuple[EllipticCylinder, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("StackedCylinders needs at least one part")
+        for lo, hi in zip(self.parts, self.parts[1:], strict=False):
+            if not math.isclose(lo.z_max_mm, hi.z_min_mm, abs_tol=1e-9):
+                raise ValueError(
+                    "StackedCylinders parts must touch end to end in ascending z: "
+                    f"z_max={lo.z_max_mm} is followed by z_min={hi.z_min_mm}"
+                )
+
+    @property
+    def volume_ml(self) -> float:
+        """Analytic volume in mL (sum of the parts)."""
+        return float(sum(p.volume_ml for p in self.parts))
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned LPS bounding box ``(low, high)`` (mm)."""
+        lows, highs = zip(*(p.bounds_mm() for p in self.parts), strict=True)
+        return np.min(lows, axis=0), np.max(highs, axis=0)
+
+    def contains(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Boolean array (broadcast of ``x, y, z``): point inside any part."""
+        out = self.parts[0].contains(x, y, z)
+        for p in self.parts[1:]:
+            out = out | p.contains(x, y, z)
+        return out
+
+    def _part_at(self, z_mm: float) -> EllipticCylinder | None:
+        last = len(self.parts) - 1
+        for i, p in enumerate(self.parts):
+            if p.z_min_mm <= z_mm < p.z_max_mm or (i == last and z_mm == p.z_max_mm):
+                return p
+        return None
+
+    def cross_section_area_mm2(self, z_mm: float) -> float:
+        """Exact area (mm^2) of the section with the plane ``z = z_mm``."""
+        p = self._part_at(z_mm)
+        return 0.0 if p is None else p.cross_section_area_mm2(z_mm)
+
+    def cross_section(self, z_mm: float, n_points: int = 64) -> list[np.ndarray]:
+        """Closed polygon(s) of the section at ``z = z_mm`` (one ellipse, or none)."""
+        p = self._part_at(z_mm)
+        return [] if p is None else p.cross_section(z_mm, n_points)
+
+    def shifted(self, shift_mm: tuple[float, float, float]) -> StackedCylinders:
+        """The same stack translated by ``shift_mm`` (LPS mm)."""
+        return StackedCylinders(tuple(p.shifted(shift_mm) for p in self.parts))
+
+
+Shape = Ellipsoid | EllipticCylinder | StackedCylinders
 
 
 def axial_affine(

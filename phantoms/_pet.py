@@ -113,7 +113,10 @@ class StudyTruth:
     patient
         Patient attributes written.
     suv
-        Assumed SUVmean (body weight, g/mL) of each exclusive region.
+        Assumed SUV (body weight, g/mL) of each exclusive region.
+    uptake_sources
+        Region -> where its SUV comes from (the citation of :data:`phantoms.TRACERS`, a
+        text starting with "not sourced", or "user override (suv=...)").
     region_activity_bq
         Activity (Bq) of each exclusive region of the phantom (sums to
         ``total_activity_in_phantom_bq``).
@@ -177,6 +180,7 @@ class StudyTruth:
     activity_scale_bqml_per_cnts: float | None
     patient: PatientInfo
     suv: dict[str, float]
+    uptake_sources: dict[str, str]
     region_activity_bq: dict[str, float]
     organ_activity_bq: dict[str, float]
     organ_activity_at_injection_bq: dict[str, float]
@@ -198,6 +202,17 @@ class StudyTruth:
         """Time from injection to acquisition start (s)."""
         return (self.acquisition_datetime - self.injection_datetime).total_seconds()
 
+    @property
+    def organ_fraction_injected(self) -> dict[str, float]:
+        """Fraction of the injected activity in each ROI at the PET time, decay-corrected.
+
+        ``organ_activity_at_injection_bq / injected_activity_bq`` (the biological
+        fraction, "%IA / 100"); e.g. the kidneys of the default Ga-68-PSMA-11 study hold
+        about 0.074 each.
+        """
+        a0 = self.injected_activity_bq
+        return {k: v / a0 for k, v in self.organ_activity_at_injection_bq.items()}
+
 
 def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
@@ -218,13 +233,21 @@ def _check_defects(defects: Iterable[str], allowed: Mapping[str, str]) -> tuple[
     return out
 
 
-def _region_suv(phantom: TorsoPhantom, tracer_name: str, suv: Mapping[str, float] | None):
+def _region_suv(
+    phantom: TorsoPhantom, tracer_name: str, suv: Mapping[str, float] | None
+) -> tuple[dict[str, float], dict[str, str]]:
     tr = TRACERS[tracer_name]
     out = dict(tr.suv)
+    sources = {k: u.source for k, u in tr.uptake.items()}
+    lesions = tr.lesion_uptake
     for i, name in enumerate(phantom.lesion_names):
-        out[name] = tr.lesion_suv[min(i, len(tr.lesion_suv) - 1)]
+        if lesions:
+            u = lesions[min(i, len(lesions) - 1)]
+            out[name], sources[name] = u.suv, u.source
     if suv:
-        out.update({k: float(v) for k, v in suv.items()})
+        for k, v in suv.items():
+            out[k] = float(v)
+            sources[k] = f"user override (suv={float(v):g})"
     names = phantom.region_names[1:]
     missing = [n for n in names if n not in out]
     if missing:
@@ -232,7 +255,7 @@ def _region_suv(phantom: TorsoPhantom, tracer_name: str, suv: Mapping[str, float
     bad = {k: v for k, v in out.items() if not (math.isfinite(v) and v >= 0)}
     if bad:
         raise ValueError(f"SUV values must be finite and >= 0, got {bad}")
-    return {n: out[n] for n in names}
+    return {n: out[n] for n in names}, {n: sources[n] for n in names}
 
 
 def write_pet_ct_study(
@@ -264,7 +287,7 @@ def write_pet_ct_study(
 ) -> StudyTruth:
     """Write a realistic PET/CT study (CT, PET, RTSTRUCT) of the torso phantom.
 
-    The PET shows the assumed uptake (SUVmean per region, see
+    The PET shows the assumed uptake (a cited SUV per region, see
     :data:`phantoms._nuclear.TRACERS`) at ``uptake_time_s`` after injection, blurred with
     a Gaussian of ``fwhm_mm`` and with Poisson noise, on a grid coarser than the CT and
     in the same frame of reference. The distribution is static during the scan (physical
@@ -310,9 +333,12 @@ def write_pet_ct_study(
     seed
         Seed of everything random: noise, file names, instance numbers, UIDs.
     tracer
-        One of ``"Ga-68-PSMA-11"``, ``"F-18-PSMA-1007"``, ``"F-18-FDG"``.
+        One of ``"Ga-68-PSMA-11"``, ``"F-18-PSMA-1007"``, ``"F-18-DCFPyL"``,
+        ``"F-18-FDG"``, ``"Ga-68-DOTATATE"`` (keys of :data:`phantoms.TRACERS`).
     injected_activity_bq
-        Activity at injection (Bq); default 150 MBq (Ga-68) or 250 MBq (F-18).
+        Activity at injection (Bq); default the tracer's ``default_activity_bq`` (150 MBq
+        Ga-68-PSMA-11, 185 MBq Ga-68-DOTATATE, 250 MBq F-18-PSMA-1007 and FDG, 370 MBq
+        F-18-DCFPyL).
     uptake_time_s
         Injection to PET series start (s).
     injection_datetime
@@ -344,7 +370,7 @@ def write_pet_ct_study(
     patient
         Patient attributes (default 80 kg, 1.78 m).
     suv
-        Override the assumed SUVmean of some regions, e.g. ``{"liver": 8.0}``.
+        Override the assumed SUV of some regions, e.g. ``{"liver": 8.0}``.
     omit_radiopharmaceutical_sequence
         Leave RadiopharmaceuticalInformationSequence out of the PET files.
     code_scheme
@@ -368,7 +394,7 @@ def write_pet_ct_study(
     ...     truth = write_pet_ct_study(d, make_torso(voxel_mm=4.0), seed=1)
     ...     n_ct, n_pet = len(truth.ct_paths), len(truth.pet_paths)
     >>> n_ct, n_pet, truth.pet_units, truth.decay_correction
-    (80, 80, 'BQML', 'START')
+    (103, 103, 'BQML', 'START')
     """
     folder = Path(folder)
     if tracer not in TRACERS:
@@ -432,7 +458,7 @@ def write_pet_ct_study(
     voxel_ml = float(np.prod(sp) / 1000.0)
 
     # --- truth activity ----------------------------------------------------------------
-    suv_r = _region_suv(phantom, tracer, suv)
+    suv_r, suv_sources = _region_suv(phantom, tracer, suv)
     raster = RegionRaster(phantom, pet_aff, pet_shape, sub=2)
     vol_ml = raster.region_volume_ml()
     region_act = {n: suv_r[n] * a_start / weight_g * vol_ml[n] for n in suv_r}
@@ -696,6 +722,7 @@ def write_pet_ct_study(
         activity_scale_bqml_per_cnts=k_act,
         patient=patient,
         suv=suv_r,
+        uptake_sources=suv_sources,
         region_activity_bq=region_act,
         organ_activity_bq=organ_act,
         organ_activity_at_injection_bq={k: v * decay_to_inj for k, v in organ_act.items()},

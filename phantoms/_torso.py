@@ -1,32 +1,54 @@
-"""An anthropomorphic torso built from analytic shapes, rasterised on any axial grid.
+"""An anthropomorphic torso with a head-and-neck region, from analytic shapes.
 
-Anatomy (LPS mm, origin at the centre of the field of view, ``z`` towards the head):
+Anatomy (LPS mm, ``z`` towards the head; the default field of view spans z -162..+250):
 
-========================  =========================================  ======  =========
-structure                 shape                                      HU      g/mL
-========================  =========================================  ======  =========
-body                      elliptic cylinder 320 x 220 mm, z +-160    -100    0.95
-soft_tissue               elliptic cylinder 290 x 190 mm (inside)    40      1.05
-vertebral_column          cylinder r = 17 mm at y = +75              700     1.42
-lung_right / lung_left    ellipsoids above the diaphragm (z > 0)     -760    0.26
-liver                     ellipsoid, right upper abdomen             60      1.06
-spleen                    ellipsoid, left upper abdomen              50      1.06
-kidney_right / _left      ellipsoids, posterior, z -155..-65         35      1.05
-lesion_1 .. lesion_4      spheres 30 (liver), 20 (para-aortic),     45      1.05
-                          12 (right lung), 8 mm (vertebra)          (bone: vertebra values)
-========================  =========================================  ======  =========
+=======================  ==========================================  ======  =========
+structure                shape                                       HU      g/mL
+=======================  ==========================================  ======  =========
+body                     stacked elliptic cylinders: torso 320 x     -100    0.95
+                         220 mm (z -160..160), neck 120 x 110 mm
+                         (160..180), head 150 x 190 mm (180..250)
+soft_tissue              the same stack, 15/8/6 mm inside the skin   40      1.05
+vertebral_column         cylinder r = 17 mm at y = +75, z +-160      700     1.42
+lung_right / lung_left   ellipsoids above the diaphragm (z > 0)      -760    0.26
+liver                    ellipsoid, right upper abdomen              60      1.06
+spleen                   ellipsoid, left upper abdomen               50      1.06
+kidney_right / _left     ellipsoids, posterior, z -159..-71          35      1.05
+red_marrow               cylinder r = 12 mm inside the vertebral     700     1.42
+                         column, z -155..-35 (lumbar vertebral
+                         bodies: image-based red-marrow surrogate)
+parotid_right / _left    ellipsoids 24 x 40 x 44 mm, 22.1 mL each    35      1.05
+submandibular_right/_l.  ellipsoids 22 x 28 x 22 mm, 7.1 mL each     35      1.05
+lacrimal_right / _left   ellipsoids 16 x 10 x 8 mm, 0.67 mL each     35      1.05
+lesion_1 .. lesion_4     spheres 30 (liver), 20 (para-aortic),       45      1.05
+                         12 (right lung), 8 mm (vertebra)            (bone: vertebra values)
+=======================  ==========================================  ======  =========
+
+``make_torso(head_and_neck=False)`` builds the torso alone (z -160..160, the phantom of
+earlier versions, without red_marrow and the glands).
 
 The ``body`` shape is the skin outline (RTSTRUCT ROI ``body``, type EXTERNAL); its
 tissue is subcutaneous fat wherever no other structure is painted. Structures are painted
 in the order listed, so later ones replace earlier ones: the exclusive *region* of a
 structure (``labels`` map) is its shape minus everything painted after it, while its
 *ROI mask* is the whole analytic shape (lesion_1 lies inside the liver ROI, lesion_4
-inside the vertebral column ROI, lesion_3 inside the right lung ROI).
+inside the vertebral column ROI, lesion_3 inside the right lung ROI, red_marrow inside
+the vertebral column ROI).
+
+The head is a test object, not an anatomical model: a stylised elliptic cylinder of soft
+tissue (no skull, brain or eyes) that carries the glands which limit PSMA therapy. Gland
+sizes and positions are design values of the phantom (parotid ~22 mL, submandibular
+~7 mL, lacrimal ~0.7 mL each, in the range of adult glands), not a reference anatomy; the
+lacrimal glands are a few PET/SPECT voxels and are meant to show partial-volume loss.
 
 Tissue densities: ICRU Report 44 (1989) for adipose tissue (0.95), skeletal muscle (1.05),
 inflated lung (0.26), liver and spleen (1.06), kidney (1.05); vertebral column (C4, whole)
-1.42 g/cm^3 from Woodard HQ, White DR, Br J Radiol 1986;59:1209-1218. CT numbers are
-typical unenhanced values; the phantom is a test object, not a calibration.
+1.42 g/cm^3 from Woodard HQ, White DR, Br J Radiol 1986;59:1209-1218. No density for
+salivary or lacrimal gland tissue was found in the sources read: the glands take the
+skeletal-muscle value (1.05). The red-marrow region keeps the vertebral-column tissue
+(the CT does not change inside the spine); a dose to it is therefore a dose to the
+lumbar-vertebra VOI at 1.42 g/mL, as an image-based marrow VOI on the CT would give.
+CT numbers are typical unenhanced values; the phantom is a test object, not a calibration.
 """
 
 from __future__ import annotations
@@ -39,9 +61,24 @@ import numpy as np
 
 from dosimetry import Volume
 
-from ._geometry import Ellipsoid, EllipticCylinder, Shape, axial_affine, axial_grid_axes
+from ._geometry import (
+    Ellipsoid,
+    EllipticCylinder,
+    Shape,
+    StackedCylinders,
+    axial_affine,
+    axial_grid_axes,
+)
 
-__all__ = ["Structure", "TorsoPhantom", "make_torso", "DEFAULT_LESIONS"]
+__all__ = [
+    "Structure",
+    "TorsoPhantom",
+    "make_torso",
+    "DEFAULT_LESIONS",
+    "HEAD_NECK_ORGANS",
+    "DEFAULT_FOV_MM",
+    "DEFAULT_LESION_CLASSES",
+]
 
 #: Air outside the body: HU -1000, density of dry air at 20 C (NIST, 1.205e-3 g/cm^3).
 AIR_HU = -1000.0
@@ -54,6 +91,36 @@ DEFAULT_LESIONS: tuple[tuple[str, tuple[float, float, float], float], ...] = (
     ("lesion_3", (-70.0, -10.0, 90.0), 12.0),  # right-lung nodule
     ("lesion_4", (0.0, 75.0, 40.0), 8.0),  # vertebral bone lesion
 )
+
+#: Tumour class of each default lesion, in the organ vocabulary of
+#: :func:`dosimetry.kinetics.uptake_relation` (liver and lung lesions are soft-tissue /
+#: visceral metastases, lesion_2 a lymph node, lesion_4 a bone metastasis).
+DEFAULT_LESION_CLASSES: dict[str, str] = {
+    "lesion_1": "tumour_soft_tissue",
+    "lesion_2": "tumour_lymph_node",
+    "lesion_3": "tumour_soft_tissue",
+    "lesion_4": "tumour_bone",
+}
+
+#: Organs that the head-and-neck phantom adds (RTSTRUCT ROI names), painting order.
+HEAD_NECK_ORGANS: tuple[str, ...] = (
+    "red_marrow",
+    "parotid_right",
+    "parotid_left",
+    "submandibular_right",
+    "submandibular_left",
+    "lacrimal_right",
+    "lacrimal_left",
+)
+
+#: Default truth-grid extent (z, y, x) in mm and the LPS z of its centre, with and without
+#: the head and neck: z -162..+250 (412 mm: 206 slices of 2 mm, 103 PET slices of 4 mm;
+#: +29 % voxels; slice centres at odd mm, never on a surface of the stack) or -160..+160
+#: (320 mm, the torso of earlier versions).
+DEFAULT_FOV_MM: dict[bool, tuple[tuple[float, float, float], float]] = {
+    True: ((412.0, 256.0, 352.0), 44.0),
+    False: ((320.0, 256.0, 352.0), 0.0),
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +142,8 @@ class Structure:
         ``None`` when the structure is tissue only and gets no ROI.
     color
         ROIDisplayColor (RGB 0-255).
+    description
+        ROIDescription written to the RTSTRUCT (empty: none).
     """
 
     name: str
@@ -83,6 +152,7 @@ class Structure:
     density_g_per_ml: float
     roi_type: str | None
     color: tuple[int, int, int] = (255, 255, 0)
+    description: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,6 +321,7 @@ def _structures(
     rng: np.random.Generator,
     anatomy_jitter: float,
     lesions: Sequence[tuple[str, tuple[float, float, float], float]],
+    head_and_neck: bool = True,
 ) -> tuple[Structure, ...]:
     def j(*semi: float) -> tuple[float, ...]:
         if anatomy_jitter == 0.0:
@@ -263,22 +334,28 @@ def _structures(
 
     half_z = 160.0
     spine = EllipticCylinder((0.0, 75.0), (17.0, 17.0), -half_z, half_z)
+    torso_skin = EllipticCylinder((0.0, 0.0), (160.0, 110.0), -half_z, half_z)
+    torso_inner = EllipticCylinder((0.0, 0.0), (145.0, 95.0), -half_z, half_z)
+    body: Shape = torso_skin
+    inner: Shape = torso_inner
+    if head_and_neck:
+        body = StackedCylinders(
+            (
+                torso_skin,
+                EllipticCylinder((0.0, 20.0), (60.0, 55.0), half_z, 180.0),  # neck
+                EllipticCylinder((0.0, 5.0), (75.0, 95.0), 180.0, 250.0),  # head
+            )
+        )
+        inner = StackedCylinders(
+            (
+                torso_inner,
+                EllipticCylinder((0.0, 20.0), (52.0, 47.0), half_z, 180.0),
+                EllipticCylinder((0.0, 5.0), (69.0, 89.0), 180.0, 250.0),
+            )
+        )
     out = [
-        Structure(
-            "body",
-            EllipticCylinder((0.0, 0.0), (160.0, 110.0), -half_z, half_z),
-            -100.0,
-            0.95,
-            "EXTERNAL",
-            (0, 255, 0),
-        ),
-        Structure(
-            "soft_tissue",
-            EllipticCylinder((0.0, 0.0), (145.0, 95.0), -half_z, half_z),
-            40.0,
-            1.05,
-            None,
-        ),
+        Structure("body", body, -100.0, 0.95, "EXTERNAL", (0, 255, 0)),
+        Structure("soft_tissue", inner, 40.0, 1.05, None),
         Structure("vertebral_column", spine, 700.0, 1.42, "ORGAN", (255, 255, 255)),
         Structure(
             "lung_right",
@@ -329,6 +406,36 @@ def _structures(
             (255, 200, 0),
         ),
     ]
+    if head_and_neck:
+        r_m = j(12.0)[0]
+        out.append(
+            Structure(
+                "red_marrow",
+                EllipticCylinder((0.0, 75.0), (r_m, r_m), -155.0, -35.0),
+                700.0,
+                1.42,
+                "ORGAN",
+                (200, 0, 60),
+                "image-based red marrow: lumbar vertebral bodies",
+            )
+        )
+        glands = (
+            ("parotid", (50.0, 25.0, 210.0), (12.0, 20.0, 22.0), (255, 120, 180)),
+            ("submandibular", (32.0, -30.0, 195.0), (11.0, 14.0, 11.0), (255, 170, 210)),
+            ("lacrimal", (30.0, -62.0, 236.0), (8.0, 5.0, 4.0), (120, 220, 255)),
+        )
+        for gland, (cx, cy, cz), semi, color in glands:
+            for side, sign in (("right", -1.0), ("left", 1.0)):
+                out.append(
+                    Structure(
+                        f"{gland}_{side}",
+                        ell((sign * cx, cy, cz), j(*semi)),
+                        35.0,
+                        1.05,
+                        "ORGAN",
+                        color,
+                    )
+                )
     for name, center, diameter in lesions:
         if diameter <= 0:
             raise ValueError(f"lesion {name!r}: diameter_mm must be > 0, got {diameter}")
@@ -347,9 +454,11 @@ def make_torso(
     seed: int = 0,
     *,
     voxel_mm: float | tuple[float, float, float] = 2.0,
-    fov_mm: tuple[float, float, float] = (320.0, 256.0, 352.0),
+    fov_mm: tuple[float, float, float] | None = None,
     lesions: Sequence[tuple[str, tuple[float, float, float], float]] | None = None,
     anatomy_jitter: float = 0.0,
+    head_and_neck: bool = True,
+    fov_center_z_mm: float | None = None,
 ) -> TorsoPhantom:
     """Build the anthropomorphic torso phantom on a fine "truth" grid.
 
@@ -361,8 +470,12 @@ def make_torso(
     voxel_mm
         Truth-grid spacing (mm): one number, or ``(slice, row, column)``.
     fov_mm
-        Extent (mm) of the truth grid along (z, y, x), centred on the LPS origin. The
-        default covers the body (320 x 220 mm, 320 mm long) with margin.
+        Extent (mm) of the truth grid along (z, y, x); default
+        :data:`DEFAULT_FOV_MM` (the whole body: 412 mm long with the head and neck,
+        320 mm without).
+    fov_center_z_mm
+        LPS z (mm) of the grid centre (x and y are centred on 0); default 44 mm with the
+        head and neck, 0 without.
     lesions
         ``(name, LPS centre mm, diameter mm)`` of each spherical lesion; default
         :data:`DEFAULT_LESIONS` (30, 20, 12 and 8 mm). A lesion centred in the vertebral
@@ -370,6 +483,10 @@ def make_torso(
     anatomy_jitter
         Relative size variation of the organs (0.05 = +-5 % on each organ's semi-axes,
         drawn from ``seed``). 0 gives the nominal anatomy.
+    head_and_neck
+        Add the neck and head with the parotid, submandibular and lacrimal glands, and
+        the red-marrow region in the lumbar spine (default). ``False`` builds the torso
+        alone (faster; the phantom of earlier versions).
 
     Returns
     -------
@@ -381,8 +498,10 @@ def make_torso(
     >>> ph = make_torso(voxel_mm=4.0)
     >>> ph.ct_hu.unit, ph.ct_hu.spacing_mm
     ('HU', (4.0, 4.0, 4.0))
-    >>> ph.organ_names[:3]
-    ['body', 'vertebral_column', 'lung_right']
+    >>> ph.organ_names[:3], ph.ct_hu.shape
+    (['body', 'vertebral_column', 'lung_right'], (103, 64, 88))
+    >>> ph.organ_names[-11:-4]
+    ['red_marrow', 'parotid_right', 'parotid_left', 'submandibular_right', 'submandibular_left', 'lacrimal_right', 'lacrimal_left']
     >>> round(ph.analytic_volume_ml("lesion_1"), 2)  # 30 mm sphere
     14.14
     """
@@ -395,10 +514,18 @@ def make_torso(
     if not 0.0 <= anatomy_jitter <= 0.2:
         raise ValueError(f"anatomy_jitter must lie in [0, 0.2], got {anatomy_jitter}")
     rng = np.random.default_rng(seed)
-    structures = _structures(rng, anatomy_jitter, DEFAULT_LESIONS if lesions is None else lesions)
-    shape = tuple(max(1, int(round(f / s))) for f, s in zip(fov_mm, sp, strict=True))
+    structures = _structures(
+        rng, anatomy_jitter, DEFAULT_LESIONS if lesions is None else lesions, head_and_neck
+    )
+    default_fov, default_center_z = DEFAULT_FOV_MM[bool(head_and_neck)]
+    fov = default_fov if fov_mm is None else tuple(float(v) for v in fov_mm)
+    if len(fov) != 3 or any(not math.isfinite(v) or v <= 0 for v in fov):
+        raise ValueError(f"fov_mm must be three positive extents (z, y, x) in mm, got {fov_mm!r}")
+    center_z = default_center_z if fov_center_z_mm is None else float(fov_center_z_mm)
+    shape = tuple(max(1, int(round(f / s))) for f, s in zip(fov, sp, strict=True))
     shape3 = (shape[0], shape[1], shape[2])
     oz, oy, ox = (-(n - 1) / 2.0 * s for n, s in zip(shape3, sp, strict=True))
+    oz += center_z
     affine = axial_affine((sp[0], sp[1], sp[2]), (ox, oy, oz))
     z, y, x = axial_grid_axes(affine, shape3)
     labels = _paint(structures, z, y, x, (0.0, 0.0, 0.0))

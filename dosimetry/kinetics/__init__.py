@@ -17,6 +17,17 @@ from ._population import (
     population_effective_half_life_s,
     population_table,
 )
+from ._relations import (
+    RELATION_ORGANS,
+    LiteratureDose,
+    UptakeRelation,
+    literature_dose_range,
+    literature_doses,
+    relation_organ,
+    uptake_relation,
+    uptake_relation_table,
+    uptake_relations,
+)
 from ._stp import StpTia, hanscheid_ratio, stp_tia
 from ._tac import MODELS, TacFit, fit_tac
 from ._voxel import STATUS_MEANING, VoxelFitResult, fit_voxels
@@ -42,4 +53,13 @@ __all__ = [
     "population_table",
     "canonical_agent",
     "canonical_organ",
+    "UptakeRelation",
+    "uptake_relation",
+    "uptake_relations",
+    "uptake_relation_table",
+    "relation_organ",
+    "RELATION_ORGANS",
+    "LiteratureDose",
+    "literature_doses",
+    "literature_dose_range",
 ]

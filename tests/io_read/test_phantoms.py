@@ -152,7 +152,7 @@ def test_spect_lu177_total_activity(tmp_path, torso, units, multiframe):
         units=units,
         multiframe=multiframe,
         spect_matrix=(64, 64),
-        n_spect_slices=40,
+        n_spect_slices=55,  # 440 mm: the 412 mm phantom (torso, neck, head) and margin
         spect_voxel_mm=8.0,
     )
     study = load_study(truth.folder)

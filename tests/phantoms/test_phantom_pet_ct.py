@@ -20,7 +20,7 @@ from pydicom.uid import (
 from scipy import ndimage
 
 import phantoms
-from phantoms._geometry import Ellipsoid, polygon_area
+from phantoms._geometry import Ellipsoid, StackedCylinders, polygon_area
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GA68_HALF_LIFE_S = 67.71 * 60.0  # ICRP Publication 107
@@ -59,7 +59,8 @@ def test_every_file_is_part10_with_the_right_sop_class(pet_study) -> None:
         assert ds.SOPClassUID == expected[ds.Modality]
         assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-    assert (len(truth.ct_paths), len(truth.pet_paths)) == (160, 80)
+    # 412 mm long phantom (torso, neck and head): 206 CT slices of 2 mm, 103 PET of 4 mm
+    assert (len(truth.ct_paths), len(truth.pet_paths)) == (206, 103)
 
 
 def test_size_and_speed(pet_study) -> None:
@@ -206,7 +207,7 @@ def test_liver_suv_and_poisson_noise(pet_study) -> None:
     deep = ndimage.binary_erosion(liver, iterations=3)
     assert deep.sum() > 100
     true_c = truth.activity_concentration.array[deep]
-    assert np.allclose(true_c * w_g / a_start, 5.0, rtol=1e-9)  # assumed liver SUV
+    assert np.allclose(true_c * w_g / a_start, 5.4, rtol=1e-9)  # cited liver SUVmean
     img = truth.pet_expected_bqml.array[deep]
     n = img.size
     assert img.mean() == pytest.approx(true_c.mean(), rel=4 * img.std() / img.mean() / n**0.5)
@@ -236,7 +237,7 @@ def test_activity_bookkeeping(pet_study) -> None:
     assert truth.organ_activity_bq["body"] == pytest.approx(total, rel=1e-9)
     # concentration x volume: A = SUV x A(t) / W x V_region, V from the 2 mm sub-grid
     a_start = truth.injected_activity_bq * 2.0 ** (-truth.uptake_time_s / truth.half_life_s)
-    vol_kidney = truth.region_activity_bq["kidney_left"] / (30.0 * a_start / 80000.0)
+    vol_kidney = truth.region_activity_bq["kidney_left"] / (41.7 * a_start / 80000.0)
     analytic = truth.phantom.analytic_volume_ml("kidney_left")
     assert vol_kidney == pytest.approx(analytic, rel=0.02)
     # decay to injection time
@@ -290,7 +291,7 @@ def test_decay_correction_bookkeeping(small_torso, tmp_path, mode) -> None:
     blurred_truth = truth.pet_expected_bqml.array
     for k, d in enumerate(pet):
         stored = d.pixel_array * float(d.RescaleSlope)
-        t_b = truth.bed_start_offsets_s[0 if k < len(pet) // 2 else 1]
+        t_b = truth.bed_start_offsets_s[(2 * k) // len(pet)]  # beds: contiguous slice blocks
         assert float(d.FrameReferenceTime) / 1000.0 == pytest.approx(t_b + math.log(f) / lam)
         acq = d.AcquisitionTime
         assert acq.startswith("101230" if t_b == 0 else "102230")
@@ -335,7 +336,7 @@ def test_gml_units_are_suv(small_torso, tmp_path) -> None:
     a_start = 150e6 * 2.0 ** (-3600.0 / GA68_HALF_LIFE_S)
     assert np.allclose(suv * a_start / 80000.0, truth.pet_expected_bqml.array, rtol=1e-9)
     kidney = ndimage.binary_erosion(truth.masks_pet["kidney_left"].array, iterations=2)
-    assert np.median(suv[kidney]) == pytest.approx(30.0, rel=0.1)
+    assert np.median(suv[kidney]) == pytest.approx(41.7, rel=0.1)
     with pytest.raises(ValueError, match="GML"):
         phantoms.write_pet_ct_study(
             tmp_path / "t", small_torso, pet_units="GML", decay_correction="NONE"
@@ -352,7 +353,7 @@ def test_other_tracers_and_code_schemes(small_torso, tmp_path) -> None:
     assert rp.RadiopharmaceuticalCodeSequence[0].CodeValue == "126758"
     assert float(rp.RadionuclideHalfLife) == pytest.approx(109.77 * 60)
     assert float(rp.RadionuclideTotalDose) == 250e6
-    assert truth.suv["liver"] == 12.0
+    assert truth.suv["liver"] == 11.8  # median SUVmean, Trägårdh et al. 2025
 
 
 def test_omit_radiopharmaceutical_sequence(small_torso, tmp_path) -> None:
@@ -447,6 +448,9 @@ def test_rtstruct_contours_lie_on_ct_planes_with_analytic_areas(pet_study) -> No
             if isinstance(shape, Ellipsoid):
                 a, b, cz = shape.semi_axes_mm
                 area = math.pi * a * b * (1.0 - ((ct_z[ref] - shape.center_mm[2]) / cz) ** 2)
+            elif isinstance(shape, StackedCylinders):  # body: torso, neck, head
+                (part,) = [p for p in shape.parts if p.z_min_mm <= ct_z[ref] < p.z_max_mm]
+                area = math.pi * part.semi_axes_mm[0] * part.semi_axes_mm[1]
             else:
                 area = math.pi * shape.semi_axes_mm[0] * shape.semi_axes_mm[1]
             # coordinates are written to 0.001 mm

@@ -9,7 +9,13 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 import phantoms
-from phantoms._geometry import Ellipsoid, EllipticCylinder, axial_affine, polygon_area
+from phantoms._geometry import (
+    Ellipsoid,
+    EllipticCylinder,
+    StackedCylinders,
+    axial_affine,
+    polygon_area,
+)
 
 ORGANS = [
     "vertebral_column",
@@ -19,6 +25,14 @@ ORGANS = [
     "spleen",
     "kidney_right",
     "kidney_left",
+]
+GLANDS = [
+    "parotid_right",
+    "parotid_left",
+    "submandibular_right",
+    "submandibular_left",
+    "lacrimal_right",
+    "lacrimal_left",
 ]
 
 
@@ -31,16 +45,21 @@ def test_grid_units_and_names(torso: phantoms.TorsoPhantom) -> None:
     assert torso.ct_hu.unit == "HU"
     assert torso.density.unit == "g/mL"
     assert torso.ct_hu.spacing_mm == (2.0, 2.0, 2.0)
-    assert torso.ct_hu.shape == (160, 128, 176)
+    assert torso.ct_hu.shape == (206, 128, 176)  # z -162..250 mm: torso, neck and head
     assert torso.organ_names[0] == "body"
     assert set(ORGANS) <= set(torso.organ_names)
+    assert [n for n in torso.organ_names if n in phantoms.HEAD_NECK_ORGANS] == list(
+        phantoms.HEAD_NECK_ORGANS
+    )
     assert torso.lesion_names == ["lesion_1", "lesion_2", "lesion_3", "lesion_4"]
     assert [torso.lesion_diameters_mm[n] for n in torso.lesion_names] == [30.0, 20.0, 12.0, 8.0]
     for name, m in torso.masks.items():
         assert m.unit == "1" and m.array.dtype == bool, name
         assert m.same_grid(torso.ct_hu)
-    # the grid is axial, centred on the LPS origin: slice -> +z, row -> +y, column -> +x
-    assert np.allclose(torso.ct_hu.center_mm(), 0.0)
+    # the grid is axial, centred on x = y = 0 and z = 44 mm: slice -> +z, row -> +y,
+    # column -> +x; slice centres at odd mm never meet a surface of the stacked body
+    assert np.allclose(torso.ct_hu.center_mm(), (0.0, 0.0, 44.0))
+    assert torso.ct_hu.origin_mm[2] == -161.0
     assert np.allclose(torso.ct_hu.direction, [[0, 0, 1], [0, 1, 0], [1, 0, 0]])
 
 
@@ -84,21 +103,98 @@ def test_organs_do_not_overlap_and_lesions_sit_where_described(
         assert np.all(m["body"][m[a]]), a
 
 
+def _analytic_ml(shape) -> float:
+    """Independent analytic volume: 4/3 pi a b c, pi a b h, or the sum of stacked parts."""
+    if isinstance(shape, Ellipsoid):
+        a, b, c = shape.semi_axes_mm
+        return 4.0 / 3.0 * math.pi * a * b * c / 1000.0
+    if isinstance(shape, StackedCylinders):
+        return sum(_analytic_ml(p) for p in shape.parts)
+    a, b = shape.semi_axes_mm
+    return math.pi * a * b * (shape.z_max_mm - shape.z_min_mm) / 1000.0
+
+
 def test_voxelised_volumes_match_analytic_volumes(torso: phantoms.TorsoPhantom) -> None:
-    # analytic: 4/3 pi a b c (ellipsoids), pi a b h (cylinders); voxel-centre sampling at
-    # 2 mm is within a few % for organs and ~25 % for the 8 mm sphere
+    # voxel-centre sampling at 2 mm is within a few % for organs and ~25 % for the 8 mm
+    # sphere; the 12 mm-radius marrow cylinder within 5 %, the 0.67 mL lacrimal glands
+    # (~88 voxels of 2 mm) within 7 %
     vml = torso.ct_hu.voxel_volume_ml
-    for name in ORGANS + ["body"]:
-        shape = torso.structure(name).shape
-        if isinstance(shape, Ellipsoid):
-            a, b, c = shape.semi_axes_mm
-            analytic = 4.0 / 3.0 * math.pi * a * b * c / 1000.0
-        else:
-            a, b = shape.semi_axes_mm
-            analytic = math.pi * a * b * (shape.z_max_mm - shape.z_min_mm) / 1000.0
+    for name in ORGANS + ["body", "parotid_left", "submandibular_right"]:
+        analytic = _analytic_ml(torso.structure(name).shape)
         assert torso.masks[name].array.sum() * vml == pytest.approx(analytic, rel=0.02), name
+        assert torso.analytic_volume_ml(name) == pytest.approx(analytic, rel=1e-12), name
+    for name, rel in (("red_marrow", 0.05), ("lacrimal_left", 0.07), ("lacrimal_right", 0.07)):
+        analytic = _analytic_ml(torso.structure(name).shape)
+        assert torso.masks[name].array.sum() * vml == pytest.approx(analytic, rel=rel), name
+    # design volumes stated in the module docstring
+    assert torso.analytic_volume_ml("parotid_left") == pytest.approx(22.1, abs=0.05)
+    assert torso.analytic_volume_ml("submandibular_left") == pytest.approx(7.1, abs=0.05)
+    assert torso.analytic_volume_ml("lacrimal_left") == pytest.approx(0.67, abs=0.005)
+    assert torso.analytic_volume_ml("red_marrow") == pytest.approx(
+        math.pi * 12.0**2 * 120.0 / 1000.0, rel=1e-12
+    )
     assert torso.analytic_volume_ml("lesion_1") == pytest.approx(4 / 3 * math.pi * 15.0**3 / 1000)
     assert torso.masks["lesion_1"].array.sum() * vml == pytest.approx(14.137, rel=0.05)
+
+
+def test_head_and_neck_glands_and_marrow_sit_where_described(
+    torso: phantoms.TorsoPhantom,
+) -> None:
+    m = {n: torso.masks[n].array for n in torso.masks}
+    for g in GLANDS:
+        assert m[g].sum() > 0, g
+        # inside the head's soft tissue, above the neck (z > 180 mm), apart from each other
+        assert not np.any(m[g] & ~m["soft_tissue"]), g
+        z = torso.ct_hu.index_to_world(np.argwhere(m[g]))[:, 2]
+        assert z.min() > 180.0, g
+        for h in GLANDS:
+            if g < h:
+                assert not np.any(m[g] & m[h]), (g, h)
+    # right glands at negative x (LPS), lacrimal glands anterior (y < 0), parotids posterior
+    centre = {n: torso.structure(n).shape.center_mm for n in GLANDS}
+    assert centre["parotid_right"][0] < 0 < centre["parotid_left"][0]
+    assert centre["lacrimal_left"][1] < 0 < centre["parotid_left"][1]
+    assert centre["lacrimal_left"][2] > centre["parotid_left"][2] > centre["submandibular_left"][2]
+    # red marrow: inside the vertebral column, at the kidneys' (lumbar) levels, bone tissue
+    assert np.all(m["vertebral_column"][m["red_marrow"]])
+    z = torso.ct_hu.index_to_world(np.argwhere(m["red_marrow"]))[:, 2]
+    assert z.min() > -160.0 and z.max() < -30.0
+    assert torso.structure("red_marrow").density_g_per_ml == 1.42
+    lab = torso.labels.array
+    assert np.all(lab[m["red_marrow"]] == torso.region_names.index("red_marrow"))
+
+
+def test_torso_without_head_is_the_earlier_phantom() -> None:
+    t = phantoms.make_torso(voxel_mm=4.0, head_and_neck=False)
+    assert t.ct_hu.shape == (80, 64, 88)
+    assert np.allclose(t.ct_hu.center_mm(), 0.0)
+    assert not set(phantoms.HEAD_NECK_ORGANS) & set(t.organ_names)
+    assert isinstance(t.structure("body").shape, EllipticCylinder)
+    assert t.analytic_volume_ml("body") == pytest.approx(math.pi * 160 * 110 * 320 / 1000)
+
+
+def test_stacked_cylinders_joints_and_validation() -> None:
+    low = EllipticCylinder((0.0, 0.0), (20.0, 10.0), 0.0, 10.0)
+    high = EllipticCylinder((0.0, 5.0), (10.0, 10.0), 10.0, 30.0)
+    s = StackedCylinders((low, high))
+    # the upper part owns the joint plane; the top plane belongs to the last part
+    assert s.cross_section_area_mm2(10.0) == pytest.approx(math.pi * 100.0)
+    assert s.cross_section_area_mm2(9.999) == pytest.approx(math.pi * 200.0)
+    assert s.cross_section_area_mm2(30.0) == pytest.approx(math.pi * 100.0)
+    assert s.cross_section(30.5) == [] and s.cross_section(-0.1) == []
+    (poly,) = s.cross_section(20.0, n_points=64)
+    assert polygon_area(poly) == pytest.approx(math.pi * 100.0, rel=1e-12)
+    # membership is the union of the parts
+    pts = np.array([[15.0, 0.0, 5.0], [15.0, 0.0, 15.0], [0.0, 14.0, 15.0]])
+    assert list(s.contains(pts[:, 0], pts[:, 1], pts[:, 2])) == [True, False, True]
+    lo, hi = s.bounds_mm()
+    assert np.allclose(lo, (-20.0, -10.0, 0.0)) and np.allclose(hi, (20.0, 15.0, 30.0))
+    moved = s.shifted((1.0, 2.0, 3.0))
+    assert moved.parts[1].z_min_mm == 13.0 and moved.parts[0].center_xy_mm == (1.0, 2.0)
+    with pytest.raises(ValueError, match="end to end"):
+        StackedCylinders((low, EllipticCylinder((0.0, 0.0), (5.0, 5.0), 12.0, 20.0)))
+    with pytest.raises(ValueError, match="at least one"):
+        StackedCylinders(())
 
 
 def test_labels_are_the_painting_order(torso: phantoms.TorsoPhantom) -> None:
@@ -171,3 +267,5 @@ def test_bad_arguments() -> None:
         phantoms.make_torso(voxel_mm=4.0, lesions=[("liver", (0.0, 0.0, 0.0), 5.0)])
     with pytest.raises(KeyError, match="no structure"):
         phantoms.make_torso(voxel_mm=4.0).structure("heart")
+    with pytest.raises(ValueError, match="fov_mm"):
+        phantoms.make_torso(voxel_mm=4.0, fov_mm=(0.0, 100.0, 100.0))
