@@ -25,9 +25,10 @@ Model selection (``model="auto"``, ``selection="physiological"``, the default):
    infinitely fast uptake, a boundary of the fuller one, so the test is approximate.)
 4. The lowest AICc among the remaining candidates wins. With weights known in absolute
    terms (``uncertainties`` given) ``AIC = chi2 + 2k``; otherwise
-   ``AIC = n ln(WRSS/n) + 2k``; ``AICc = AIC + 2k(k+1)/(n-k-1)``. An uptake model with
-   ``n = k + 1`` points (AICc undefined; e.g. the bi-exponential with uptake from four
-   points) is fitted too and used only when no other model remains.
+   ``AIC = n ln(WRSS/n) + 2k``; ``AICc = AIC + 2k(k+1)/(n-k-1)``. A model with one
+   clearance phase and ``n = k + 1`` points (AICc undefined: the mono-exponential from
+   three points, the bi-exponential with uptake from four) is fitted too and used only
+   when no other model remains.
 5. If no exponential model qualifies, the trapezoidal rule with a physical tail is used
    when the nuclide is known, else an error explains why.
 
@@ -512,8 +513,8 @@ def _rule_physiological(alpha: float) -> str:
         "(likelihood-ratio chi-square test with absolute uncertainties) prefers the uptake "
         f"model with the same clearance phases at alpha = {alpha:g}; among the remaining "
         "models with n - k - 1 > 0 and physically valid parameters the lowest AICc "
-        "(Glatting 2007; Kletting 2013); an uptake model with n = k + 1 (AICc undefined) "
-        "only when no other model remains"
+        "(Glatting 2007; Kletting 2013); a model with one clearance phase and n = k + 1 "
+        "(AICc undefined) only when no other model remains"
     )
 
 
@@ -535,7 +536,7 @@ def _select_auto(
     for name, m in EXP_MODELS.items():
         k = m.n_params
         if n - k - 1 <= 0:
-            if physio and m.uptake and n - k == 1:
+            if physio and m.n_exp == 1 and n - k == 1:
                 reserve.add(name)
             else:
                 candidates[name] = f"needs > {k + 1} points"

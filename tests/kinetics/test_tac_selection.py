@@ -198,3 +198,14 @@ def test_two_point_uncertainty_coverage():
     # binomial 3-sigma band around 0.683; first-order propagation of a nonlinear function
     band = 3 * math.sqrt(0.683 * 0.317 / n)
     assert 0.683 - band - 0.03 <= hit / n <= 0.683 + band
+
+
+def test_three_points_use_the_mono_exponential():
+    """n = 3: the mono-exponential (k = 2, AICc undefined) rather than the trapezoid."""
+    t = np.array([24.0, 96.0, 168.0])
+    y = 100.0 * np.exp(-LN2 / 40.0 * t) * np.array([1.02, 0.98, 1.01])
+    fit = fit_tac(t, y, nuclide="Lu-177")
+    assert fit.model == "mono" and fit.dof == 1
+    assert fit.tia_bq_s == pytest.approx(100e6 * 40 * 3600 / LN2, rel=0.05)  # 2 % noise
+    old = fit_tac(t, y, nuclide="Lu-177", selection="aicc")
+    assert old.model == "trapezoid"
