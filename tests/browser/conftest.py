@@ -59,10 +59,12 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_server(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+def lab_server(
+    browser_context: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabServer]:
     """``jupyter lab`` serving a temporary copy of ``notebooks/`` (the repo stays untouched).
 
-    Depends on ``chromium_path`` so that no server starts where the tests will skip.
+    Depends on ``browser_context`` so that no server starts where the tests will skip.
     The server (process group) is stopped at the end of the session, failure or not.
     """
     base = tmp_path_factory.mktemp("jupyterlab")
