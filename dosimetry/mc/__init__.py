@@ -32,12 +32,15 @@ from ._ompmc import (
     sample_linear_pdf,
     write_phsp_records,
 )
+from .heterogeneity import HeterogeneityFlag, heterogeneity_flags
 from .materials import MCPhantom, Medium, classify_density, mc_phantom, media
 from .patient import MCResult, patient_dose
 
 __all__ = [
     "MCResult",
     "patient_dose",
+    "HeterogeneityFlag",
+    "heterogeneity_flags",
     "MCPhantom",
     "Medium",
     "classify_density",

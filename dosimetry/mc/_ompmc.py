@@ -359,6 +359,9 @@ class DecaySource:
         Positrons per decay (each brings 2 x 0.511 MeV of annihilation photons).
     total_mev_per_decay
         Every ICRP-107 class (the energy balance's reference).
+    excluded_mev_per_decay
+        Energy per decay of the components left out (``exclude``): neither transported
+        nor deposited.
     """
 
     nuclide: str
@@ -373,16 +376,46 @@ class DecaySource:
     transported_mev_per_decay: float
     positrons_per_decay: float
     total_mev_per_decay: float
+    excluded_mev_per_decay: float = 0.0
 
 
-def decay_source(name: str, cut_mev: float = TRANSPORT_CUT_MEV) -> DecaySource:
+#: emission components that :func:`decay_source` can leave out (names of the kernel
+#: library's components): ICRP-107 classes of each
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "beta": ("beta-", "beta+"),
+    "ce_auger": ("IE", "auger"),
+    "photon": ("gamma", "X", "annihilation"),
+    "alpha": ("alpha", "alpha recoil"),
+}
+
+
+def decay_source(
+    name: str, cut_mev: float = TRANSPORT_CUT_MEV, exclude: tuple[str, ...] = ()
+) -> DecaySource:
     """Sampling tables of the transported emissions of ``name`` (:func:`emission_table`).
 
     Electrons and photons below ``cut_mev`` are deposited locally (so is the beta-minus
     spectrum below it); positrons are transported from 0 (their annihilation photons are
-    produced by the transport); alphas and recoils are local.
+    produced by the transport); alphas and recoils are local. ``exclude`` leaves whole
+    components out (keys of :data:`COMPONENTS`, e.g. ``("ce_auger",)`` to compare with
+    tables whose source terms lack conversion and Auger electrons).
     """
+    bad = [c for c in exclude if c not in COMPONENTS]
+    if bad:
+        raise NuclideError(
+            f"exclude: unknown emission component(s) {bad}; valid: {', '.join(COMPONENTS)}"
+        )
     t = emission_table(name)
+    excluded = 0.0
+    if "beta" in exclude:
+        excluded += float(t["beta_energy_per_decay_mev"])
+        t["beta_code"] = None
+    if "alpha" in exclude:
+        excluded += float(t["alpha_energy_per_decay_mev"])
+        t["alpha_energy_per_decay_mev"] = 0.0
+    drop = {c for comp in exclude if comp in ("ce_auger", "photon") for c in COMPONENTS[comp]}
+    excluded += sum(en * y for en, y, _, cls in t["lines"] if cls in drop)
+    t["lines"] = [ln for ln in t["lines"] if ln[3] not in drop]
     comps_y: list[float] = []
     comps_e: list[float] = []
     comps_c: list[int] = []
@@ -440,6 +473,7 @@ def decay_source(name: str, cut_mev: float = TRANSPORT_CUT_MEV) -> DecaySource:
         transported_mev_per_decay=transported,
         positrons_per_decay=positrons,
         total_mev_per_decay=float(t["total_energy_per_decay_mev"]),
+        excluded_mev_per_decay=excluded,
     )
 
 

@@ -93,6 +93,8 @@ _TIA_UNITS: dict[str, str] = {"Bq s": "Gy", "Bq s/Bq": "Gy/Bq"}
 CHUNK_HISTORIES = 1_000_000
 #: histories of the pilot round (all batches together) when a target sets the number
 PILOT_HISTORIES = 200_000
+#: fewest histories a batch runs in a round (below this the run's start-up dominates)
+MIN_HISTORIES_PER_BATCH = 1000
 #: default cap on the histories of one call (a target that cannot be reached stops here)
 DEFAULT_MAX_HISTORIES = 1_000_000_000
 #: a round asks for at most this factor more histories than were run before it
@@ -557,6 +559,7 @@ def patient_dose(
     batches: int = 10,
     seed: int = 0,
     range_rejection: bool = True,
+    exclude: tuple[str, ...] = (),
     workers: int | None = None,
     client: Any = None,
     progress: Callable[[str], None] | None = None,
@@ -613,6 +616,10 @@ def patient_dose(
     range_rejection
         EGSnrc range rejection (default True; validated in docs/dose.md). False: full
         transport of every electron.
+    exclude
+        Emission components left out entirely (``"beta"``, ``"ce_auger"``, ``"photon"``,
+        ``"alpha"``), e.g. ``("ce_auger",)`` to compare with published voxel S-values whose
+        source terms lack conversion and Auger electrons. Default: none.
     workers
         Local worker processes (default: the CPUs this process may use). Ignored with
         ``client``.
@@ -666,7 +673,7 @@ def patient_dose(
     phantom = mc_phantom(tia, density, materials, material_labels)
     voi_w = _weights(target_vois, tia) if target_vois else {}
     maps = _member_maps(tia, arr, nuclide, chain, member_tia)
-    sources = [(m, a, origin, decay_source(m)) for m, a, origin in maps]
+    sources = [(m, a, origin, decay_source(m, exclude=tuple(exclude))) for m, a, origin in maps]
 
     rho = phantom.density_g_per_ml
     mass_kg = rho * tia.voxel_volume_ml * 1e-3
@@ -681,7 +688,7 @@ def patient_dose(
         decays = float(a.sum())
         local_mev += a * src.local_mev_per_decay
         alpha_mev += a * src.alpha_mev_per_decay
-        emitted_mev += decays * src.total_mev_per_decay
+        emitted_mev += decays * (src.total_mev_per_decay - src.excluded_mev_per_decay)
         members_prov.append(
             {
                 "nuclide": m,
@@ -744,7 +751,7 @@ def patient_dose(
             per_batch = (
                 math.ceil(int(histories) / n_batches)
                 if histories is not None
-                else max(1000, math.ceil(min(PILOT_HISTORIES, cap) / n_batches))
+                else max(MIN_HISTORIES_PER_BATCH, math.ceil(min(PILOT_HISTORIES, cap) / n_batches))
             )
             r = 0
             while True:
@@ -795,7 +802,10 @@ def patient_dose(
                 need = min(need, done * _GROWTH_MAX, cap)
                 if time_budget_s is not None:
                     need = min(need, done + 0.9 * rate * (float(time_budget_s) - elapsed))
-                per_batch = max(2, math.ceil((need - done) / n_batches))
+                per_batch = max(MIN_HISTORIES_PER_BATCH, math.ceil((need - done) / n_batches))
+                if time_budget_s is not None and (need - done) < 0.05 * done:
+                    reason = "time budget"
+                    break
                 r += 1
         finally:
             runner.close()
@@ -845,6 +855,7 @@ def patient_dose(
         "chain": bool(chain),
         "members": members_prov,
         "tia_unit": tia.unit,
+        "excluded_components": list(exclude),
         "transport": {
             **{k: v for k, v in TRANSPORT.items() if k != "esave_mev"},
             "esave_mev": TRANSPORT["esave_mev"] if range_rejection else None,

@@ -120,8 +120,10 @@ def layered_table(files: list[Path]) -> str:
 REGIONS: tuple[str, ...] = (
     "lung lesion",
     "lung shell",
+    "lung",
     "bone metastasis",
     "normal bone",
+    "bone shell",
     "kidney",
     "background",
     "body surface",
@@ -139,11 +141,12 @@ class SlabPhantom:
     materials
         Labels of ``dosimetry/data/mc_media.csv`` (0 air, 1 lung, 2 soft tissue, 3 bone).
     tia
-        Relative decays per voxel, ``"Bq s"`` (one parent decay per unit): lesion 60,
-        bone metastasis 40, kidney 25, normal bone 2, background 1, lung 0.2, air 0.
+        Relative decays per voxel, ``"Bq s"`` (one parent decay per unit): lesion 100,
+        bone metastasis 60, kidney 20, normal bone 1, background 0.25, lung 0.05, air 0.
     regions
         ``{name: bool mask}`` (:data:`REGIONS`): ``lung shell`` is the lung voxels sharing a
-        face, edge or corner with the lesion; ``background`` the soft tissue at least two
+        face, edge or corner with the lesion, ``lung`` the other lung voxels; ``bone shell``
+        the soft-tissue voxels touching bone; ``background`` the soft tissue at least two
         voxels from lung, bone, air and the hot organs; ``body surface`` the soft-tissue
         voxels touching air.
     """
@@ -154,7 +157,7 @@ class SlabPhantom:
     regions: Mapping[str, Volume]
 
 
-def slab_phantom(voxel_mm: float = 4.42, shape: tuple[int, int, int] = (40, 44, 56)) -> SlabPhantom:
+def slab_phantom(voxel_mm: float = 4.42, shape: tuple[int, int, int] = (32, 44, 56)) -> SlabPhantom:
     """The validation phantom (axes: slices, rows = anterior-posterior, columns = right-left).
 
     A body (elliptic cylinder along the slices, 2 voxels of air around it), a lung
@@ -184,12 +187,12 @@ def slab_phantom(voxel_mm: float = 4.42, shape: tuple[int, int, int] = (40, 44, 
     labels[kidney & ~bone] = 2
     rho = np.choose(labels, [0.00120479, 0.26, 1.04, 1.5])
     tia = np.zeros(shape)
-    tia[body] = 1.0
-    tia[lung & body] = 0.2
-    tia[bone] = 2.0
-    tia[kidney & ~bone] = 25.0
-    tia[lesion] = 60.0
-    tia[metastasis & bone] = 40.0
+    tia[body] = 0.25
+    tia[lung & body] = 0.05
+    tia[bone] = 1.0
+    tia[kidney & ~bone] = 20.0
+    tia[lesion] = 100.0
+    tia[metastasis & bone] = 60.0
     struct = np.ones((3, 3, 3), bool)
     lung_only = (labels == 1) & ~lesion
     shell = ndimage.binary_dilation(lesion, struct) & lung_only
@@ -197,14 +200,17 @@ def slab_phantom(voxel_mm: float = 4.42, shape: tuple[int, int, int] = (40, 44, 
         (labels != 2) | kidney | lesion, struct, iterations=2
     )  # two voxels from anything but plain soft tissue
     air = labels == 0
+    tissue = (labels == 2) & ~lesion & ~kidney
     regions_np = {
         "lung lesion": lesion,
         "lung shell": shell,
+        "lung": lung_only & ~shell,
         "bone metastasis": metastasis & bone,
         "normal bone": bone & ~metastasis,
+        "bone shell": tissue & ndimage.binary_dilation(bone, struct),
         "kidney": kidney & ~bone,
         "background": (labels == 2) & ~near & body,
-        "body surface": (labels == 2) & ndimage.binary_dilation(air, struct) & ~kidney,
+        "body surface": tissue & ndimage.binary_dilation(air, struct),
     }
     sp = (voxel_mm, voxel_mm, voxel_mm)
     return SlabPhantom(
