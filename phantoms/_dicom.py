@@ -434,6 +434,9 @@ def write_rtstruct(
                 if _min_half_width(poly) < 0.5:
                     continue
                 c = Dataset()
+                # the writer's encoding: the raw ContourData is then written as it is
+                # instead of being parsed into numbers and encoded again (~10x faster)
+                c.set_original_encoding(False, True, "iso8859")
                 img = Dataset()
                 img.ReferencedSOPClassUID = s.sop_class_uid
                 img.ReferencedSOPInstanceUID = s.sop_instance_uid
