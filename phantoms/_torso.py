@@ -533,7 +533,11 @@ def make_torso(
     rho_lut = np.array([AIR_DENSITY_G_PER_ML, *(s.density_g_per_ml for s in structures)])
     masks = {s.name: Volume(_shape_mask(s.shape, z, y, x), affine, "1") for s in structures}
     lesion_names = [s.name for s in structures if s.roi_type == "GTV"]
-    diam = {s.name: 2.0 * s.shape.semi_axes_mm[0] for s in structures if s.roi_type == "GTV"}
+    diam = {
+        s.name: 2.0 * s.shape.semi_axes_mm[0]
+        for s in structures
+        if s.roi_type == "GTV" and isinstance(s.shape, Ellipsoid)
+    }
     return TorsoPhantom(
         structures=structures,
         ct_hu=Volume(hu_lut[labels], affine, "HU"),
