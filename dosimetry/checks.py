@@ -293,16 +293,17 @@ def _range_finding(
         return Finding(
             code,
             "error",
-            f"{what} {shown} is implausible: outside {b.error_low:g}-{b.error_high:g} {b.unit} "
-            f"({b.key}; {b.citation})",
+            f"{what} {shown} is implausible: outside {b.error_low:g}-{b.error_high:g}"
+            f"{'' if b.unit == '1' else ' ' + b.unit} (bounds for {b.key}: "
+            "dosimetry/data/plausibility.csv, docs/reliability.md)",
             override,
         )
     if value < b.warn_low or value > b.warn_high:
         return Finding(
             code,
             "warning",
-            f"{what} {shown} is outside the usual {b.warn_low:g}-{b.warn_high:g} {b.unit} "
-            f"({b.key})",
+            f"{what} {shown} is outside the usual {b.warn_low:g}-{b.warn_high:g}"
+            f"{'' if b.unit == '1' else ' ' + b.unit} ({b.key})",
             override,
         )
     return None

@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _finish(result: Any, outset: Any, staging: Path, files: dict[str, Path]) -> None:
     from .report.text import summary
 
+    outset.metadata["result"] = {"kind": result.kind, "agent": result.agent, "method": result.method}
     final = outset.commit()
     shown = {}
     for label in ("RTDOSE", "NIfTI", "dose table", "report.html", "report.md"):

@@ -1,0 +1,151 @@
+"""The command line: outputs of demo/plan, exit statuses, messages that name the option."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dosimetry.cli import EXIT_INTERNAL, EXIT_OK, EXIT_USER, main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    rc = main(["demo", "--out", str(out), "--method", "led"])
+    return rc, out
+
+
+def _errors(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("dosimetry: ")]
+
+
+def test_demo_writes_a_complete_set(demo):
+    rc, out = demo
+    assert rc == EXIT_OK
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "dose.dcm",
+        "dose.nii.gz",
+        "dose.json",
+        "tia.nii.gz",
+        "dose_table.csv",
+        "report.md",
+        "report.html",
+        "manifest.json",
+        "phantom_study",
+        "figures",
+    } <= names
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["result"]["kind"] == "pet_plan"
+    assert "phantom_study" in m["folders"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    assert "Sensitivity to the assumed half-lives" in html and "kidney_left" in html
+    # self-contained: no resource is fetched (citation text may contain addresses)
+    for pattern in ('src="http', "src='http", 'href="http', "url(http", "<script", "<link"):
+        assert pattern not in html, pattern
+
+
+def test_second_demo_into_the_same_folder_is_refused(demo, capsys):
+    rc, out = demo
+    assert main(["demo", "--out", str(out)]) == EXIT_USER
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "--overwrite" in err[0]
+
+
+def test_overwrite_never_deletes_a_user_file(demo, capsys, tmp_path):
+    _, out = demo
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "my_notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(copy), "--overwrite"]) == EXIT_USER
+    assert "did not write" in capsys.readouterr().err
+    assert (copy / "my_notes.txt").read_text() == "mine"
+
+
+def test_plan_errors_exit_2_with_one_line_and_no_output(demo, capsys, tmp_path):
+    _, out = demo
+    study = out / "phantom_study"
+    o = tmp_path / "o"
+    assert (
+        main(["plan", str(study), "--out", str(o), "--activity", "1e30 GBq", "--method", "led"])
+        == EXIT_USER
+    )
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "--accept administered_activity" in err[0] and not o.exists()
+    assert (
+        main(
+            [
+                "plan",
+                str(study),
+                "--out",
+                str(o),
+                "--activity",
+                "7.4 GBq",
+                "--therapy",
+                "Xx-999-FOO",
+            ]
+        )
+        == EXIT_USER
+    )
+    assert "nuclide" in _errors(capsys.readouterr().err)[0]
+    assert (
+        main(["plan", str(study), "--out", str(study / "o"), "--activity", "7.4 GBq"]) == EXIT_USER
+    )
+    assert "inside the input folder" in capsys.readouterr().err and not (study / "o").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["plan", str(empty), "--out", str(o), "--activity", "7.4 GBq"]) == EXIT_USER
+    assert "empty" in _errors(capsys.readouterr().err)[0]
+    assert main(["plan", str(study), "--out", str(o)]) == EXIT_USER  # no default activity
+    assert "--activity is required" in _errors(capsys.readouterr().err)[0]
+
+
+def test_internal_error_is_one_line_exit_1(monkeypatch, capsys, tmp_path):
+    from dosimetry.workflows import pet_plan
+
+    def boom(*a, **k):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(pet_plan, "run", boom)
+    study = tmp_path / "s"
+    study.mkdir()
+    monkeypatch.setattr("dosimetry.io.load_study", lambda folder: object())
+    rc = main(["plan", str(study), "--out", str(tmp_path / "o"), "--activity", "7.4 GBq"])
+    assert rc == EXIT_INTERNAL
+    err = _errors(capsys.readouterr().err)
+    assert len(err) == 1 and "run with -v for details" in err[0] and "Traceback" not in err[0]
+
+
+def test_help_lists_agents_units_and_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    text = capsys.readouterr().out
+    for word in (
+        "Lu-177-PSMA-617",
+        "Ac-225-PSMA-617",
+        "Lu-177-DOTATATE",
+        "GBq",
+        "--half-life",
+        "examples:",
+        "--body-only",
+        "--masks",
+        "--pet",
+    ):
+        assert word in text, word
+
+
+def test_console_script_runs():
+    r = subprocess.run(
+        [sys.executable, "-m", "dosimetry.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 0 and "demo" in r.stdout and "spect" in r.stdout
