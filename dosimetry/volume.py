@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from . import parameters
 from .errors import GeometryMismatchError, InputDataError, UnitError
@@ -110,10 +109,12 @@ def check_grid_budget(
     n_vox = math.prod(dims)
     budget = parameters.get("max_grid_voxels") if max_voxels is None else float(max_voxels)
     if n_vox > budget:
-        gib = n_vox * bytes_per_voxel / 2.0**30
+        big = n_vox > 10**300  # beyond float range: format the digits count instead
+        count = f"~1e{len(str(n_vox)) - 1}" if big else f"{n_vox:.4g}"
+        gib = "an astronomical" if big else f"{n_vox * bytes_per_voxel / 2.0**30:.3g} GiB"
         raise InputDataError(
-            f"{what}: a grid of shape {tuple(dims)} has {n_vox:.4g} voxels "
-            f"({gib:.3g} GiB at {bytes_per_voxel} bytes per voxel), more than the memory "
+            f"{what}: a grid of shape {tuple(dims)} has {count} voxels "
+            f"({gib} at {bytes_per_voxel} bytes per voxel), more than the memory "
             f"budget max_grid_voxels = {budget:.4g}. Check the grid (a wrong Rows/Columns, "
             "PixelSpacing or voxel size?); if it is right, raise the budget with "
             "dosimetry.parameters.override(max_grid_voxels=...)."
@@ -367,6 +368,8 @@ def resample(
         src = volume.array
         if src.dtype == bool:
             src = src.astype(np.uint8)
+        from scipy import ndimage  # imported here: `import dosimetry` stays light
+
         out = ndimage.affine_transform(
             src.astype(np.float64) if order == 1 else src,
             m[:3, :3],

@@ -73,6 +73,10 @@ def test_grid_comparisons_unequal_branches():
     fb = Volume(np.zeros((2, 3, 4)), a.affine, "Gy", frame_of_reference_uid="1.2.4")
     with pytest.raises(GeometryMismatchError, match="FrameOfReferenceUID"):
         fa.check_same_grid(fb)
+    # the predicate agrees with the check: another frame of reference is another grid
+    assert not fa.same_grid(fb)
+    assert fa.same_grid(Volume(np.zeros((2, 3, 4)), a.affine, "Gy", frame_of_reference_uid="1.2.3"))
+    assert fa.same_grid(a)  # an unknown frame of reference is not a contradiction
 
 
 def test_resample_identity_grid_is_a_copy():
