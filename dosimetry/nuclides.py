@@ -3,8 +3,9 @@
 Emissions come from ICRP Publication 107 through the ``icrp107-database`` package
 (one JSON file per nuclide, lines as ``[energy_MeV, yield_per_decay]``; beta entries are
 mean energies, ``"b-spectra"`` the beta spectrum). Progeny and branching fractions come
-from the ``radioactivedecay`` package (its ICRP-107-based default data set). Neither
-data set is retyped here.
+from the ``radioactivedecay`` package (its ICRP-107-based default data set), shipped
+as a generated table (``data/progeny_icrp107``) so that only finite-window Bateman
+solutions import radioactivedecay. Neither data set is retyped here.
 
 References
 ----------
@@ -247,27 +248,40 @@ def _load_icrp107(canonical: str) -> tuple[float, dict[str, np.ndarray], np.ndar
     return half_life_s, emissions, beta_spectrum
 
 
-def _rd_half_life_s(name: str) -> float:
-    import radioactivedecay as rd
+@lru_cache(maxsize=1)
+def _progeny_table() -> tuple[dict[str, tuple[tuple[str, float, str], ...]], dict[str, float]]:
+    """Direct progeny of every ICRP-107 nuclide and the half-life of each daughter, from
+    the table shipped with the package (``data/progeny_icrp107``, written from
+    radioactivedecay's default data set by ``tools/make_progeny_table.py`` and checked
+    against it in the tests), so that planning never imports radioactivedecay."""
+    import csv
+    import io
 
-    try:
-        return float(rd.Nuclide(name).half_life("s"))
-    except ValueError:
-        return float("inf")
-
-
-@cache
-def _progeny(canonical: str) -> tuple[tuple[str, float, str], ...]:
-    import radioactivedecay as rd
-
-    try:
-        n = rd.Nuclide(canonical)
-    except ValueError:
-        return ()
-    return tuple(
-        (str(d), float(b), str(m))
-        for d, b, m in zip(n.progeny(), n.branching_fractions(), n.decay_modes(), strict=True)
+    text = (
+        resources.files("dosimetry").joinpath("data/progeny_icrp107/progeny.csv").read_text("utf-8")
     )
+    progeny: dict[str, list[tuple[str, float, str]]] = {}
+    half_lives: dict[str, float] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        progeny.setdefault(row["parent"], []).append(
+            (row["daughter"], float(row["branching_fraction"]), row["decay_mode"])
+        )
+        half_lives[row["daughter"]] = float(row["daughter_half_life_s"])
+    return {k: tuple(v) for k, v in progeny.items()}, half_lives
+
+
+def _rd_half_life_s(name: str) -> float:
+    """Half-life (s) of a daughter (infinite when stable), from the shipped table."""
+    half_lives = _progeny_table()[1]
+    if name in half_lives:
+        return half_lives[name]
+    if name in _available_set():
+        return _load_icrp107(name)[0]
+    return float("inf")
+
+
+def _progeny(canonical: str) -> tuple[tuple[str, float, str], ...]:
+    return _progeny_table()[0].get(canonical, ())
 
 
 def nuclide(name: str) -> Nuclide:
