@@ -15,6 +15,13 @@ Every study is a deterministic function of its arguments (``seed`` included).
 
 from __future__ import annotations
 
+from ._calibration import (
+    IEC_SPHERE_DIAMETERS_MM,
+    CylinderTruth,
+    SpherePhantomTruth,
+    write_calibration_cylinder,
+    write_sphere_phantom,
+)
 from ._dicom import PatientInfo
 from ._kinetics import LU177_PSMA617_KINETICS, LU177_PSMA617_LESION, TimeActivityCurve
 from ._nuclear import NUCLIDES, TRACERS, Uptake
@@ -49,4 +56,9 @@ __all__ = [
     "TimeActivityCurve",
     "LU177_PSMA617_KINETICS",
     "LU177_PSMA617_LESION",
+    "write_calibration_cylinder",
+    "CylinderTruth",
+    "write_sphere_phantom",
+    "SpherePhantomTruth",
+    "IEC_SPHERE_DIAMETERS_MM",
 ]
