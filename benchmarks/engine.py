@@ -11,6 +11,11 @@ ratios the medians of the ratios within a round (both sides see the same state o
 shared machine). Also: four time points convolved with one kernel
 (``convolve_many``: one spectrum, one bounding box) against four fftconvolve calls, and
 ``absorbed_dose(..., method="vsv")`` end to end.
+
+Kernels: synthetic VSV-like kernels of the given sides (``--kernels``) and the library's
+default Lu-177 kernel (``dosimetry.vsv_kernel("Lu-177", voxel)``, which carries the
+photon tail to 200 mm) at a voxel size typical of each map size (:data:`VSV_VOXEL_MM`;
+``--no-vsv`` to skip).
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ SIZES = {
     "256x256x160": (160, 256, 256),
     "512x512x300": (300, 512, 512),
 }
+
+#: Voxel size (mm) of the default-kernel case per map size: a 128^2 SPECT matrix
+#: (4.8 mm), a 256^2 PET matrix over a 70 cm field (2.73 mm), a 512^2 CT grid (1.37 mm;
+#: the default kernel is then capped at 100 voxels from the centre).
+VSV_VOXEL_MM = {"128": 4.8, "256x256x160": 2.73, "512x512x300": 1.37}
 
 
 def realistic_map(shape: tuple[int, int, int], seed: int = 0, fraction: float = 0.2) -> np.ndarray:
@@ -130,13 +140,18 @@ def _four_scipy(maps: list[np.ndarray], kernel32: np.ndarray) -> list[np.ndarray
     return [signal.fftconvolve(m, kernel32, mode="same") for m in maps]
 
 
-def bench_map(label: str, tia: np.ndarray, args: argparse.Namespace) -> None:
+def bench_map(
+    label: str, tia: np.ndarray, args: argparse.Namespace, extra: list[tuple[str, np.ndarray]]
+) -> None:
+    """One map against every kernel: synthetic sides ``args.kernels`` and ``extra``
+    (name, kernel) pairs."""
     from dosimetry.engine import clear_spectrum_cache
     from dosimetry.engine.convolve import choose_path
 
     nz = 100.0 * np.count_nonzero(tia) / tia.size
-    for side in args.kernels:
-        k64 = synthetic_kernel(side)
+    cases = [(str(side), synthetic_kernel(side)) for side in args.kernels] + list(extra)
+    for name, k64 in cases:
+        side = k64.shape[0]
         k32 = k64.astype(np.float32)
         auto = choose_path(tia, k64, "auto", "float32")
         clear_spectrum_cache()
@@ -150,7 +165,7 @@ def bench_map(label: str, tia: np.ndarray, args: argparse.Namespace) -> None:
         if side <= args.direct_max_side or auto == "direct":
             fns["direct"] = partial(_ours, tia, k64, "direct", args.workers)
         times, outs = rounds(fns, args.repeats)
-        med = {name: statistics.median(t) for name, t in times.items()}
+        med = {n: statistics.median(t) for n, t in times.items()}
         t_dir = med.get("direct", float("nan"))
         ref = outs["scipy"]
         out = outs[auto]
@@ -159,12 +174,30 @@ def bench_map(label: str, tia: np.ndarray, args: argparse.Namespace) -> None:
         peak = float(np.max(np.abs(ref)))
         diff = float(np.max(np.abs(out.astype(np.float64) - ref))) / peak
         print(
-            f"{label:>14} {nz:5.1f} {side:>4} {auto:>6} {med[auto]:8.3f} {t_dir:8.3f} "
+            f"{label:>14} {nz:5.1f} {name:>9} {auto:>6} {med[auto]:8.3f} {t_dir:8.3f} "
             f"{med['fft']:8.3f} {t_first:8.3f} {med['scipy']:8.3f} "
             f"{ratio(times['scipy'], times[auto]):6.2f} {med['scipy'] / t_first:6.2f} "
             f"{diff:9.1e} {mem:7.0f} {mem_sp:8.0f} {tia.nbytes / 2**20:6.0f}",
             flush=True,
         )
+        del outs, ref, out
+
+
+def default_vsv_kernel(size: str) -> tuple[str, np.ndarray]:
+    """The library's default Lu-177 kernel at :data:`VSV_VOXEL_MM` ``[size]`` (name, array)."""
+    import dosimetry as ds
+
+    t0 = time.perf_counter()
+    k = ds.vsv_kernel("Lu-177", VSV_VOXEL_MM[size])
+    t_build = time.perf_counter() - t0
+    print(
+        f"# default kernel for {size}: Lu-177 {VSV_VOXEL_MM[size]} mm, shape {k.shape}, "
+        f"radius {k.radius_mm:g} mm, energy_fraction {k.energy_fraction:.4f}, dropped "
+        f"{k.dropped_fraction:.4f} ({k.metadata['extent']['rule']}); obtained in "
+        f"{t_build:.2f} s",
+        flush=True,
+    )
+    return f"vsv{k.shape[0]}", np.asarray(k.array)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-end-to-end", action="store_true")
     ap.add_argument("--no-time-points", action="store_true")
     ap.add_argument("--time-point-kernels", nargs="+", type=int, default=[11, 41])
+    ap.add_argument(
+        "--no-vsv", action="store_true", help="skip the library's default Lu-177 kernel"
+    )
     args = ap.parse_args(argv)
 
     import numba
@@ -199,19 +235,21 @@ def main(argv: list[str] | None = None) -> None:
     warm[4, 4, 4] = 1
     convolve(warm, synthetic_kernel(3), path="direct", dtype="float32")  # compile
     print(
-        f"{'map':>14} {'nz%':>5} {'side':>4} {'auto':>6} {'ours':>8} {'direct':>8} {'fft':>8} "
+        f"{'map':>14} {'nz%':>5} {'kernel':>9} {'auto':>6} {'ours':>8} {'direct':>8} {'fft':>8} "
         f"{'fft cold':>8} {'scipy':>8} {'ratio':>6} {'r cold':>6} {'diff/pk':>9} "
         f"{'ourMiB':>7} {'scipyMiB':>8} {'mapMiB':>6}"
     )
     for size in args.sizes:
         shape = SIZES[size]
         tia = realistic_map(shape, fraction=args.fraction)
-        bench_map(size, tia, args)
+        vsv = [] if args.no_vsv else [default_vsv_kernel(size)]
+        bench_map(size, tia, args, vsv)
         if args.sparse_fraction > 0:
             sparse = lesion_map(shape, args.sparse_fraction)
-            bench_map(size + "-sp", sparse, argparse.Namespace(**{**vars(args), "kernels": [11]}))
+            sp_args = argparse.Namespace(**{**vars(args), "kernels": [11]})
+            bench_map(size + "-sp", sparse, sp_args, vsv)
         if not args.no_time_points:
-            time_points(size, tia, args)
+            time_points(size, tia, args, vsv)
     if not args.no_end_to_end:
         end_to_end(args)
 
@@ -236,14 +274,17 @@ def _dose_many(vols: list[Any], kernel: Any) -> list[Any]:
     return ds.absorbed_dose_many(vols, "Lu-177", method="vsv", kernel=kernel, dtype="float32")
 
 
-def time_points(size: str, tia: np.ndarray, args: argparse.Namespace) -> None:
+def time_points(
+    size: str, tia: np.ndarray, args: argparse.Namespace, extra: list[tuple[str, np.ndarray]]
+) -> None:
     """Four maps of one grid (:func:`_time_point_maps`: they differ in support and
     values, as the frames of a study do). Compared: ``convolve_many`` (stacked and one at
-    a time), ``convolve`` per map, and four ``fftconvolve`` calls.
+    a time), ``convolve`` per map, and four ``fftconvolve`` calls; synthetic kernels of
+    sides ``args.time_point_kernels`` and the ``extra`` (name, kernel) pairs.
     """
     maps = _time_point_maps(tia)
-    for side in args.time_point_kernels:
-        k64 = synthetic_kernel(side)
+    cases = [(f"side {s}", synthetic_kernel(s)) for s in args.time_point_kernels]
+    for kname, k64 in cases + [(f"kernel {n}", k) for n, k in extra]:
         k32 = k64.astype(np.float32)
         fns = {
             "scipy": partial(_four_scipy, maps, k32),
@@ -259,7 +300,7 @@ def time_points(size: str, tia: np.ndarray, args: argparse.Namespace) -> None:
             for o, r in zip(outs["many"], outs["scipy"], strict=True)
         )
         print(
-            f"# {size}: 4 time points, side {side}: scipy {med['scipy']:.3f} s; convolve_many "
+            f"# {size}: 4 time points, {kname}: scipy {med['scipy']:.3f} s; convolve_many "
             f"stacked {med['stacked']:.3f} s ({ratio(sp, times['stacked']):.2f}x, "
             f"{peak_mib(fns['stacked']):.0f} MiB), one at a time {med['many']:.3f} s "
             f"({ratio(sp, times['many']):.2f}x, {peak_mib(fns['many']):.0f} MiB); convolve "
@@ -289,55 +330,63 @@ def lesion_map(shape: tuple[int, int, int], fraction: float, seed: int = 1) -> n
 
 def end_to_end(args: argparse.Namespace) -> None:
     """absorbed_dose(method="vsv") against fftconvolve with the same kernel, and
-    absorbed_dose_many of four time points against four fftconvolve calls."""
+    absorbed_dose_many of four time points against four fftconvolve calls: with the
+    Lanconelli 2012 Lu-177 kernel (11^3) and with the library's default Lu-177 kernel
+    (photon tail, 200 mm: 85^3 at 4.8 mm) unless ``--no-vsv``."""
     import dosimetry as ds
 
     for size in args.sizes:
         shape = SIZES[size]
         tia_arr = realistic_map(shape, fraction=args.fraction).astype(np.float64) * 3600.0
         tia = ds.Volume.from_spacing(tia_arr, (4.8, 4.8, 4.8), unit="Bq s")
-        kernel = ds.vsv_kernel("Lu-177", tia.spacing_mm, source="lanconelli2012")
-        k32 = kernel.array.astype(np.float32)
-        tia32 = tia_arr.astype(np.float32)
-        fns = {
-            "scipy": partial(_scipy, tia32, k32),
-            "float32": partial(
-                ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float32"
-            ),
-            "float64": partial(
-                ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float64"
-            ),
-        }
+        kernels = [
+            ("lanconelli2012", ds.vsv_kernel("Lu-177", tia.spacing_mm, source="lanconelli2012"))
+        ]
+        if not args.no_vsv:
+            kernels.append(("default", ds.vsv_kernel("Lu-177", tia.spacing_mm)))
         maps = _time_point_maps(tia_arr)
         vols = [ds.Volume.from_spacing(m, (4.8, 4.8, 4.8), unit="Bq s") for m in maps]
         maps32 = [m.astype(np.float32) for m in maps]
-        fns["scipy4"] = partial(_four_scipy, maps32, k32)
-        fns["many"] = partial(_dose_many, vols, kernel)
-        times, outs = rounds(fns, args.repeats)
-        ref = outs["scipy"]
-        ts = statistics.median(times["scipy"])
-        diff4 = max(
-            float(np.max(np.abs(d.array - r))) / float(r.max())
-            for d, r in zip(outs["many"], outs["scipy4"], strict=True)
-        )
-        print(
-            f"# end to end {size}, 4 time points: absorbed_dose_many (float32) "
-            f"{statistics.median(times['many']):.3f} s, 4x fftconvolve float32 "
-            f"{statistics.median(times['scipy4']):.3f} s, ratio "
-            f"{ratio(times['scipy4'], times['many']):.2f}, max diff/peak {diff4:.1e}",
-            flush=True,
-        )
-        for dtype in ("float32", "float64"):
-            t = statistics.median(times[dtype])
-            dose = outs[dtype]
-            diff = float(np.max(np.abs(dose.array - ref))) / float(ref.max())
+        tia32 = tia_arr.astype(np.float32)
+        for kname, kernel in kernels:
+            k32 = kernel.array.astype(np.float32)
+            fns = {
+                "scipy": partial(_scipy, tia32, k32),
+                "float32": partial(
+                    ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float32"
+                ),
+                "float64": partial(
+                    ds.absorbed_dose, tia, "Lu-177", "vsv", kernel=kernel, dtype="float64"
+                ),
+                "scipy4": partial(_four_scipy, maps32, k32),
+                "many": partial(_dose_many, vols, kernel),
+            }
+            times, outs = rounds(fns, args.repeats)
+            ref = outs["scipy"]
+            ts = statistics.median(times["scipy"])
+            diff4 = max(
+                float(np.max(np.abs(d.array - r))) / float(r.max())
+                for d, r in zip(outs["many"], outs["scipy4"], strict=True)
+            )
             print(
-                f"# end to end {size}, Lu-177 4.8 mm lanconelli2012 kernel {kernel.shape}, "
-                f"{dtype}: absorbed_dose {t:.3f} s (path "
-                f"{dose.provenance.get('convolution_path')}), fftconvolve float32 {ts:.3f} s, "
-                f"ratio {ratio(times['scipy'], times[dtype]):.2f}, max diff/peak {diff:.1e}",
+                f"# end to end {size}, {kname} kernel {kernel.shape}, 4 time points: "
+                f"absorbed_dose_many (float32) {statistics.median(times['many']):.3f} s, 4x "
+                f"fftconvolve float32 {statistics.median(times['scipy4']):.3f} s, ratio "
+                f"{ratio(times['scipy4'], times['many']):.2f}, max diff/peak {diff4:.1e}",
                 flush=True,
             )
+            for dtype in ("float32", "float64"):
+                t = statistics.median(times[dtype])
+                dose = outs[dtype]
+                diff = float(np.max(np.abs(dose.array - ref))) / float(ref.max())
+                print(
+                    f"# end to end {size}, Lu-177 4.8 mm {kname} kernel {kernel.shape}, "
+                    f"{dtype}: absorbed_dose {t:.3f} s (path "
+                    f"{dose.provenance.get('convolution_path')}), fftconvolve float32 "
+                    f"{ts:.3f} s, ratio {ratio(times['scipy'], times[dtype]):.2f}, max "
+                    f"diff/peak {diff:.1e}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
