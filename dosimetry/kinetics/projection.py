@@ -597,10 +597,14 @@ def _half_lives(
     therapy_name: str,
     biological: float | Mapping[str, float] | None,
     effective: float | Mapping[str, float] | None,
+    prior_organ: Mapping[str, str] | None = None,
 ) -> dict[str, _HalfLife | None]:
     """One half-life per VOI and for the background (``None``: no TIA there)."""
+    proxies = prior_organ or {}
     out: dict[str, _HalfLife | None] = {
-        name: _resolve_half_life(name, agent, t_phys_s, therapy_name, biological, effective)
+        name: _resolve_half_life(
+            name, agent, t_phys_s, therapy_name, biological, effective, proxies.get(name)
+        )
         for name in vois
     }
     if background is None:
@@ -779,6 +783,7 @@ def _assumptions(
     counts: Mapping[str, float],
     free_bi213_fraction: float,
     bi213_sink: str | None,
+    prior_organ: Mapping[str, str] | None = None,
 ) -> tuple[Assumption, ...]:
     """Every modelling assumption of the projection, with its source."""
     out = [
@@ -858,7 +863,7 @@ def _assumptions(
             Assumption(
                 f"half-life {name}",
                 f"{hl.kind} {hl.given_s / 3600:.4g} h -> T_bio {t_bio_txt} h "
-                f"(organ read as {canonical_organ(name)})",
+                f"(organ read as {(prior_organ or {}).get(name) or canonical_organ(name)})",
                 hl.source,
             )
         )
@@ -917,6 +922,7 @@ def project_tia(
     overlap: Literal["error", "first"] = "error",
     sensitivity_change: float = 0.25,
     plateau_tolerance: float = 0.2,
+    prior_organ: Mapping[str, str] | None = None,
 ) -> ProjectionResult:
     """Project a diagnostic PET onto a therapy agent's TIA map per administered activity.
 
@@ -978,6 +984,9 @@ def project_tia(
     plateau_tolerance
         Relative change of a VOI's fraction between the last two PET time points above
         which the plateau assumption is flagged.
+    prior_organ
+        VOI -> organ whose population half-life the VOI takes (a stated proxy, e.g. the
+        salivary glands' for the lacrimal glands); default: the organ the VOI name maps to.
 
     Returns
     -------
@@ -1079,6 +1088,7 @@ def project_tia(
         therapy_name=therapy.name,
         biological=biological_half_life_s,
         effective=effective_half_life_s,
+        prior_organ=prior_organ,
     )
     if half_lives.get("background") is not None:
         regions["background"] = bg_weight
@@ -1130,6 +1140,7 @@ def project_tia(
         counts=counts,
         free_bi213_fraction=phi,
         bi213_sink=bi213_sink,
+        prior_organ=prior_organ,
     )
     return ProjectionResult(
         tia_per_bq=tia_vol,

@@ -349,6 +349,73 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SERIES",
     ),
     Option(
+        "shared-biodistribution",
+        "shared_biodistribution",
+        "do not apply the agent-pair uptake relations: the therapy agent is assumed to reach "
+        "the diagnostic agent's fractions of injected activity everywhere",
+        ("plan",),
+        flag=True,
+    ),
+    Option(
+        "limit",
+        "limits",
+        "organ-at-risk limit on the treatment total, e.g. kidneys=23Gy, kidneys=BED:40Gy, "
+        "red_marrow=2Gy, kidneys=EQD2:28Gy (repeatable): writes prescription.json with the "
+        "largest activity per administration (decision support, not an order)",
+        ("plan", "spect"),
+        repeat=True,
+        metavar="ORGAN=LIMIT",
+    ),
+    Option(
+        "prescribe",
+        "prescribe",
+        "prescribe with the cited default limits (kidneys 23 Gy and BED 28/40 Gy, red marrow "
+        "2 Gy) when no --limit is given",
+        ("plan", "spect"),
+        flag=True,
+    ),
+    Option(
+        "cycles",
+        "cycles",
+        "planned identical cycles for the prescription (default 1)",
+        ("plan", "spect"),
+        convert=lambda t: int(_float(t)),
+        metavar="N",
+    ),
+    Option(
+        "history",
+        "history",
+        "treatment history JSON of earlier cycles (read, never modified; the updated history "
+        "is written to the output folder as history.json)",
+        ("plan", "spect"),
+        metavar="FILE",
+    ),
+    Option(
+        "limit-bound",
+        "limit_bound",
+        "apply limits to the VOI mean (mean) or to mean + 1.96 x its standard uncertainty (upper)",
+        ("plan", "spect"),
+        choices=("mean", "upper"),
+        default="mean",
+    ),
+    Option(
+        "renal-risk-factors",
+        "renal_risk_factors",
+        "which default renal BED limit applies: yes (28 Gy, conservative default) or no (40 Gy)",
+        ("plan", "spect"),
+        convert=_bool,
+        metavar="yes|no",
+    ),
+    Option(
+        "lq",
+        "lq",
+        "alpha/beta (Gy) and repair half-time (h) of an organ for BED where the table has no "
+        "sourced value, e.g. liver=2.5/1.5 (repeatable)",
+        ("plan", "spect"),
+        repeat=True,
+        metavar="ORGAN=AB/TREP",
+    ),
+    Option(
         "accept",
         "accept",
         "accept one implausible input by its check code (e.g. uptake_time); repeatable",
@@ -497,13 +564,31 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
         )
     if values.get("injection") is not None:
         overrides["injection_time"] = values["injection"]
+    if values.get("shared_biodistribution"):
+        kw["uptake_relations"] = False
+    if values.get("lq"):
+        from .prescription import parse_lq
+
+        kw["lq"] = dict(parse_lq(t) for t in values["lq"])
+    shared = ("limit", "prescribe", "cycles", "history", "limit_bound", "renal_risk_factors")
     simple = {
-        "plan": ("therapy", "activity", "method", "pet", "ct", "masks", "body_only", "rbe"),
-        "spect": ("method", "masks", "rbe", "calibration", "spect"),
+        "plan": (
+            "therapy",
+            "activity",
+            "method",
+            "pet",
+            "ct",
+            "masks",
+            "body_only",
+            "rbe",
+            *shared,
+        ),
+        "spect": ("method", "masks", "rbe", "calibration", "spect", *shared),
     }[workflow]
+    rename = {"limit": "limits"}
     for key in simple:
-        if key in values and values[key] is not None:
-            kw[key] = values[key]
+        if key in values and values[key] is not None and values[key] is not False:
+            kw[rename.get(key, key)] = values[key]
     if overrides:
         kw["pet_overrides" if workflow == "plan" else "overrides"] = overrides
     return kw

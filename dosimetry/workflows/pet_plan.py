@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..checks import (
     method_fallback,
 )
 from ..errors import DosimetryError, InputDataError
-from ..kinetics.projection import PetFrame, ProjectionResult, project_tia
+from ..kinetics.projection import PetFrame, ProjectionResult, UptakeRatio, project_tia
 from ..nuclides import Agent, parse_agent
 from ..results import InputRecord, WorkflowResult
 from ..voi import VoiMap
@@ -181,21 +181,35 @@ def _voi_masks(
     return dict(masks), set()
 
 
+#: Organs without a sourced population half-life -> the organ whose half-life is used as a
+#: stated proxy (the agent-pair relation table makes the same choice for these organs).
+KINETIC_PROXIES: dict[str, tuple[str, str]] = {
+    "lacrimal_glands": (
+        "salivary_glands",
+        "no lacrimal-gland effective half-life could be sourced; the salivary glands' (a "
+        "PSMA-expressing gland of similar kinetics) is used, as in the agent-pair relation "
+        "table (dosimetry/data/agent_uptake_relations.csv)",
+    ),
+}
+
+
 def _kinetic_masks(
     run: Run,
     masks: Mapping[str, Volume],
     roles: Mapping[str, tuple[str | None, str]],
     agent: str,
     user_half_lives: Mapping[str, float] | None,
-) -> dict[str, Volume]:
+) -> tuple[dict[str, Volume], dict[str, str]]:
     """VOIs with kinetics of their own, smaller first (where VOIs overlap, e.g. a lesion in
-    the liver, the smaller, more specific VOI's kinetics apply); body outlines and VOIs
-    without a population prior or user half-life are background (whole-body kinetics),
+    the liver, the smaller, more specific VOI's kinetics apply), and the proxy organ of
+    VOIs that borrow another organ's population half-life; body outlines and VOIs without
+    a population prior, proxy or user half-life are background (whole-body kinetics),
     with a warning that names them."""
     from ..checks import Finding
     from ..kinetics import population_effective_half_life_s
 
     chosen = {}
+    proxies: dict[str, str] = {}
     no_prior = []
     for name, mask in masks.items():
         organ, role = roles[name]
@@ -210,7 +224,17 @@ def _kinetic_masks(
             population_effective_half_life_s(agent, organ)
             chosen[name] = mask
         except DosimetryError:
-            no_prior.append(name)
+            proxy = KINETIC_PROXIES.get(organ or "")
+            try:
+                if proxy is None:
+                    raise
+                population_effective_half_life_s(agent, proxy[0])
+            except DosimetryError:
+                no_prior.append(name)
+                continue
+            chosen[name] = mask
+            proxies[name] = proxy[0]
+            run.assume(f"{name} kinetics", f"population half-life of {proxy[0]} (proxy)", proxy[1])
     if no_prior:
         run.add(
             Finding(
@@ -226,7 +250,10 @@ def _kinetic_masks(
             run.assume(
                 f"{name} kinetics", "background (whole-body clearance)", "no prior, no user value"
             )
-    return dict(sorted(chosen.items(), key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64))))
+    ordered = dict(
+        sorted(chosen.items(), key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64)))
+    )
+    return ordered, proxies
 
 
 def _background_kinetics(run: Run, agent: str) -> str:
@@ -257,6 +284,64 @@ def _background_kinetics(run: Run, agent: str) -> str:
             "(dosimetry/data/population_kinetics.csv)",
         )
         return "physical"
+
+
+def _uptake_ratios(
+    run: Run, diagnostic: str | None, therapy: str, vois: Iterable[str], enabled: bool
+) -> dict[str, UptakeRatio]:
+    """Therapy-agent uptake relative to the diagnostic agent's per VOI, from the agent-pair
+    relations table (``dosimetry/data/agent_uptake_relations.csv``); VOIs without paired or
+    population data keep ratio 1 with a wide spread, said in their row."""
+    from ..checks import Finding
+    from ..kinetics import relation_organ, uptake_relation
+
+    if not enabled:
+        run.assume(
+            "uptake relations",
+            "not used: the therapy agent is assumed to reach the diagnostic agent's fractions",
+            "user choice (--shared-biodistribution)",
+        )
+        return {}
+    if diagnostic is None:
+        run.add(
+            Finding(
+                "unknown_diagnostic_agent",
+                "warning",
+                "the PET header does not name a known diagnostic agent: no agent-pair uptake "
+                "relations; the therapy agent is assumed to reach the diagnostic fractions",
+                "check Radiopharmaceutical (0018,0031)",
+            )
+        )
+        return {}
+    out: dict[str, UptakeRatio] = {}
+    for name in vois:
+        organ = relation_organ(name)
+        if organ is None:
+            continue
+        try:
+            rel = uptake_relation(diagnostic, therapy, organ, missing="no_data")
+        except DosimetryError as exc:
+            run.add(
+                Finding(
+                    "no_uptake_relation",
+                    "warning",
+                    f"no uptake relation for {diagnostic} -> {therapy} ({exc}); shared "
+                    "biodistribution assumed",
+                    "",
+                )
+            )
+            return {}
+        what = (
+            "no paired or population data: ratio 1 with a wide spread"
+            if rel.evidence == "no_data"
+            else rel.evidence
+        )
+        out[name] = UptakeRatio(
+            float(rel.ratio),
+            float(rel.rel_sd or 0.0),
+            f"{what}; {organ}: {rel.citation}" + (f" ({rel.note})" if rel.note else ""),
+        )
+    return out
 
 
 def _choose_method(
@@ -403,6 +488,14 @@ def run(
     minus_lesions: bool = True,
     pet_overrides: Mapping[str, Any] | None = None,
     mc: Mapping[str, Any] | None = None,
+    limits: Sequence[Any] | None = None,
+    prescribe: bool = False,
+    cycles: int = 1,
+    history: Any = None,
+    limit_bound: str = "mean",
+    lq: Mapping[str, tuple[float, float]] | None = None,
+    renal_risk_factors: bool = True,
+    uptake_relations: bool = True,
     policy: Policy | str | Mapping[str, str] | None = None,
     accept: Iterable[str] | bool = (),
     parameters: Mapping[str, float] | None = None,
@@ -445,6 +538,18 @@ def run(
         ``patient_weight_kg``, ...; see :class:`dosimetry.io.pet.PetSeries`).
     mc
         Options of the patient Monte Carlo (``method="mc"``).
+    limits, prescribe, cycles, history, limit_bound, renal_risk_factors
+        Prescription (:func:`dosimetry.workflows.prescription.max_activity`): organ limits
+        (``Limit`` or ``"kidneys=BED:40Gy"`` text; ``prescribe=True`` uses the table's
+        default limits), planned identical cycles, the treatment history (a
+        ``TreatmentHistory`` or its JSON file, never modified), ``"mean"`` or ``"upper"``
+        (limits applied to mean + 1.96 u), and which renal BED limit applies.
+    lq
+        User alpha/beta (Gy) and repair half-time (s) per organ, for BED where the table
+        has no sourced value.
+    uptake_relations
+        Apply the agent-pair uptake relations (default); ``False`` assumes the therapy
+        agent reaches the diagnostic agent's fractions everywhere.
     policy, accept
         What to do with findings (:meth:`dosimetry.checks.Policy.of`); ``accept`` lists
         the implausible-input codes the user accepts.
@@ -473,9 +578,10 @@ def run(
         from .options import expand_half_lives
 
         effective_half_life_s = expand_half_lives(effective_half_life_s, vois)
-        kinetic = _kinetic_masks(run_, vois, roles, agent.name, effective_half_life_s)
+        kinetic, proxies = _kinetic_masks(run_, vois, roles, agent.name, effective_half_life_s)
         background = _background_kinetics(run_, agent.name)
 
+        ratios = _uptake_ratios(run_, diag_agent, agent.name, kinetic, uptake_relations)
         run_.step(f"projecting {agent.name} kinetics from the PET (time-integrated activity)")
         projection = project_tia(
             PetFrame.from_activity(
@@ -488,6 +594,8 @@ def run(
             agent=agent.name,
             overlap="first",
             background=background,
+            uptake_ratio=ratios,
+            prior_organ=proxies,
             effective_half_life_s=dict(effective_half_life_s) if effective_half_life_s else None,
         )
         run_.extend(projection.findings)
@@ -546,7 +654,7 @@ def run(
         images: dict[str, Volume] = {"PET": pet_activity}
         if ct_series is not None:
             images["CT"] = ct_series.volume
-        return WorkflowResult(
+        result = WorkflowResult(
             kind="pet_plan",
             title=f"{agent.name} plan from {diag_agent or pet_series.nuclide + ' PET'}",
             agent=agent.name,
@@ -568,6 +676,20 @@ def run(
             details={"projection": projection},
             patient=patient_record(pet_series),
             **run_.common(),
+        )
+        from .prescription import finish_with_prescription
+
+        return finish_with_prescription(
+            run_,
+            result,
+            limits=limits,
+            prescribe=prescribe,
+            cycles=cycles,
+            history=history,
+            limit_bound=limit_bound,
+            lq=lq,
+            renal_risk_factors=renal_risk_factors,
+            history_source="planned",
         )
 
 

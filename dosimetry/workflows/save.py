@@ -31,6 +31,10 @@ def write_into(
     from ..report import render
 
     files = write_result(result, folder, input_dirs=input_dirs)
+    for detail in result.details.values():
+        out_fn = getattr(detail, "output_files", None)
+        if callable(out_fn):
+            files.update(write_documents(folder, out_fn()))
     if extra_documents:
         files.update(write_documents(folder, extra_documents))
     listed = dict(files)
