@@ -230,8 +230,6 @@ def vsv_kernel(
     >>> k = vsv_kernel("Lu-177", 4.8, source="lanconelli2012")
     >>> k.shape
     (11, 11, 11)
-    >>> vsv_kernel("Y-90", 4.8).shape  # pure beta: the electron range
-    (11, 11, 11)
     """
     if source == "lanconelli2012":
         if chain:
