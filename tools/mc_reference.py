@@ -59,6 +59,7 @@ def run(nuclide: str, parts: int, histories: int, out: Path, workers: int) -> No
             seed=SEED0 + k,
             target_vois=ph.regions,
             range_rejection=False,
+            stratified=False,
             workers=workers,
         )
         rec = {
@@ -69,6 +70,7 @@ def run(nuclide: str, parts: int, histories: int, out: Path, workers: int) -> No
             "histories": {"n": r.histories},
             "batches": r.batches,
             "range_rejection": False,
+            "stratified": False,
             "phantom": "dosimetry.mc.validate.slab_phantom() (4.42 mm, 32x44x56)",
             "unit": "Gy per unit of the phantom's relative TIA (Bq s)",
             "mean": dict(r.voi_mean_dose),

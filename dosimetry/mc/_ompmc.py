@@ -478,16 +478,20 @@ def decay_source(
 
 
 def sample_emissions(
-    src: DecaySource, n: int, rng: np.random.Generator
+    src: DecaySource, n: int, rng: np.random.Generator, u: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kinetic energies (MeV) and particle codes of ``n`` transported particles of ``src``,
-    each drawn from all its transported emissions in proportion to their yields."""
+    each drawn from all its transported emissions in proportion to their yields (``u``:
+    the uniform numbers that choose the emission, e.g. stratified ones; default drawn
+    from ``rng``)."""
     energy = np.empty(n)
     code = np.empty(n, dtype=np.int8)
     if n == 0:
         return energy, code
     last = src.component_cdf.size - 1
-    k = np.minimum(np.searchsorted(src.component_cdf, rng.random(n), side="right"), last)
+    if u is None:
+        u = rng.random(n)
+    k = np.minimum(np.searchsorted(src.component_cdf, u, side="right"), last)
     code[:] = src.component_code[k]
     energy[:] = src.component_energy_mev[k]
     cont = np.isnan(energy)
