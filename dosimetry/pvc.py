@@ -80,6 +80,9 @@ class GtmResult:
         PSF FWHM per array axis (slice, row, column), mm.
     condition_number
         2-norm condition number of ``matrix``.
+    voi_volume_ml
+        Volume of each input VOI (its mask, overlaps included; mL): divide
+        ``corrected_activity_bq`` by it for the VOI's corrected mean concentration.
     """
 
     names: tuple[str, ...]
@@ -91,6 +94,7 @@ class GtmResult:
     corrected_activity_bq: dict[str, float]
     fwhm_mm: tuple[float, float, float]
     condition_number: float
+    voi_volume_ml: dict[str, float] = field(default_factory=dict)
     method: str = field(
         default="geometric transfer matrix (Rousset et al. J Nucl Med 1998;39:904-911)"
     )
@@ -103,7 +107,8 @@ class GtmResult:
         }
 
     def table(self) -> list[dict[str, float | str]]:
-        """One row per input VOI: observed and corrected activity and their ratio."""
+        """One row per input VOI: observed and corrected activity, their ratio, the VOI
+        volume, and the mean concentrations of the VOI's own (disjoint) region."""
         rec = self.recovery()
         return [
             {
@@ -111,8 +116,9 @@ class GtmResult:
                 "observed_activity_bq": self.observed_activity_bq[n],
                 "corrected_activity_bq": self.corrected_activity_bq[n],
                 "recovery": rec[n],
-                "observed_bq_per_ml": self.observed_bq_per_ml[n],
-                "corrected_bq_per_ml": self.corrected_bq_per_ml[n],
+                "volume_ml": self.voi_volume_ml.get(n, math.nan),
+                "region_observed_bq_per_ml": self.observed_bq_per_ml[n],
+                "region_corrected_bq_per_ml": self.corrected_bq_per_ml[n],
             }
             for n in self.corrected_activity_bq
         ]
@@ -363,4 +369,5 @@ def gtm_correct(
         corrected_activity_bq=corr_act,
         fwhm_mm=fw,
         condition_number=cond,
+        voi_volume_ml={name: g.total() * voxel_ml for name, g in given.items()},
     )

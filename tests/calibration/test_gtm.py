@@ -141,3 +141,20 @@ def test_gtm_corrected_tia_matches_the_true_curve(spect_study):
         assert tia / ref == pytest.approx(1.0, abs=tol), name
         if name in ("kidney_left", "lesion_1", "lesion_2"):
             assert fit_tac(TIMES_H, obs, "h", "Bq", model="mono").tia_bq_s / ref < 0.9
+
+
+def test_gtm_table_rows():
+    img, masks, truth = _synthetic()
+    res = gtm_correct(img, masks, 10.0)
+    rows = {r["name"]: r for r in res.table()}
+    assert set(rows) == set(masks)
+    v_organ = float(masks["organ"].array.sum()) * img.voxel_volume_ml
+    assert rows["organ"]["volume_ml"] == pytest.approx(v_organ, rel=1e-12)
+    # mean over the inclusive organ VOI (lesion included) from the corrected activities
+    true_mean = float(truth[masks["organ"].array].mean())
+    assert res.corrected_activity_bq["organ"] / res.voi_volume_ml["organ"] == pytest.approx(
+        true_mean, rel=1e-6
+    )
+    assert rows["lesion"]["recovery"] == pytest.approx(
+        res.observed_activity_bq["lesion"] / res.corrected_activity_bq["lesion"], rel=1e-12
+    )
