@@ -1,0 +1,163 @@
+"""Prescription and treatment history: closed forms, re-planning at the prescribed activity,
+cumulative BED over cycles against an independent calculation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import dosimetry as ds
+import phantoms
+from dosimetry.errors import InputDataError
+from dosimetry.workflows import pet_plan
+from dosimetry.workflows.prescription import (
+    CycleRecord,
+    Limit,
+    TreatmentHistory,
+    default_limits,
+    max_activity,
+    parse_limit,
+    parse_lq,
+)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rx") / "study"
+    phantoms.write_pet_ct_study(folder, seed=2)
+    return ds.load_study(folder)
+
+
+@pytest.fixture(scope="module")
+def plan(study):
+    return pet_plan.run(study, therapy="Lu-177-PSMA-617", activity="7.4 GBq", method="led")
+
+
+def test_parse_limits_and_lq():
+    assert parse_limit("kidneys=23Gy") == Limit("kidneys", "absorbed_dose", 23.0, "user (--limit)")
+    assert parse_limit("kidneys=BED:40Gy").quantity == "bed"
+    assert parse_limit("kidneys = eqd2:28 Gy").quantity == "eqd2"
+    for bad in ("kidneys", "kidneys=BED", "kidneys=-3Gy", "=23Gy"):
+        with pytest.raises(InputDataError):
+            parse_limit(bad)
+    assert parse_lq("liver=2.5/1.5") == ("liver", (2.5, 5400.0))
+    lims = {(x.organ, x.quantity): x.value_gy for x in default_limits()}
+    assert lims[("kidneys", "bed")] == 28.0 and lims[("kidneys", "absorbed_dose")] == 23.0
+    assert {(x.organ, x.quantity): x.value_gy for x in default_limits(renal_risk_factors=False)}[
+        ("kidneys", "bed")
+    ] == 40.0
+
+
+def _kidneys_mean(result) -> float:
+    rows = [r for r in result.table if r.organ == "kidneys"]
+    return sum(r.mass_g * r.dose.mean for r in rows) / sum(r.mass_g for r in rows)
+
+
+def test_replanning_at_the_prescribed_activity_meets_the_dose_limit(study, plan):
+    p = max_activity(plan, [Limit("kidneys", "absorbed_dose", 23.0)])
+    assert p.limiting_organ == "kidneys" and p.limiting_voi.startswith("kidney")
+    again = pet_plan.run(
+        study,
+        therapy="Lu-177-PSMA-617",
+        activity=f"{p.max_activity_bq} Bq",
+        method="led",
+        accept=["administered_activity"],
+    )
+    assert _kidneys_mean(again) == pytest.approx(23.0, rel=0.005)
+
+
+def test_bed_limit_matches_the_mono_exponential_closed_form(plan):
+    """BED = n (d A)(1 + G d A / ab) with G = T_rep / (T_rep + T_eff) for instant uptake and
+    mono-exponential clearance: solved here independently by the quadratic formula."""
+    p = max_activity(plan, [Limit("kidneys", "bed", 40.0)], cycles=4)
+    od = p.outcomes[0].organ_dose
+    ab = ds.parameters.get("alpha_beta_kidney_gy")
+    t_rep = ds.parameters.get("repair_half_time_kidney_s")
+    proj = plan.details["projection"]
+    rows = [r for r in plan.table if r.organ == "kidneys"]
+    t_eff = proj.row(rows[0].name).effective_half_life_s
+    g = t_rep / (t_rep + t_eff)
+    assert od.g_factor == pytest.approx(g, rel=1e-6)
+    d = od.dose_per_bq
+    # 4 (dA + g (dA)^2 / ab) = 40  ->  g/ab x^2 + x - 10 = 0 with x = dA
+    x = (-1 + math.sqrt(1 + 4 * (g / ab) * 10.0)) / (2 * g / ab)
+    assert p.max_activity_bq == pytest.approx(x / d, rel=1e-9)
+    assert p.outcomes[0].total_at_prescription_gy == pytest.approx(40.0, rel=0.01)
+
+
+def test_history_counts_and_three_cycle_bed_is_independently_summed(plan, tmp_path):
+    ab = ds.parameters.get("alpha_beta_kidney_gy")
+    cycles = [
+        CycleRecord(
+            1,
+            "2026-01-10",
+            "Lu-177-PSMA-617",
+            7.4e9,
+            "measured (SPECT)",
+            {"kidneys": {"mean_gy": 4.1, "g_factor": 0.071, "alpha_beta_gy": ab}},
+        ),
+        CycleRecord(
+            2,
+            "2026-03-07",
+            "Lu-177-PSMA-617",
+            7.4e9,
+            "measured (SPECT)",
+            {"kidneys": {"mean_gy": 3.6, "bed_gy": 3.6 * (1 + 0.08 * 3.6 / ab)}},
+        ),
+    ]
+    hist = TreatmentHistory(tuple(cycles), "P1")
+    path = tmp_path / "history.json"
+    path.write_text(hist.to_json())
+    before = path.read_bytes()
+    loaded = TreatmentHistory.load(path)
+    assert path.read_bytes() == before  # never modified
+    dose, bed = loaded.totals("kidneys")
+    assert dose == pytest.approx(7.7)
+    assert bed == pytest.approx(
+        4.1 * (1 + 0.071 * 4.1 / ab) + 3.6 * (1 + 0.08 * 3.6 / ab), rel=1e-12
+    )
+    p = max_activity(plan, [Limit("kidneys", "bed", 28.0)], history=loaded, cycles=1)
+    out = p.outcomes[0]
+    d3 = out.organ_dose.dose_per_bq * p.max_activity_bq
+    g3 = out.organ_dose.g_factor
+    independent = bed + d3 * (1 + g3 * d3 / ab)
+    assert independent == pytest.approx(28.0, rel=1e-9)
+    assert json.loads(p.to_json())["previous_cycles"] == 2
+
+
+def test_no_bed_without_radiobiology_and_lq_override(plan):
+    with pytest.raises(InputDataError, match="--lq"):
+        max_activity(plan, [Limit("liver", "bed", 40.0)])
+    p = max_activity(plan, [Limit("liver", "bed", 40.0)], lq={"liver": (2.5, 1.5 * 3600)})
+    assert p.outcomes[0].organ_dose.g_factor is not None
+    with pytest.raises(InputDataError, match="no limit applies"):
+        max_activity(plan, [Limit("thyroid", "absorbed_dose", 10.0)])
+
+
+def test_plan_with_prescription_writes_json_and_history(study, tmp_path):
+    from dosimetry.workflows.save import save
+
+    r = pet_plan.run(
+        study,
+        therapy="Lu-177-PSMA-617",
+        activity="7.4 GBq",
+        method="led",
+        limits=["kidneys=23Gy", "red_marrow=2Gy"],
+        cycles=2,
+    )
+    out = save(r, tmp_path / "o")
+    rx = json.loads((out / "prescription.json").read_text())
+    assert rx["max_activity_bq"] > 0 and rx["limiting_voi"] and len(rx["limits"]) == 2
+    assert "not a prescription order" in rx["decision_support"]
+    hist = json.loads((out / "history.json").read_text())
+    assert hist["format"] == "dosimetry-treatment-history/1" and len(hist["cycles"]) == 2
+    html = (out / "report.html").read_text()
+    assert "Prescription (decision support)" in html
+    csv_text = (out / "dose_table.csv").read_text().splitlines()
+    header = csv_text[0].split(",")
+    kid = next(line.split(",") for line in csv_text if line.startswith("kidney_left,"))
+    assert float(kid[header.index("bed_gy")]) > float(kid[header.index("mean_gy")])
+    assert float(kid[header.index("eqd2_gy")]) > 0
