@@ -116,6 +116,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="noisy curves per case")
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument(
+        "--schedules",
+        nargs="*",
+        default=list(SCHEDULES_H),
+        choices=list(SCHEDULES_H),
+        help="which sampling schedules to run (default all)",
+    )
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # forced fits at a bound log a warning each
     print(f"machine: {platform.machine()}, {args.n} curves per case, seed {args.seed}")
@@ -124,8 +131,8 @@ def main() -> None:
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     t_start = time.perf_counter()
-    for sname, sched in SCHEDULES_H.items():
-        t_h = np.asarray(sched)
+    for sname in args.schedules:
+        t_h = np.asarray(SCHEDULES_H[sname])
         for noise in NOISE:
             for cname, shape in CURVES.items():
                 err, mono, failed = run_case(t_h, shape, noise, args.n, args.seed)

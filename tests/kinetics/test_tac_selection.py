@@ -95,6 +95,8 @@ def test_nested_test_p_values_against_scipy_stats():
         stats.chi2.sf(4.5, 1), rel=1e-12
     )
     assert math.isnan(_nested_p(1.0, 0.5, 3, 3, absolute=False))  # no residual dof
+    assert math.isnan(_nested_p(1.0, 1e-9, 4, 3, absolute=False))  # F-test needs dof >= 2
+    assert _nested_p(9.0, 4.5, 4, 3, absolute=True) == pytest.approx(stats.chi2.sf(4.5, 1))
 
 
 def test_selection_arguments_are_checked():
