@@ -709,6 +709,12 @@ def patient_dose(
     weights = []
     run_members = []
     emitted_mev = 0.0
+    air = rho < parameters.get("density_air_max_g_per_ml")
+    # the transport grid: the bounding box of everything that is not air or holds decays
+    # (outside it there is only air, which a particle that leaves the box never meets
+    # again in a way that matters: the box is convex)
+    box = _bounding_box(~air | np.logical_or.reduce([a > 0 for _, a, _, _ in sources]))
+    sub_shape = tuple(sl.stop - sl.start for sl in box)
     for m, a, origin, src in sources:
         decays = float(a.sum())
         local_mev += a * src.local_mev_per_decay
@@ -727,8 +733,9 @@ def patient_dose(
         )
         w = decays * src.particles_per_decay
         if w > 0:
-            flat = np.flatnonzero(a.ravel() > 0)
-            cdf = np.cumsum(a.ravel()[flat])
+            a_box = np.ascontiguousarray(a[box])
+            flat = np.flatnonzero(a_box.ravel() > 0)
+            cdf = np.cumsum(a_box.ravel()[flat])
             cdf /= cdf[-1]
             run_members.append(_Member(src, flat, cdf))
             weights.append(w)
@@ -742,24 +749,23 @@ def patient_dose(
         kind = f"voi {target_kind}"
     else:
         kind = "voxel" if target_kind == "voxel" or time_budget_s is None else "time budget"
-    tally = _Tally(np.zeros((n_batches, *tia.shape)))
+    tally = _Tally(np.zeros((n_batches, *sub_shape)))
     rounds: list[int] = []
     achieved: dict[str, float] = {}
     reason = "no transported emissions"
     ompmc_version = None
     workers_used = 0
-    scale = particles_total * j_per_kg  # Gy per (MeV per history) in each voxel
-    air = rho < parameters.get("density_air_max_g_per_ml")
+    scale = particles_total * j_per_kg[box]  # Gy per (MeV per history) in each voxel
     if run_members:
         ompmc = import_ompmc()  # fail here, before any worker starts, if it is missing
         ompmc_version = str(ompmc.__version__)
         problem = _Problem(
             key=uuid.uuid4().hex,
-            shape=tia.shape,
+            shape=(sub_shape[0], sub_shape[1], sub_shape[2]),
             spacing_cm=spacing_cm,
             pegs_media=tuple(m.pegs_medium for m in phantom.media),
-            material_index=np.ascontiguousarray(phantom.material_index, dtype=np.int32),
-            density_g_per_ml=np.ascontiguousarray(rho),
+            material_index=np.ascontiguousarray(phantom.material_index[box], dtype=np.int32),
+            density_g_per_ml=np.ascontiguousarray(rho[box]),
             members=tuple(run_members),
             member_probability=np.asarray(weights) / particles_total,
             seed=int(seed),
@@ -795,7 +801,13 @@ def patient_dose(
                 rounds.append(per_batch)
                 round_s = time.perf_counter() - t_round
                 achieved = _uncertainties(
-                    tally, scale, local_gy + alpha_gy, rho, voi_w, target_kind, air
+                    tally,
+                    scale,
+                    (local_gy + alpha_gy)[box],
+                    rho[box],
+                    {k: w[box] for k, w in voi_w.items()},
+                    target_kind,
+                    air[box],
                 )
                 u = max(achieved.values()) if achieved else float("nan")
                 elapsed = time.perf_counter() - t_start
@@ -838,10 +850,13 @@ def patient_dose(
 
     # --- results
     n_done = max(tally.per_batch, 1)
-    batch_gy = tally.energy * (scale / n_done) if run_members else tally.energy
-    transported = batch_gy.mean(axis=0)
-    sd = batch_gy.std(axis=0, ddof=1) / math.sqrt(n_batches) if run_members else np.zeros(tia.shape)
-    del batch_gy
+    transported = np.zeros(tia.shape)
+    sd = np.zeros(tia.shape)
+    if run_members:
+        batch_gy = tally.energy * (scale / n_done)
+        transported[box] = batch_gy.mean(axis=0)
+        sd[box] = batch_gy.std(axis=0, ddof=1) / math.sqrt(n_batches)
+        del batch_gy
     dose = transported + local_gy + alpha_gy
     deposited_mev = float(np.sum(dose / j_per_kg))
     escaped_mev = (
@@ -890,6 +905,7 @@ def patient_dose(
             "local_below_mev": 0.010,
             "particles_per_run_max": CHUNK_HISTORIES,
             "frame": "grid index axes (x: slices, y: rows, z: columns), edges in cm",
+            "transport_box": [[sl.start, sl.stop] for sl in box],
             "spacing_cm": list(spacing_cm),
         },
         "media": phantom.media_map(),
@@ -946,6 +962,16 @@ def patient_dose(
     )
 
 
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    """Index slices of the smallest box holding every True voxel (the whole grid if none)."""
+    out = []
+    for ax in range(3):
+        other = tuple(a for a in range(3) if a != ax)
+        hit = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, mask.shape[ax]))
+    return (out[0], out[1], out[2])
+
+
 def _n_workers(workers: int | None, n_batches: int) -> int:
     if workers is None:
         try:
@@ -979,6 +1005,9 @@ def _uncertainties(
             idx = np.flatnonzero(w.ravel() > 0)
             wm = w.ravel()[idx] * rho.ravel()[idx]
             m_tot = float(wm.sum())
+            if m_tot <= 0:  # the VOI lies in the air outside the transport box: no dose
+                out[name] = 0.0
+                continue
             per_batch = flat_e[:, idx] @ (wm * scale.ravel()[idx]) / (n * m_tot)
             mean = float(per_batch.mean()) + float(wm @ fixed_gy.ravel()[idx]) / m_tot
             sd = float(per_batch.std(ddof=1)) / math.sqrt(b)
@@ -988,13 +1017,17 @@ def _uncertainties(
     mean = batch_gy.mean(axis=0) + fixed_gy
     sd = batch_gy.std(axis=0, ddof=1) / math.sqrt(b)
     rel = np.divide(sd, mean, out=np.full(mean.shape, np.inf), where=mean > 0)
-    if voi_w:
-        return {
-            name: float(np.sum(w * rel, where=w > 0) / np.sum(w, where=w > 0))
-            if np.all(np.isfinite(rel[w > 0]))
-            else float("inf")
-            for name, w in voi_w.items()
-        }
+    if voi_w:  # the mean relative uncertainty of the VOI's voxels (air: not reported)
+        out = {}
+        for name, w in voi_w.items():
+            sel = (w > 0) & ~air
+            if not sel.any():
+                out[name] = 0.0
+            elif np.all(np.isfinite(rel[sel])):
+                out[name] = float(np.sum(w[sel] * rel[sel]) / np.sum(w[sel]))
+            else:
+                out[name] = float("inf")
+        return out
     mean[air] = 0.0  # dose per mass of air voxels is not reported
     sel = mean >= VOXEL_THRESHOLD_OF_MAX * float(mean.max())
     return {"voxels above 50 % of max": float(rel[sel].mean())}
