@@ -518,12 +518,12 @@ def _rule_physiological(alpha: float) -> str:
         "physiological constraint, nested test, then AICc: models without an uptake phase "
         "(which can only decrease) are rejected when the data rise (a later point above "
         "the first) and an uptake model is valid, or when the extra-sum-of-squares F-test "
-        "(with at least 2 residual degrees of freedom) "
-        "(likelihood-ratio chi-square test with absolute uncertainties) prefers the uptake "
-        f"model with the same clearance phases at alpha = {alpha:g}; among the remaining "
-        "models with n - k - 1 > 0 and physically valid parameters the lowest AICc "
-        "(Glatting 2007; Kletting 2013); a model with one clearance phase and n = k + 1 "
-        "(AICc undefined) only when no other model remains"
+        "(at least 2 residual degrees of freedom; with absolute uncertainties the "
+        "likelihood-ratio chi-square test) prefers the uptake model with the same clearance "
+        f"phases at alpha = {alpha:g}; among the remaining models with n - k - 1 > 0 and "
+        "physically valid parameters the lowest AICc (Glatting 2007; Kletting 2013); a model "
+        "with one clearance phase and n = k + 1 (AICc undefined) only when no other model "
+        "remains"
     )
 
 
