@@ -16,6 +16,7 @@ stopped and resumed, and the files can be committed as they arrive. The tests
     python tools/mc_reference.py table            # combined region means (markdown)
     python tools/mc_reference.py methods          # kernel methods vs the reference (markdown)
     python tools/mc_reference.py bands            # -> dosimetry/data/mc_kernel_error_bands.csv
+    python tools/mc_reference.py compare          # CI-sized runs (tests/mc) vs the reference
 
 ``--workers`` sets the worker processes (default 1, to leave cores to others).
 """
@@ -168,6 +169,52 @@ def bands(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: the CI-sized runs of tests/mc/conftest.py (default variance reduction)
+CI_HISTORIES = {"Lu-177": 300_000, "Y-90": 40_000, "Ac-225": 100_000}
+CI_SEED = 7
+
+
+def compare(out: Path) -> str:
+    """The CI runs' region means against the reference: (CI / reference - 1) % and the
+    deviation in combined standard deviations; and the energy balance of each run."""
+    import math
+
+    ph = slab_phantom()
+    lines = [
+        "| nuclide | histories | " + " | ".join(REGIONS) + " | energy balance |",
+        "|" + "---|" * (len(REGIONS) + 3),
+    ]
+    mass = ph.density.array * ph.tia.voxel_volume_ml * 1e-3
+    for nuc, n in CI_HISTORIES.items():
+        parts = load(out, nuc)
+        if not parts:
+            continue
+        ref = combine_parts(parts)
+        r = patient_dose(
+            ph.tia,
+            nuc,
+            density=ph.density,
+            chain=CHAIN.get(nuc, False),
+            histories=n,
+            batches=10,
+            seed=CI_SEED,
+            target_vois=ph.regions,
+        )
+        cells = []
+        for reg in REGIONS:
+            m = r.voi_mean_dose[reg]
+            sd = m * r.voi_relative_uncertainty[reg]
+            z = (m - ref[reg][0]) / math.hypot(sd, ref[reg][1])
+            cells.append(f"{100 * (m / ref[reg][0] - 1):+.1f} % ({z:+.1f} sd)")
+        eb = r.provenance["energy_balance_j"]
+        deposited = float((r.dose.array * mass).sum())
+        balance = (deposited + eb["escaped"]) / eb["emitted"] - 1
+        lines.append(
+            f"| {nuc} | {n / 1e6:g} M | " + " | ".join(cells) + f" | {100 * balance:+.2f} % |"
+        )
+    return "\n".join(lines)
+
+
 def methods(out: Path) -> str:
     """Region means of led, vsv and vsv-density relative to the reference (docs/dose.md)."""
     import dosimetry as ds
@@ -212,6 +259,8 @@ def main() -> None:
     m.add_argument("--out", type=Path, default=OUT)
     b = sub.add_parser("bands")
     b.add_argument("--out", type=Path, default=OUT)
+    c = sub.add_parser("compare")
+    c.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("dosimetry").setLevel(logging.WARNING)
@@ -219,6 +268,8 @@ def main() -> None:
         run(args.nuclide, args.parts, args.histories, args.out, args.workers)
     elif args.cmd == "table":
         print(table(args.out))
+    elif args.cmd == "compare":
+        print(compare(args.out))
     elif args.cmd == "bands":
         BANDS_CSV.write_text(bands(args.out))
         print(BANDS_CSV.read_text())

@@ -69,7 +69,8 @@ _CLASS_NAME = {0: "air", 1: "lung", 2: "soft tissue", 3: "bone"}
 
 @lru_cache(maxsize=1)
 def _estar() -> tuple[np.ndarray, np.ndarray]:
-    text = resources.files("dosimetry.kernels").joinpath("data/estar_water_liquid.csv")
+    # read as package data of "dosimetry" (the kernels package itself is not imported)
+    text = resources.files("dosimetry").joinpath("kernels/data/estar_water_liquid.csv")
     lines = [ln for ln in io.StringIO(text.read_text("utf-8")) if not ln.startswith("#")]
     rows = list(csv.DictReader(lines))
     e = np.array([float(r["kinetic_energy_MeV"]) for r in rows])

@@ -199,6 +199,7 @@ class _TaskResult:
     positrons: int
     started: int
     wall_s: float
+    cpu_s: float  # CPU time of the worker process on this task
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -319,6 +320,7 @@ def _run_task(problem: _Problem, spec: _TaskSpec) -> _TaskResult:
     """One batch's share of a round: sample, write, transport, sum (in a worker)."""
     ompmc = import_ompmc()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     total = np.zeros(problem.shape, dtype=np.float64)
     kinetic = 0.0
     positrons = started = histories = 0
@@ -362,6 +364,7 @@ def _run_task(problem: _Problem, spec: _TaskSpec) -> _TaskResult:
         positrons,
         started,
         time.perf_counter() - t0,
+        time.process_time() - c0,
     )
 
 
@@ -546,6 +549,7 @@ class _Tally:
     started: int = 0
     histories: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
 
     def add(self, r: _TaskResult) -> None:
         self.energy[r.batch] += r.edep_mev
@@ -554,6 +558,7 @@ class _Tally:
         self.started += r.started
         self.histories += r.histories
         self.wall_s += r.wall_s
+        self.cpu_s += r.cpu_s
 
 
 def _report(progress: Callable[[str], None] | None, msg: str) -> None:
@@ -946,6 +951,7 @@ def patient_dose(
         "workers": workers_used if client is None else "dask client",
         "elapsed_s": elapsed,
         "worker_s": tally.wall_s,
+        "worker_cpu_s": tally.cpu_s,
     }
     unit = _TIA_UNITS[tia.unit]
     fields = {"provenance": prov}
