@@ -297,7 +297,10 @@ def _validate(
     if t.size != a.size:
         raise InputDataError(f"times ({t.size}) and activities ({a.size}) differ in length")
     if t.size < 2:
-        raise InputDataError(f"need at least 2 time points, got {t.size}")
+        raise InputDataError(
+            f"need at least 2 time points, got {t.size}; for one time point use "
+            "dosimetry.kinetics.stp_tia (Hänscheid et al. 2018, Madsen et al. 2018)"
+        )
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(a))):
         raise InputDataError("times and activities must be finite (no NaN/inf)")
     if np.any(t < 0):

@@ -107,6 +107,8 @@ def test_selection_arguments_are_checked():
         fit_tac(t, y, selection_alpha=1.5)
     with pytest.raises(InputDataError, match="measurement_rsd"):
         fit_tac(t, y, measurement_rsd=-0.1)
+    with pytest.raises(InputDataError, match="stp_tia"):
+        fit_tac([24.0], [5.0])
 
 
 def test_forced_fit_with_as_many_parameters_as_points_is_refused():
