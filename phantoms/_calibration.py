@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 #: phantom.
 IEC_SPHERE_DIAMETERS_MM: tuple[float, ...] = (10.0, 13.0, 17.0, 22.0, 28.0, 37.0)
 
-_PATIENT = PatientInfo(name="PHANTOM^CALIBRATION", patient_id="CAL-0001", weight_kg=0.0)
+_PATIENT = PatientInfo(name="PHANTOM^CALIBRATION", patient_id="CAL-0001")
 
 
 @dataclass(frozen=True, eq=False)
