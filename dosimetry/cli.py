@@ -149,7 +149,74 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--overwrite", action="store_true", help="replace a previous output set in --out"
     )
+    _add_cohort_parser(sub)
     return p
+
+
+_EPILOG_COHORT = """manifest (CSV; YAML with the same keys also works):
+  id,workflow,study,activity,method,calibration
+  p01,plan,patients/p01/pet,7.4 GBq,,
+  p02-c1,spect,patients/p02/c1,,,9.1 cps/MBq
+
+examples:
+  dosimetry cohort cohort.csv --out cohort-out
+  dosimetry cohort cohort.yaml --out cohort-out --workers 2 --anonymize
+  dosimetry cohort cohort.csv --out cohort-out --scheduler tcp://host:8786
+  dosimetry cohort cohort.csv --out cohort-out --scheduler-file ~/scheduler.json
+"""
+
+
+def _add_cohort_parser(sub: Any) -> None:
+    c = sub.add_parser(
+        "cohort",
+        help="run plan/spect over a cohort manifest on Dask (resumable)",
+        description=(
+            "Run every row of a cohort manifest (columns id, workflow, study and the options of "
+            "that workflow, named like its long options with dashes as underscores) as one "
+            "Dask task: OUT/<id>/ gets the same files as the single-study command, "
+            "OUT/cohort_summary.csv one row per study and VOI. Complete studies are skipped, "
+            "so a rerun finishes only what is missing. Exit status 0: all studies ok; 3: some "
+            "failed (see the summary); 2: the manifest is unusable."
+        ),
+        epilog=_EPILOG_COHORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("manifest", type=Path, help="cohort manifest (.csv or .yaml)")
+    c.add_argument("--out", required=True, type=Path, help="cohort output folder")
+    where = c.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of an existing Dask scheduler (tcp://host:8786); default: a local "
+        "cluster sized to this machine",
+    )
+    where.add_argument(
+        "--scheduler-file", type=Path, metavar="FILE", help="scheduler file of an existing cluster"
+    )
+    c.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes of the local cluster (default: from the cores and the memory)",
+    )
+    c.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="runs again a study whose worker died (killed, out of memory), at most N times "
+        "(default 2)",
+    )
+    c.add_argument(
+        "--anonymize",
+        action="store_true",
+        help="leave patient identifiers out of the reports, and identifiers and study paths "
+        "out of the summary",
+    )
+    c.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute every study and replace its previous output set (default: skip "
+        "complete ones)",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -158,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _finish(result: Any, outset: Any, staging: Path, files: dict[str, Path]) -> None:
     from .report.text import summary
 
-    outset.metadata["result"] = {"kind": result.kind, "agent": result.agent, "method": result.method}
+    outset.metadata["result"] = {
+        "kind": result.kind,
+        "agent": result.agent,
+        "method": result.method,
+    }
     final = outset.commit()
     shown = {}
     for label in ("RTDOSE", "NIfTI", "dose table", "report.html", "report.md"):
@@ -281,10 +352,31 @@ def _cmd_spect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_cohort(args: argparse.Namespace) -> int:
+    from ._text import terminal
+    from .workflows import cohort
+
+    result = cohort.run(
+        args.manifest,
+        args.out,
+        client=args.scheduler,
+        scheduler_file=args.scheduler_file,
+        workers=args.workers,
+        retries=args.retries,
+        anonymize=args.anonymize,
+        overwrite=args.overwrite,
+    )
+    for o in result.failed:
+        print(f"  {terminal(o.id)} (row {o.row}): {o.status}: {terminal(o.message)}")
+    print(f"cohort: {result.describe()}")
+    return EXIT_OK if result.all_ok else EXIT_PARTIAL
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _cmd_demo,
     "plan": _cmd_plan,
     "spect": _cmd_spect,
+    "cohort": _cmd_cohort,
 }
 
 
