@@ -24,7 +24,6 @@ import csv
 import io
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -140,15 +139,24 @@ class DiagnosticDose:
         return {r.quantity: r.dose for r in self.rows if r.quantity != "effective_dose"}
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"[\s\[\]\-_()/.,]+", "", str(text).lower())
-
-
 def canonical_agent(agent: str) -> str:
-    """Canonical diagnostic agent name (``"F-18-FDG"``, ``"Ga-68-PSMA-11"``, ...)."""
-    key = _squash(agent)
-    for canon, aliases in DIAGNOSTIC_AGENTS.items():
-        if key == _squash(canon) or key in aliases:
+    """Canonical diagnostic agent name (``"F-18-FDG"``, ``"Ga-68-PSMA-11"``, ...), read by
+    the one agent parser :func:`dosimetry.nuclides.parse_agent` (a ligand alone, such as
+    ``"FDG"``, takes the nuclide of the table's agent with that ligand).
+
+    >>> canonical_agent("[18F]FDG"), canonical_agent("gozetotide")
+    ('F-18-FDG', 'Ga-68-PSMA-11')
+    """
+    from .errors import NuclideError
+    from .nuclides import canonical_ligand, parse_agent
+
+    try:
+        parsed = parse_agent(str(agent))
+        name, ligand = parsed.name, parsed.ligand
+    except NuclideError:
+        name, ligand = "", canonical_ligand(str(agent))
+    for canon in DIAGNOSTIC_AGENTS:
+        if canon == name or (not name and ligand and parse_agent(canon).ligand == ligand):
             return canon
     raise InputDataError(
         f"unknown diagnostic agent {agent!r}; known: {', '.join(DIAGNOSTIC_AGENTS)}"
