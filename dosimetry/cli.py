@@ -149,8 +149,69 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--overwrite", action="store_true", help="replace a previous output set in --out"
     )
+    _add_diagnostic_parsers(sub)
     _add_cohort_parser(sub)
     return p
+
+
+def _add_diagnostic_parsers(sub: Any) -> None:
+    """The ``diagnostic-dose`` and ``dispense`` sub-commands."""
+    from .workflows.options import _method_choices
+
+    g = sub.add_parser(
+        "diagnostic-dose",
+        help="the diagnostic PET's own dose to the patient (ICRP coefficients + voxel estimate)",
+        description=(
+            "Organ absorbed doses and effective dose of the diagnostic administration from "
+            "ICRP Publication 106/128 coefficients (age row from the header, adult by default; "
+            "the effective dose is a reference-person quantity), and a voxel dose estimate "
+            "from the PET that counts the decays of the uptake period and after the scan. "
+            "Writes diagnostic_dose.csv (row effective_dose_msv), the dose maps, table and "
+            "reports."
+        ),
+    )
+    g.add_argument("study", type=Path, help="folder with the PET/CT DICOM")
+    g.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
+    g.add_argument("--age", type=float, default=None, help="patient age in years (default: header)")
+    g.add_argument(
+        "--model",
+        default="linear_uptake",
+        choices=("linear_uptake", "instant_uptake"),
+        help="voxel TIA model of the uptake period (default linear_uptake)",
+    )
+    g.add_argument("--method", default="auto", choices=_method_choices(), help="dose method")
+    g.add_argument("--pet", default=None, help="PET series (index, UID or description)")
+    g.add_argument(
+        "--anonymize", action="store_true", help="leave patient identifiers out of the reports"
+    )
+    g.add_argument(
+        "--overwrite", action="store_true", help="replace a previous output set in --out"
+    )
+
+    q = sub.add_parser(
+        "dispense",
+        help="activity to draw (and the calibrator reading) for a prescribed activity",
+        description=(
+            "The activity of NUCLIDE to draw at --draw so that ACTIVITY remains at --injection "
+            "(decay law, ICRP-107 half-life), and what a calibrator set for the nuclide reads "
+            "(225Ac: daughters' ingrowth after purification; 177Lu: 177mLu impurity from the "
+            "certificate ratio)."
+        ),
+        epilog="example: dosimetry dispense Lu-177 '7.4 GBq' --injection '2026-12-08 10:00' "
+        "--draw '2026-12-08 08:30'",
+    )
+    q.add_argument("nuclide", help="F-18, Ga-68, Lu-177, Ac-225, ...")
+    q.add_argument("activity", help="prescribed activity at injection, with unit ('7.4 GBq')")
+    q.add_argument("--injection", required=True, help="injection time 'YYYY-MM-DD HH:MM'")
+    q.add_argument("--draw", required=True, help="draw/measurement time 'YYYY-MM-DD HH:MM'")
+    q.add_argument(
+        "--lu177m-ratio", type=float, default=None, help="177mLu/177Lu activity ratio (certificate)"
+    )
+    q.add_argument("--lu177m-ratio-time", default=None, help="reference time of that ratio")
+    q.add_argument(
+        "--ac225-separation", default=None, help="time of the last purification of 225Ac"
+    )
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 _EPILOG_COHORT = """manifest (CSV; YAML with the same keys also works):
@@ -372,11 +433,97 @@ def _cmd_cohort(args: argparse.Namespace) -> int:
     return EXIT_OK if result.all_ok else EXIT_PARTIAL
 
 
+def _cmd_diagnostic(args: argparse.Namespace) -> int:
+    from .io import load_study
+    from .io.outputs import OutputSet
+    from .workflows import diagnostic
+    from .workflows.options import _series
+    from .workflows.save import write_into
+
+    study_dir = Path(args.study)
+    if not study_dir.exists():
+        raise FileNotFoundError(f"study folder {study_dir} does not exist")
+    outset = OutputSet(
+        args.out,
+        overwrite=args.overwrite,
+        input_dirs=[study_dir],
+        metadata={"command": "diagnostic-dose"},
+    )
+    study = load_study(study_dir)
+    result = diagnostic.run(
+        study,
+        pet=None if args.pet is None else _series(args.pet),
+        age_years=args.age,
+        method=args.method,
+        model=args.model,
+        progress=_progress,
+    )
+    staging = outset.begin()
+    try:
+        files = write_into(result, staging, anonymize=args.anonymize, input_dirs=[study_dir])
+        _finish(result, outset, staging, files)
+        dd = result.details["diagnostic_dose"].dose
+        if dd.effective_dose_msv is not None:
+            print(f"effective dose (reference person): {dd.effective_dose_msv:.3g} mSv")
+    except BaseException:
+        outset.abort()
+        raise
+    return EXIT_OK
+
+
+def _cmd_dispense(args: argparse.Namespace) -> int:
+    import json
+
+    from .dispense import activity_to_draw
+    from .report._blocks import format_activity
+    from .units import parse_activity
+    from .workflows.options import parse_datetime
+
+    def when(text: str | None) -> Any:
+        return None if text is None else parse_datetime(text)
+
+    r = activity_to_draw(
+        args.nuclide,
+        parse_activity(args.activity, arg="ACTIVITY"),
+        parse_datetime(args.injection),
+        parse_datetime(args.draw),
+        lu177m_ratio=args.lu177m_ratio,
+        lu177m_ratio_time=when(args.lu177m_ratio_time),
+        ac225_separation_time=when(args.ac225_separation),
+    )
+    if args.json:
+        doc = {
+            "nuclide": r.nuclide,
+            "prescribed_activity_bq": r.prescribed_activity_bq,
+            "injection_time": r.injection_time.isoformat(),
+            "draw_time": r.draw_time.isoformat(),
+            "draw_activity_bq": r.draw_activity_bq,
+            "calibrator_reading_bq": r.calibrator_reading_bq,
+            "decay_factor": r.decay_factor,
+            "half_life_s": r.half_life_s,
+            "impurities": r.impurity_activity_bq,
+            "notes": list(r.notes),
+        }
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    print(
+        f"draw {format_activity(r.draw_activity_bq)} of {r.nuclide} at "
+        f"{r.draw_time:%Y-%m-%d %H:%M} for {format_activity(r.prescribed_activity_bq)} at "
+        f"{r.injection_time:%Y-%m-%d %H:%M} (decay factor {r.decay_factor:.4f})"
+    )
+    print(f"calibrator reading: {format_activity(r.calibrator_reading_bq)}")
+    for n in r.notes:
+        print(f"- {n}")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _cmd_demo,
     "plan": _cmd_plan,
     "spect": _cmd_spect,
     "cohort": _cmd_cohort,
+    "diagnostic-dose": _cmd_diagnostic,
+    "dispense": _cmd_dispense,
 }
 
 
