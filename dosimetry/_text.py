@@ -48,6 +48,7 @@ _CONTROLS = "".join(
 )
 _DROP = str.maketrans("", "", _BIDI + _CONTROLS)
 _ONE_LINE = re.compile(f"[{re.escape(_LINE_BREAKS)}\t]+")
+_HTML_BREAKS = str.maketrans({c: "\n" for c in "\x0b\x0c\x85\u2028\u2029"})
 
 #: ANSI / ECMA-48 escape sequences: CSI (ESC [ or the 8-bit 0x9B) with parameters,
 #: OSC/DCS/SOS/PM/APC strings up to BEL or ST, and two-character ESC sequences.
@@ -113,13 +114,13 @@ def escape_markdown(text: object) -> str:
 def escape_html(text: object) -> str:
     """``text`` as HTML text or a quoted attribute value (``& < > " '`` as entities).
 
-    Line breaks are kept (they are whitespace in HTML); control and bidi characters are
-    removed.
+    Tabs, LF and CR are kept (whitespace in HTML); the other line breaks (VT, FF, NEL,
+    U+2028, U+2029) become LF; other control characters and bidi controls are removed.
 
     >>> escape_html('<script>alert("x")</script>')
     '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
     """
-    return html.escape(_clean(text), quote=True)
+    return html.escape(_clean(text).translate(_HTML_BREAKS), quote=True)
 
 
 def csv_cell(text: object) -> str:

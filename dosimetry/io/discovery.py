@@ -20,7 +20,7 @@ import re
 import stat
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import cached_property
@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.uid import (
     UID,
@@ -240,10 +241,11 @@ def _check_truncation(ds: Dataset, path: Path, headers_only: bool) -> None:
 
 #: Value representations whose decoding cannot raise in pydicom's lenient reading mode
 #: (text: invalid values are kept as text, with a warning when they are first decoded).
-#: Every other element (binary numbers, tags, sequences) is decoded by :func:`_decode_all`.
+#: Every other element (binary numbers, tags, sequences, and IS, whose decoding raises on
+#: "inf") is decoded by :func:`_decode_all`.
 _TEXT_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC",
-     "UI", "UR", "UT"}
+    {"AE", "AS", "CS", "DA", "DS", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+     "UR", "UT"}
 )  # fmt: skip
 
 
@@ -300,8 +302,16 @@ def parse_tm(value: Any, *, path: str | Path | None = None, tag: str = "Time") -
         raise DicomInputError(f"{text!r} is not a valid time: {exc}", path=path, tag=tag) from exc
 
 
+#: Years accepted in DICOM dates of images and administrations. A sanity window, not a
+#: published bound: no PET or SPECT image predates 1900, and the margin to the calendar's
+#: limits (years 1 and 9999) keeps the date arithmetic of the readers in range.
+DATE_YEAR_RANGE = (1900, 2999)
+
+
 def parse_da(value: Any, *, path: str | Path | None = None, tag: str = "Date") -> date:
     """Parse a DICOM DA value (``YYYYMMDD``; ``YYYY.MM.DD`` accepted).
+
+    Years outside :data:`DATE_YEAR_RANGE` are refused (a corrupted or placeholder date).
 
     >>> parse_da("19600614")
     datetime.date(1960, 6, 14)
@@ -310,9 +320,19 @@ def parse_da(value: Any, *, path: str | Path | None = None, tag: str = "Date") -
     if not re.fullmatch(r"\d{8}", text):
         raise DicomInputError(f"{text!r} is not a DICOM date (YYYYMMDD)", path=path, tag=tag)
     try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        d = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
     except ValueError as exc:
         raise DicomInputError(f"{text!r} is not a valid date: {exc}", path=path, tag=tag) from exc
+    lo, hi = DATE_YEAR_RANGE
+    if not lo <= d.year <= hi:
+        raise DicomInputError(
+            f"{text!r}: year {d.year} is outside {lo}-{hi}, not a plausible date of an image or "
+            "an administration (a placeholder or corrupted value). Pass the time explicitly "
+            "(acquisition_time=..., injection_time=...)",
+            path=path,
+            tag=tag,
+        )
+    return d
 
 
 def parse_dt(value: Any, *, path: str | Path | None = None, tag: str = "DateTime") -> datetime:
@@ -472,6 +492,30 @@ def _common_parent(paths: list[Path]) -> Path:
         return paths[0].parent
 
 
+#: Identification attributes that grouping and series selection use as text.
+_IDENTITY_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality", "ImageType")
+
+
+def _malformed_identity(ds: Dataset) -> str | None:
+    """Why the file's identification attributes cannot be used (not text), or ``None``."""
+    for kw in _IDENTITY_KEYWORDS:
+        value = ds.get(kw)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, MultiValue) else [value]
+        if not all(isinstance(v, str) for v in values):
+            return (
+                f"{kw} ({keyword_tag(kw)}) is not text ({type(value).__name__} {value!r}): "
+                "the file's identity is corrupted"
+            )
+    return None
+
+
+def keyword_tag(keyword: str) -> str:
+    """``"(0008,0008)"`` for ``"ImageType"``."""
+    return str(Tag(tag_for_keyword(keyword) or 0))
+
+
 def _cut_in_preamble(path: Path) -> bool:
     """True for an empty file or one holding only part of a zero preamble (< 132 bytes):
     what a DICOM file truncated before its 'DICM' prefix looks like."""
@@ -508,7 +552,10 @@ def _frame_of_reference(ds: Dataset) -> str | None:
     if uid:
         return str(uid)
     # RTSTRUCT keeps it in ReferencedFrameOfReferenceSequence
-    seq = ds.get("ReferencedFrameOfReferenceSequence")
+    try:
+        seq = seq_items(ds, "ReferencedFrameOfReferenceSequence", None)
+    except DicomInputError:  # malformed: no frame of reference for grouping
+        return None
     if seq:
         uid = seq[0].get("FrameOfReferenceUID")
         if uid:
@@ -651,6 +698,10 @@ def scan_folder(folder: str | Path) -> tuple[list[SeriesInfo], list[tuple[Path, 
             continue
         if note is not None:
             log.warning("%s: %s", path, note)
+        malformed = _malformed_identity(ds)
+        if malformed is not None:
+            skip(path, malformed, suspect=True)
+            continue
         sop_class = str(
             ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", "")
         )
@@ -792,6 +843,27 @@ def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> tuple[float, ...]:
             f"{keyword} has {len(vals)} values, expected {n}", path=path, tag=keyword
         )
     return vals
+
+
+def seq_items(ds: Dataset, keyword: str, path: str | Path | None) -> list[Dataset]:
+    """The items of sequence ``keyword`` (``[]`` when absent or empty).
+
+    A value that is not a sequence of datasets (e.g. the element was written with another
+    value representation) is a :class:`DicomInputError` naming the tag.
+    """
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise DicomInputError(
+            f"{keyword} is not a sequence (value {str(value)[:40]!r})", path=path, tag=keyword
+        )
+    items = list(value)
+    if not all(isinstance(it, Dataset) for it in items):
+        raise DicomInputError(
+            f"{keyword} holds items that are not datasets", path=path, tag=keyword
+        )
+    return items
 
 
 def optional_float(ds: Dataset, keyword: str) -> float | None:

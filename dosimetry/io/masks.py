@@ -219,23 +219,40 @@ def _roi_tables(ds: Dataset, path: str | None) -> tuple[dict[int, dict[str, Any]
             "RTSTRUCT has no StructureSetROISequence", path, "StructureSetROISequence"
         )
     file_for = None
-    for item in ds.get("ReferencedFrameOfReferenceSequence", []):
+    for item in _items(ds, "ReferencedFrameOfReferenceSequence", path):
         file_for = str(item.get("FrameOfReferenceUID", "") or "") or file_for
     rois: dict[int, dict[str, Any]] = {}
-    for k, item in enumerate(ds.StructureSetROISequence or []):
+    for k, item in enumerate(_items(ds, "StructureSetROISequence", path)):
         number = _roi_number(item, "ROINumber", path, f"StructureSetROISequence item {k + 1}")
         rois[number] = {
             "name": str(item.get("ROIName", "") or f"ROI {number}"),
             "for": str(item.get("ReferencedFrameOfReferenceUID", "") or "") or file_for,
             "contours": [],
         }
-    for k, item in enumerate(ds.get("ROIContourSequence") or []):
+    for k, item in enumerate(_items(ds, "ROIContourSequence", path)):
         number = _roi_number(item, "ReferencedROINumber", path, f"ROIContourSequence item {k + 1}")
         if number not in rois:
             log.warning("%s: ROIContourSequence references unknown ROI number %d", path, number)
             continue
-        rois[number]["contours"] = list(item.get("ContourSequence", []))
+        rois[number]["contours"] = _items(item, "ContourSequence", path)
     return rois, file_for
+
+
+def _items(ds: Dataset, keyword: str, path: str | None) -> list[Dataset]:
+    """The items of sequence ``keyword`` (empty when absent); not a sequence is an error."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise DicomInputError(
+            f"{keyword} is not a sequence (value {str(value)[:40]!r}): corrupted structure set",
+            path,
+            keyword,
+        )
+    items = list(value)
+    if not all(isinstance(it, Dataset) for it in items):
+        raise DicomInputError(f"{keyword} holds items that are not datasets", path, keyword)
+    return items
 
 
 def _select(
@@ -489,11 +506,12 @@ def rtstruct_to_masks(
     if mode not in ("binary", "fraction"):
         raise InputDataError(f"mode={mode!r}; valid: 'binary', 'fraction'")
     ds, path = _load(rtstruct, "RTSTRUCT")
-    if str(ds.get("SOPClassUID", "")) != RTStructureSetStorage and ds.get("Modality") != "RTSTRUCT":
-        raise DicomInputError(
-            f"not an RT Structure Set (Modality {ds.get('Modality')!r})", path, "SOPClassUID"
-        )
     with _decoding(path):
+        modality = ds.get("Modality")
+        if str(ds.get("SOPClassUID", "")) != RTStructureSetStorage and modality != "RTSTRUCT":
+            raise DicomInputError(
+                f"not an RT Structure Set (Modality {modality!r})", path, "SOPClassUID"
+            )
         rois, _ = _roi_tables(ds, path)
         selected = _select(rois, names, path)
     for key, number in selected.items():

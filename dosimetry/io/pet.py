@@ -50,6 +50,7 @@ from .discovery import (
     parse_da,
     parse_dt,
     parse_tm,
+    seq_items,
     strict_float,
     strict_int,
 )
@@ -414,7 +415,7 @@ class PetSeries(ImageSeries):
 
     @property
     def _radiopharmaceutical(self) -> Dataset:
-        seq = self._first.get("RadiopharmaceuticalInformationSequence")
+        seq = seq_items(self._first, "RadiopharmaceuticalInformationSequence", self._first_path)
         if not seq:
             raise DicomInputError(
                 "RadiopharmaceuticalInformationSequence is missing or empty: the "
@@ -555,11 +556,11 @@ class PetSeries(ImageSeries):
         return name
 
     def _nuclide_from_header(self) -> str | None:
-        seq = self._first.get("RadiopharmaceuticalInformationSequence")
+        seq = seq_items(self._first, "RadiopharmaceuticalInformationSequence", self._first_path)
         if not seq:
             return None
         item = seq[0]
-        codes = item.get("RadionuclideCodeSequence")
+        codes = seq_items(item, "RadionuclideCodeSequence", self._first_path)
         if codes:
             code = codes[0]
             value = str(code.get("CodeValue", "") or "").strip()
@@ -619,7 +620,7 @@ class PetSeries(ImageSeries):
             if not (float(ov) > 0 and math.isfinite(float(ov))):
                 raise DicomInputError(f"half_life_s={ov!r} must be a positive finite number")
             return float(ov)
-        seq = self._first.get("RadiopharmaceuticalInformationSequence")
+        seq = seq_items(self._first, "RadiopharmaceuticalInformationSequence", self._first_path)
         hl = strict_float(seq[0], "RadionuclideHalfLife", self._first_path) if seq else None
         if hl is not None and hl <= 0:
             raise DicomInputError(
@@ -1049,7 +1050,7 @@ class PetSeries(ImageSeries):
                 raise DicomInputError(
                     f"DecayFactor {df} is not positive", path=p, tag="DecayFactor"
                 )
-            if abs(df / expected - 1.0) > DECAY_FACTOR_RTOL:
+            if not expected > 0 or abs(df / expected - 1.0) > DECAY_FACTOR_RTOL:
                 try:
                     implied: Any = (
                         t_series + timedelta(seconds=frt / 1000.0 - math.log(df) / lam)
@@ -1199,7 +1200,17 @@ class PetSeries(ImageSeries):
         self._check_decay_tags()
         self._check_decay_factors()
         scale = self._to_bq_per_ml() * self._decay_to_acquisition()
-        raw *= scale[:, None, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            raw *= scale[:, None, None]
+        if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(raw))):
+            raise DicomInputError(
+                "the activity concentrations overflow floating point after the unit and "
+                "decay conversion (factors "
+                f"{float(np.min(scale)):.3g}..{float(np.max(scale)):.3g}): the header's "
+                "scale factors or times are absurd",
+                path=self._first_path,
+                tag="PixelData",
+            )
         return self._make_volume(
             raw,
             "Bq/mL",
@@ -1262,7 +1273,16 @@ class PetSeries(ImageSeries):
                 "injected_activity_at_acquisition_bq": a_acq,
             }
         )
-        return conc.with_array(conc.array * (norm / a_acq), unit=unit, provenance=prov)
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = conc.array * (norm / a_acq)
+        if not np.all(np.isfinite(values)):
+            raise DicomInputError(
+                f"SUV{kind} overflows floating point (normalisation {norm:.4g} / "
+                f"{a_acq:.4g} Bq): the injected activity or the times are absurd",
+                path=self._first_path,
+                tag="RadionuclideTotalDose",
+            )
+        return conc.with_array(values, unit=unit, provenance=prov)
 
     def _repr_extra(self) -> str:
         return f"Units={self.units}"

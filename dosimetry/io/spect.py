@@ -61,6 +61,7 @@ from .discovery import (
     image_shape,
     optional_float,
     parse_dt,
+    seq_items,
     strict_float,
     strict_int,
 )
@@ -102,11 +103,11 @@ class SpectSeries(ImageSeries):
     # -- energy windows / file selection ----------------------------------------------
     @staticmethod
     def _window_of(ds: Dataset) -> dict[str, Any]:
-        seq = ds.get("EnergyWindowInformationSequence") or []
+        seq = seq_items(ds, "EnergyWindowInformationSequence", None)
         names, ranges = [], []
         for item in seq:
             names.append(str(item.get("EnergyWindowName", "") or ""))
-            for r in item.get("EnergyWindowRangeSequence") or []:
+            for r in seq_items(item, "EnergyWindowRangeSequence", None):
                 lo = optional_float(r, "EnergyWindowLowerLimit")
                 hi = optional_float(r, "EnergyWindowUpperLimit")
                 if lo is not None and hi is not None:
@@ -171,7 +172,7 @@ class SpectSeries(ImageSeries):
 
     def _check_image_type(self, i: int) -> None:
         ds, path = self.info.headers[i], self.info.files[i]
-        it = [str(v).upper() for v in (ds.get("ImageType") or [])]
+        it = [str(v).upper() for v in _as_list(ds.get("ImageType") or [])]
         kind = it[2] if len(it) > 2 else ""
         if kind in ("TOMO", "GATED TOMO"):
             raise DicomInputError(
@@ -194,7 +195,7 @@ class SpectSeries(ImageSeries):
         """The dataset holding IPP/IOP: top level, else the Detector Information item."""
         if ds.get("ImagePositionPatient") and ds.get("ImageOrientationPatient"):
             return ds
-        seq = ds.get("DetectorInformationSequence")
+        seq = seq_items(ds, "DetectorInformationSequence", None)
         if seq:
             return seq[0]
         return ds
@@ -253,7 +254,10 @@ class SpectSeries(ImageSeries):
             self._use_tag("SpacingBetweenSlices", sbs)
         for kw in ("DetectorVector", "EnergyWindowVector"):
             vec = ds.get(kw)
-            if vec is not None and len(set(_as_list(vec))) > 1:
+            values = _as_list(vec) if vec is not None and vec != "" else []
+            if not all(isinstance(v, int | float | str) for v in values):
+                raise DicomInputError(f"{kw} is not a list of numbers", path=path, tag=kw)
+            if len({str(v) for v in values}) > 1:
                 raise DicomInputError(
                     f"{kw} has several values in one reconstructed object: frames from "
                     "different detectors/windows are interleaved. Export each as its own "
@@ -420,7 +424,7 @@ class SpectSeries(ImageSeries):
             return float(ov)
         h, p = self.info.first, self.info.files[0]
         total = 0.0
-        items = list(h.get("RotationInformationSequence") or [])
+        items = seq_items(h, "RotationInformationSequence", p)
         for item in items:
             dur = strict_float(item, "ActualFrameDuration", p)
             views = strict_float(item, "NumberOfFramesInRotation", p)
@@ -454,8 +458,8 @@ class SpectSeries(ImageSeries):
                 raise DicomInputError(f"nuclide={ov!r} is not a nuclide name such as 'Lu-177'")
             return name
         h = self.info.first
-        for item in h.get("RadiopharmaceuticalInformationSequence") or []:
-            for code in item.get("RadionuclideCodeSequence") or []:
+        for item in seq_items(h, "RadiopharmaceuticalInformationSequence", self.info.files[0]):
+            for code in seq_items(item, "RadionuclideCodeSequence", self.info.files[0]):
                 name = canonical_nuclide(str(code.get("CodeMeaning", "") or ""))
                 if name:
                     self._use_tag("RadionuclideCodeSequence", str(code.get("CodeMeaning")))
@@ -491,7 +495,9 @@ class SpectSeries(ImageSeries):
             return a_ov
         from .pet import INJECTED_ACTIVITY_RANGE_BQ
 
-        for item in self.info.first.get("RadiopharmaceuticalInformationSequence") or []:
+        for item in seq_items(
+            self.info.first, "RadiopharmaceuticalInformationSequence", self.info.files[0]
+        ):
             a_mbq = optional_float(item, "RadionuclideTotalDose")
             if a_mbq:
                 a = a_mbq * 1e6
@@ -540,7 +546,9 @@ class SpectSeries(ImageSeries):
         ov = self._override("injection_time")
         if ov is not None:
             return as_datetime(ov, "injection_time")
-        for item in self.info.first.get("RadiopharmaceuticalInformationSequence") or []:
+        for item in seq_items(
+            self.info.first, "RadiopharmaceuticalInformationSequence", self.info.files[0]
+        ):
             dt = item.get("RadiopharmaceuticalStartDateTime")
             if dt:
                 self._use_tag("RadiopharmaceuticalStartDateTime", str(dt))
@@ -590,7 +598,8 @@ class SpectSeries(ImageSeries):
                         path=self.info.files[0],
                         tag="RadiopharmaceuticalStartDateTime",
                     ) from None
-                raw *= f
+                with np.errstate(over="ignore", invalid="ignore"):
+                    raw *= f
                 self._note(f"DecayCorrection ADMIN: x {f:.6g} to the acquisition start")
             elif dc == "START":
                 self._note("Units BQML, DecayCorrection START: values used as stored")
@@ -601,7 +610,8 @@ class SpectSeries(ImageSeries):
                     + ": values are the mean activity concentration over the acquisition"
                 )
                 f = self._mean_to_start()
-                raw *= f
+                with np.errstate(over="ignore", invalid="ignore"):
+                    raw *= f
                 extra["decay_during_acquisition_factor"] = f
             else:
                 raise DicomInputError(
@@ -632,7 +642,16 @@ class SpectSeries(ImageSeries):
             voxel_ml = self.geometry_voxel_ml()
             factor = 1e6 / (t * cf * voxel_ml)
             decay = self._mean_to_start()
-            raw *= factor * decay
+            if not (math.isfinite(factor * decay) and factor * decay > 0):
+                raise DicomInputError(
+                    f"the counts-to-Bq/mL factor 1e6 / ({t:g} s x {cf:g} cps/MBq x "
+                    f"{voxel_ml:g} mL) is not a finite positive number: the acquisition "
+                    "duration or the voxel size in the header is absurd",
+                    path=self.info.files[0],
+                    tag="RotationInformationSequence",
+                )
+            with np.errstate(over="ignore", invalid="ignore"):
+                raw *= factor * decay
             self._note(f"counts -> Bq/mL: / ({t:g} s x {cf:g} cps/MBq) x 1e6 / {voxel_ml:.6g} mL")
             extra.update(
                 {
@@ -640,6 +659,13 @@ class SpectSeries(ImageSeries):
                     "acquisition_duration_s": t,
                     "decay_during_acquisition_factor": decay,
                 }
+            )
+        if not np.all(np.isfinite(raw)):
+            raise DicomInputError(
+                "the activity concentrations overflow floating point after calibration: the "
+                "stored values, RescaleSlope or calibration are absurd",
+                path=self.info.files[0],
+                tag="PixelData",
             )
         return self._make_volume(raw, "Bq/mL", reference_time=self.acquisition_time, extra=extra)
 

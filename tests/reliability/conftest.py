@@ -6,7 +6,8 @@ patient-like file is stored in the repository.
 
 Hypothesis settings: ``HYPOTHESIS_PROFILE=ci`` (default: few examples, derandomized, so CI
 is reproducible and fast) or ``HYPOTHESIS_PROFILE=long`` (many random examples, the
-example database kept) -- see ``docs/reliability.md``.
+example database kept) -- see ``docs/reliability.md``. ``HYPOTHESIS_MAX_EXAMPLES=<n>``
+overrides the number of examples of either profile.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def fuzz_settings(**overrides: Any) -> settings:
         raise ValueError(f"HYPOTHESIS_PROFILE={name!r}; valid: {', '.join(FUZZ_PROFILES)}")
     kw = dict(FUZZ_PROFILES[name])
     kw.update(overrides)
+    if os.environ.get("HYPOTHESIS_MAX_EXAMPLES"):
+        kw["max_examples"] = int(os.environ["HYPOTHESIS_MAX_EXAMPLES"])
     return settings(suppress_health_check=[HealthCheck.too_slow], **kw)
 
 

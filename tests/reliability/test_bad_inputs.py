@@ -153,6 +153,34 @@ def test_pet_decay_factor_missing_in_one_slice_and_everywhere(pet_copy, referenc
     np.testing.assert_array_equal(act.array, reference_activity)
 
 
+@pytest.mark.parametrize(
+    ("mode", "changes", "injection", "needles"),
+    [  # regressions: date arithmetic overflowed, a decay factor underflowed to 0 (division)
+        (
+            "START",
+            {"SeriesDate": "00010101", "SeriesTime": "000000"},
+            None,
+            ("'00010101': year 1 is outside 1900-2999", "SeriesDate"),
+        ),
+        ("ADMIN", {}, "99991231235959", ("year 9999 is outside", "injection_time=")),
+        ("ADMIN", {}, "29000101000000", ("DecayFactor", "disagrees with DecayCorrection=ADMIN")),
+    ],
+)
+def test_pet_absurd_dates_refused(pet_copy, mode, changes, injection, needles):
+    folder, pet, _ = pet_copy
+
+    def change(d: Dataset) -> None:
+        d.DecayCorrection = mode
+        for k, v in changes.items():
+            setattr(d, k, v)
+        if injection is not None:
+            d.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime = injection
+
+    for p in pet:
+        rewrite(p, change)
+    refused(lambda: _pet_values(folder), *needles)
+
+
 def test_pet_series_attributes_must_agree(pet_copy):
     folder, pet, _ = pet_copy
     rewrite(pet[2], lambda d: setattr(d, "Units", "CNTS"))
