@@ -112,6 +112,7 @@ _TAIL_COLUMNS: tuple[str, ...] = (
     "write_s",
     "attempts",
     "worker",
+    "worker_peak_rss_mb",
     "started",
     "input_sha256",
     "software",
@@ -571,6 +572,16 @@ def _limit_threads() -> None:
     numba.set_num_threads(min(int(getattr(numba.config, "NUMBA_NUM_THREADS", share)), share))
 
 
+def _peak_rss_mb() -> str:
+    """Peak resident memory of this (worker) process so far, in MB (empty where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return ""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return f"{peak / 1e6 if sys.platform == 'darwin' else peak * 1024 / 1e6:.0f}"
+
+
 def _worker_name() -> str:
     try:
         from distributed import get_worker
@@ -783,7 +794,12 @@ def run_study(task: StudyTask) -> StudyOutcome:
         rows = ()
         status = "failed"
     elapsed = time.perf_counter() - t0
-    info.update(compute_s=f"{compute_s:.2f}", write_s=f"{write_s:.2f}", elapsed_s=f"{elapsed:.2f}")
+    info.update(
+        compute_s=f"{compute_s:.2f}",
+        write_s=f"{write_s:.2f}",
+        elapsed_s=f"{elapsed:.2f}",
+        worker_peak_rss_mb=_peak_rss_mb(),
+    )
     try:
         out.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(log_path, "\n".join(study_log.lines) + "\n")
@@ -911,6 +927,9 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
         {
             # a killed worker fails its task at once; run() retries it (bounded)
             "distributed.scheduler.allowed-failures": 0,
+            # a worker holds only the study it runs (no second one queued on it, which a
+            # killed worker would take down too)
+            "distributed.scheduler.worker-saturation": 1.0,
             "distributed.nanny.pre-spawn-environ": spawn,
         }
     ):
@@ -962,6 +981,24 @@ def _check_workers(client: Any) -> None:
             f"Dask workers run another dosimetry version ({shown}; here {__version__}): "
             "install the same version on every worker"
         )
+
+
+#: How long a cohort waits for the first worker of an existing cluster (s), e.g. while a
+#: batch system starts the worker jobs.
+WAIT_FOR_WORKERS_S = 120.0
+
+
+def _wait_for_a_worker(client: Any, bar: _Bar) -> None:
+    if client.scheduler_info().get("workers"):
+        return
+    bar.note(f"waiting up to {WAIT_FOR_WORKERS_S:.0f} s for a Dask worker to join the scheduler")
+    try:
+        client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+    except (TimeoutError, OSError) as exc:
+        raise InputDataError(
+            f"no Dask worker joined the scheduler in {WAIT_FOR_WORKERS_S:.0f} s; start workers "
+            "('dask worker SCHEDULER_ADDRESS' or your batch system's jobs) and run again"
+        ) from exc
 
 
 def _package_version() -> str:
@@ -1275,6 +1312,7 @@ def run(
                     dask_client.register_plugin(pin)
             else:
                 where = f"Dask scheduler {dask_client.scheduler.address}"
+                _wait_for_a_worker(dask_client, bar)
             _check_workers(dask_client)
             bar.note(f"cohort: {len(tasks)} of {len(rows)} studies to run on {where}")
             if _has_bokeh() and dask_client.dashboard_link:

@@ -1,0 +1,175 @@
+"""Cohorts on the embedded Dask cluster: the issue's acceptance manifest (good rows equal to
+single runs, bad rows reported, exit status 3), an interrupted run finished by a rerun that
+recomputes nothing, and a worker killed while writing (no partial output, retried)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from dosimetry.cli import EXIT_PARTIAL, main
+from dosimetry.io.outputs import is_complete, read_manifest
+from dosimetry.results import TABLE_COLUMNS
+from dosimetry.workflows import cohort, options, pet_plan
+
+HERE = Path(__file__).resolve().parent
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _same_to_printed_precision(a: list[dict[str, str]], b: list[dict[str, str]]) -> None:
+    """Tables equal as printed (6 significant digits): text exactly, numbers within one
+    unit of the 6th digit (Numba reductions with another thread count may move the last
+    printed digit)."""
+    assert [r["name"] for r in a] == [r["name"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for col in TABLE_COLUMNS:
+            x, y = ra[col], rb[col]
+            try:
+                fx, fy = float(x), float(y)
+            except ValueError:
+                assert x == y, (ra["name"], col, x, y)
+                continue
+            assert math.isclose(fx, fy, rel_tol=1e-5, abs_tol=1e-300), (ra["name"], col, x, y)
+
+
+@pytest.fixture(scope="module")
+def acceptance(pet_studies, tmp_path_factory):
+    """Six rows: three good studies (s0 twice at two activities, s1), one corrupt study, one
+    repeated id, one bad option; run with the command, then run again."""
+    root = tmp_path_factory.mktemp("cohort-accept")
+    m = root / "cohort.csv"
+    rel = Path("..") / pet_studies["root"].name  # relative to the manifest's folder
+    m.write_text(
+        "id,workflow,study,activity,method,half_life\n"
+        f"p1,plan,{pet_studies['s0']},7.4 GBq,led,\n"
+        f"p2,plan,{pet_studies['s1']},7.4 GBq,led,\n"
+        f"p3,plan,{rel / 's0'},3.7 GBq,led,\n"
+        f"bad,plan,{pet_studies['corrupt']},7.4 GBq,led,\n"
+        f"p2,plan,{pet_studies['s0']},7.4 GBq,led,\n"
+        f"opt,plan,{pet_studies['s0']},7.4 GBq,led,kidney_left:40h\n",
+        encoding="utf-8",
+    )
+    out = root / "out"
+    rc = main(["cohort", str(m), "--out", str(out), "--workers", "2"])
+    return {"rc": rc, "manifest": m, "out": out}
+
+
+def test_acceptance_exit_3_outputs_and_summary(acceptance, capsys):
+    out = acceptance["out"]
+    assert acceptance["rc"] == EXIT_PARTIAL
+    for ident in ("p1", "p2", "p3"):
+        assert is_complete(out / ident, verify_hashes=True), ident
+        names = {p.name for p in (out / ident).iterdir()}
+        # the same files as a single `dosimetry plan`
+        assert {"dose.dcm", "dose.nii.gz", "tia.nii.gz", "dose_table.csv", "report.md"} <= names
+        assert {"report.html", "figures", "manifest.json"} <= names
+        assert read_manifest(out / ident)["cohort"]["id"] == ident
+    assert not (out / "bad").exists() and not (out / "opt").exists()
+    assert not [p for p in out.iterdir() if ".partial-" in p.name]
+    rows = _read(out / "cohort_summary.csv")
+    by_status: dict[str, set[str]] = {}
+    for r in rows:
+        by_status.setdefault(r["status"], set()).add(f"{r['id']}:{r['row']}")
+    assert by_status == {"ok": {"p1:1", "p2:2", "p3:3"}, "failed": {"bad:4", "p2:5", "opt:6"}}
+    msg = {r["row"]: r["message"] for r in rows if r["status"] == "failed"}
+    assert "truncated" in msg["4"].lower() or "unreadable" in msg["4"].lower(), msg["4"]
+    assert "Traceback" not in msg["4"] and "\n" not in msg["4"]
+    assert "id 'p2' is repeated (first on row 2)" in msg["5"]
+    assert "--half-life" in msg["6"] and "VOI=DURATION" in msg["6"]
+    assert "Traceback" in (out / "bad.log").read_text()  # the details are in the log
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["name"] for r in ok if r["id"] == "p1"} >= {"kidney_left", "liver", "lesion_1"}
+    for r in ok:
+        assert len(r["input_sha256"]) == 64 and r["software"].startswith("dosimetry ")
+        assert r["patient_id"] and float(r["elapsed_s"]) > 0 and r["attempts"] == "1"
+        assert r["administered_activity_bq"] in ("7.4e+09", "3.7e+09")
+
+
+def test_good_rows_equal_single_runs(acceptance, pet_studies):
+    out = acceptance["out"]
+    single = pet_plan.run_folder(
+        pet_studies["s1"], therapy="Lu-177-PSMA-617", activity="7.4 GBq", method="led"
+    )
+    expect = list(csv.DictReader(single.table.to_csv().splitlines()))
+    _same_to_printed_precision(_read(out / "p2" / "dose_table.csv"), expect)
+    summary = [r for r in _read(out / "cohort_summary.csv") if r["id"] == "p2" and r["row"] == "2"]
+    _same_to_printed_precision(summary, expect)
+    single0 = pet_plan.run_folder(
+        pet_studies["s0"], therapy="Lu-177-PSMA-617", activity="3.7 GBq", method="led"
+    )
+    expect0 = list(csv.DictReader(single0.table.to_csv().splitlines()))
+    _same_to_printed_precision(_read(out / "p3" / "dose_table.csv"), expect0)
+
+
+def test_rerun_recomputes_nothing_that_is_complete(acceptance, capsys):
+    out = acceptance["out"]
+    before = {i: (out / i / "manifest.json").stat().st_mtime_ns for i in ("p1", "p2", "p3")}
+    table = (out / "cohort_summary.csv").read_text()
+    rc = main(["cohort", str(acceptance["manifest"]), "--out", str(out), "--workers", "1"])
+    assert rc == EXIT_PARTIAL  # the bad rows fail again
+    after = {i: (out / i / "manifest.json").stat().st_mtime_ns for i in ("p1", "p2", "p3")}
+    assert after == before
+    rows = _read(out / "cohort_summary.csv")
+    assert {r["id"] for r in rows if r["status"] == "skipped"} == {"p1", "p2", "p3"}
+    # the skipped rows carry the same table as the first run's summary
+    first = [r for r in csv.DictReader(table.splitlines()) if r["status"] == "ok"]
+    again = [r for r in rows if r["status"] == "skipped"]
+    for col in (*TABLE_COLUMNS, "id", "input_sha256", "patient_id"):
+        assert [r[col] for r in first] == [r[col] for r in again], col
+
+
+@pytest.mark.slow
+def test_interrupted_then_killed_worker_then_rerun(pet_studies, tmp_path, monkeypatch):
+    """Ctrl-C after the first study; the rerun skips it, and the worker writing one of the
+    other studies is killed: that study leaves no partial output and is retried."""
+    m = tmp_path / "cohort.yaml"
+    m.write_text(
+        "defaults: {workflow: plan, method: led}\n"
+        "studies:\n"
+        f"  - {{id: a, study: {pet_studies['s0']}, activity: 7.4 GBq}}\n"
+        f"  - {{id: b, study: {pet_studies['s1']}, activity: 7.4 GBq}}\n"
+        f"  - {{id: c, study: {pet_studies['s1']}, activity: 2 GBq}}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    seen = []
+
+    def stop_after_first(outcome: cohort.StudyOutcome) -> None:
+        seen.append(outcome)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cohort.run(m, out, workers=1, figures=False, progress=stop_after_first)
+    (done,) = seen
+    assert done.status == "ok" and is_complete(out / done.id)
+    statuses = {r["id"]: r["status"] for r in _read(out / "cohort_summary.csv")}
+    assert statuses[done.id] == "ok" and sorted(statuses.values()).count("interrupted") == 2
+    others = sorted({"a", "b", "c"} - {done.id})
+    for ident in others:  # nothing of an unfinished study is left as if it were a result
+        assert not is_complete(out / ident)
+    stamp = (out / done.id / "manifest.json").stat().st_mtime_ns
+
+    # the rerun: every first attempt to write a study kills its worker process once
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("DOSIMETRY_TEST_KILL_MARKER", str(marker))
+    monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    monkeypatch.setitem(options.WORKFLOWS, "plan", ("cohort_killer", "run_folder"))
+    result = cohort.run(m, out, workers=2, figures=False, retries=1)
+    assert marker.exists()  # a worker was killed while writing
+    by_id = {o.id: o for o in result.outcomes}
+    assert by_id[done.id].status == "skipped"
+    assert (out / done.id / "manifest.json").stat().st_mtime_ns == stamp
+    assert [by_id[i].status for i in others] == ["ok", "ok"]
+    assert sorted(by_id[i].attempts for i in others) == [1, 2]
+    for ident in others:
+        assert is_complete(out / ident, verify_hashes=True)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    assert result.all_ok
