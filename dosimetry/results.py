@@ -251,6 +251,8 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "volume_ml",
     "mass_g",
     "tia_bq_s",
+    "tia_corrected_bq_s",
+    "recovery",
     "mean_gy",
     "mean_gy_u",
     "mean_gy_ci95_low",
@@ -268,6 +270,12 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "mean_gy_rbe_per_gbq",
     "bed_gy",
     "eqd2_gy",
+    "mean_gy_corrected",
+    "v2gy",
+    "v5gy",
+    "v10gy",
+    "v20gy",
+    "v30gy",
     "notes",
 )
 
@@ -357,6 +365,10 @@ class DoseTable:
                     "mean_gy_rbe_per_gbq": _num(self.per_activity(rbe.mean) if rbe else None),
                     "bed_gy": _num(r.bed_gy),
                     "eqd2_gy": _num(r.eqd2_gy),
+                    "tia_corrected_bq_s": _num(r.extra.get("tia_corrected_bq_s")),
+                    "recovery": _num(r.extra.get("recovery")),
+                    "mean_gy_corrected": _num(r.extra.get("mean_gy_corrected")),
+                    **{f"v{x:g}gy": _num(r.dose.v.get(x)) for x in (2.0, 5.0, 10.0, 20.0, 30.0)},
                     "notes": csv_cell(r.notes),
                 }
             )

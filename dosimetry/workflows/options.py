@@ -340,6 +340,48 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FACTOR|FILE",
     ),
     Option(
+        "fwhm",
+        "fwhm_mm",
+        "SPECT system resolution (FWHM, mm) for the partial-volume correction of VOI values "
+        "(geometric transfer matrix, Rousset 1998)",
+        ("spect",),
+        convert=lambda t: _float(str(t).lower().removesuffix("mm").strip()),
+        metavar="MM",
+    ),
+    Option(
+        "pvc",
+        "pvc",
+        "partial-volume correction of VOI values: auto (GTM when the resolution is known, "
+        "recovery coefficients for lesions with --recovery), gtm or none",
+        ("spect",),
+        choices=("auto", "gtm", "none"),
+        default="auto",
+    ),
+    Option(
+        "recovery",
+        "recovery",
+        "recovery-curve record (JSON, from a sphere-phantom measurement with "
+        "dosimetry.calibration) applied to lesion VOIs",
+        ("spect",),
+        metavar="FILE",
+    ),
+    Option(
+        "lesions",
+        "lesions",
+        "delineate lesions when the VOIs have none: '40%' of the local maximum or "
+        "'level:VALUE' (Bq/mL) on the first time point",
+        ("spect",),
+        metavar="RULE",
+    ),
+    Option(
+        "registration",
+        "registration",
+        "time-point alignment: rigid (CT-driven, default), deformable or none",
+        ("spect",),
+        choices=("rigid", "deformable", "none"),
+        default="rigid",
+    ),
+    Option(
         "spect",
         "spect",
         "which NM/SPECT series to use (repeatable; default: every reconstructed series)",
@@ -583,9 +625,21 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
             "rbe",
             *shared,
         ),
-        "spect": ("method", "masks", "rbe", "calibration", "spect", *shared),
+        "spect": (
+            "method",
+            "masks",
+            "rbe",
+            "calibration",
+            "spect",
+            "fwhm",
+            "pvc",
+            "recovery",
+            "lesions",
+            "registration",
+            *shared,
+        ),
     }[workflow]
-    rename = {"limit": "limits"}
+    rename = {"limit": "limits", "fwhm": "fwhm_mm"}
     for key in simple:
         if key in values and values[key] is not None and values[key] is not False:
             kw[rename.get(key, key)] = values[key]

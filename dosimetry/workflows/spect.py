@@ -26,10 +26,8 @@ the first time point's SPECT grid. Steps (each a function of its own):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,40 +59,22 @@ class TimePoint:
     label: str = ""
 
 
-def parse_calibration_text(text: str | float | Path) -> tuple[float, str]:
-    """Camera sensitivity in cps/MBq and its source, from ``"9.1 cps/MBq"`` (also
-    ``cps/kBq``, ``counts/s/MBq``) or a calibration record file (JSON with
-    ``cps_per_mbq``). A bare number is refused (its unit would be a guess)."""
+def parse_calibration_text(text: str | float | Path) -> tuple[float, float, str]:
+    """Camera sensitivity (cps/MBq), its standard uncertainty (NaN when not stated) and its
+    source, from ``"9.1 cps/MBq"`` (``"9.1 +/- 0.2 cps/MBq"``) or a calibration record file
+    (:func:`dosimetry.calibration.parse_calibration`). A bare number is refused."""
+    from ..calibration import parse_calibration
+
     if isinstance(text, float | int) and not isinstance(text, bool):
         raise InputDataError(
             f"--calibration {text!r} has no unit; write it as '9.1 cps/MBq' or give a "
             "calibration record file"
         )
-    s = str(text).strip()
-    p = Path(s)
-    if p.suffix.lower() == ".json" or p.is_file():
-        try:
-            from ..calibration import CalibrationRecord
-
-            rec = CalibrationRecord.load(p)
-            return float(rec.cps_per_mbq), f"calibration record {p.name}"
-        except ImportError:  # pragma: no cover - the module ships with the package
-            data = json.loads(p.read_text(encoding="utf-8"))
-            return float(data["cps_per_mbq"]), f"calibration record {p.name}"
-    m = re.fullmatch(
-        r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(cps|counts/s|cts/s)\s*/\s*(MBq|kBq|GBq|Bq)", s
-    )
-    if not m:
-        raise InputDataError(
-            f"--calibration {text!r}: write the camera sensitivity as '<number> cps/MBq' "
-            "(e.g. '9.1 cps/MBq') or give a calibration record file (.json)"
-        )
-    value = float(m.group(1))
-    per = {"Bq": 1e-6, "kBq": 1e-3, "MBq": 1.0, "GBq": 1e3}[m.group(3)]
-    cps_per_mbq = value / per
-    if not math.isfinite(cps_per_mbq) or cps_per_mbq <= 0:
-        raise InputDataError(f"--calibration {text!r}: the sensitivity must be positive")
-    return cps_per_mbq, "user (--calibration)"
+    rec = parse_calibration(text if isinstance(text, Path) else str(text))
+    p = Path(str(text))
+    from_file = p.suffix.lower() == ".json" or p.is_file()
+    source = f"calibration record {p.name}" if from_file else "user (--calibration)"
+    return float(rec.cps_per_mbq), float(rec.cps_per_mbq_sd), source
 
 
 # --------------------------------------------------------------------------------------
@@ -203,6 +183,69 @@ def _register(
             rec["metric"] = float(metric)
         records.append(rec)
     return aligned, records
+
+
+def _study_masks(run: Run, tp: TimePoint, grid: Volume, registration: str) -> dict[str, Volume]:
+    """The study's RTSTRUCT/SEG on the reference grid. Structures drawn on another
+    session's CT (another frame of reference) are rasterised on that session's SPECT grid
+    and carried over by the CT-to-CT registration (occupancy fractions resampled
+    linearly)."""
+    from ..registration import apply_registration, register_ct
+
+    study = tp.study
+    rts = study.series_of("RTSTRUCT") or study.series_of("SEG")
+    for_uid = rts[0].frame_of_reference_uid if rts else None
+    if for_uid is None or for_uid == grid.frame_of_reference_uid:
+        return dict(study.masks(grid=grid, mode="fraction"))
+    sessions = [
+        i for i, s in enumerate(study.series_of("SPECT")) if s.frame_of_reference_uid == for_uid
+    ]
+    cts = [i for i, c in enumerate(study.series_of("CT")) if c.frame_of_reference_uid == for_uid]
+    if not sessions or not cts or tp.ct is None or registration == "none":
+        raise InputDataError(
+            "the structures were drawn in another frame of reference than the reference time "
+            "point, and no CT of theirs (or of the reference) is there to register them; give "
+            "masks on the reference session (--masks) or include that session's CT"
+        )
+    src_grid = study.spect(sessions[0]).volume
+    src_masks = study.masks(grid=src_grid, mode="fraction")
+    run.step("registering the structures' CT to the reference CT")
+    reg = register_ct(tp.ct.volume, study.ct(cts[0]).volume)
+    run.assume(
+        "VOI transfer",
+        "structures rasterised on their own session and carried to the reference time point "
+        "by the CT registration",
+        "CT-driven rigid registration (SimpleITK)",
+    )
+    out = {}
+    for name, m in src_masks.items():
+        f = m.with_array(np.asarray(m.array, dtype=np.float64), unit="1")
+        moved = apply_registration(reg, f, grid, "concentration")
+        out[name] = moved.with_array(np.clip(moved.array, 0.0, 1.0), unit="1")
+    return out
+
+
+def _disjoint_masks(
+    vois: Mapping[str, Volume], roles: Mapping[str, tuple[str | None, str]]
+) -> dict[str, Volume]:
+    """The table's regions: organ and body VOIs minus every lesion VOI (the convention of
+    the dose table), lesions as they are. Kinetics are fitted per region, so an organ's
+    curve does not mix in a lesion's longer clearance."""
+    lesions = [n for n in vois if roles[n][1] == "lesion"]
+    if not lesions:
+        return dict(vois)
+    acc = np.zeros(next(iter(vois.values())).shape, dtype=np.float64)
+    for n in lesions:
+        acc += np.asarray(vois[n].array, dtype=np.float64)
+    rest = 1.0 - np.clip(acc, 0.0, 1.0)
+    out = {}
+    for n, m in vois.items():
+        if roles[n][1] == "lesion":
+            out[n] = m
+            continue
+        w = np.asarray(m.array, dtype=np.float64) * rest
+        out[n] = m.with_array(w if w.any() else np.asarray(m.array, dtype=np.float64), unit="1")
+    return out
 
 
 def _voi_tacs(aligned: Sequence[Volume], masks: Mapping[str, Volume]) -> dict[str, np.ndarray]:
@@ -371,6 +414,146 @@ def _voxel_tia(
     return res.tia
 
 
+@dataclass(frozen=True)
+class PartialVolume:
+    """Partial-volume corrected VOI activities per time point and how they were obtained."""
+
+    corrected_tacs: Mapping[str, np.ndarray]
+    method: Mapping[str, str]
+    recovery: Mapping[str, float]
+    fwhm_mm: float | None
+
+    def report_blocks(self) -> tuple[str, list[Any]]:
+        """Title and blocks for the reports."""
+        from ..report._blocks import Paragraph, Table
+
+        rows = tuple(
+            (name, self.method[name], f"{self.recovery[name]:.3f}") for name in self.corrected_tacs
+        )
+        return "Partial-volume correction", [
+            Paragraph(
+                "VOI activities corrected for the system resolution; TIA and mean dose are "
+                "reported before and after the correction (dose_table.csv: tia_bq_s and "
+                "tia_corrected_bq_s, mean_gy and mean_gy_corrected; the voxel map itself "
+                "is not corrected)."
+            ),
+            Table(("VOI", "method", "recovery (measured / corrected)"), rows),
+        ]
+
+
+def _partial_volume(
+    run: Run,
+    aligned: Sequence[Volume],
+    vois: Mapping[str, Volume],
+    roles: Mapping[str, tuple[str | None, str]],
+    tacs: Mapping[str, np.ndarray],
+    *,
+    pvc: str,
+    fwhm_mm: float | None,
+    recovery_curve: Any,
+) -> PartialVolume | None:
+    """GTM (Rousset 1998) of organs and lesions, or recovery coefficients for lesions."""
+    from ..calibration import apply_recovery
+    from ..pvc import gtm_correct
+
+    if pvc not in ("auto", "gtm", "none"):
+        raise InputDataError(f"--pvc {pvc!r}; valid: auto, gtm, none")
+    if pvc == "none" or (pvc == "auto" and fwhm_mm is None and recovery_curve is None):
+        run.assume(
+            "partial-volume correction",
+            "none",
+            "user choice (--pvc none)"
+            if pvc == "none"
+            else "no system resolution (--fwhm) or recovery curve (--recovery) given",
+        )
+        return None
+    if pvc == "gtm" and fwhm_mm is None:
+        raise InputDataError("--pvc gtm needs the system resolution: --fwhm MM (fwhm_mm=)")
+    names = [n for n in vois if roles[n][1] != "body"]
+    corrected: dict[str, np.ndarray] = {}
+    method: dict[str, str] = {}
+    if fwhm_mm is not None:
+        per_tp = [gtm_correct(a, {n: vois[n] for n in names}, fwhm_mm) for a in aligned]
+        for n in names:
+            corrected[n] = np.array([g.corrected_activity_bq[n] for g in per_tp])
+            method[n] = f"geometric transfer matrix, FWHM {fwhm_mm:g} mm"
+        run.assume(
+            "partial-volume correction",
+            f"geometric transfer matrix on the VOIs, Gaussian PSF FWHM {fwhm_mm:g} mm",
+            "Rousset OG et al. J Nucl Med 1998;39:904-911",
+        )
+    if recovery_curve is not None:
+        for n in names:
+            if roles[n][1] != "lesion":
+                continue
+            vol = float(np.sum(vois[n].array) * vois[n].voxel_volume_ml)
+            rcs = [apply_recovery(float(a), vol, recovery_curve) for a in tacs[n]]
+            corrected[n] = np.array([r.corrected_activity_bq for r in rcs])
+            method[n] = f"recovery coefficient {rcs[0].rc:.3f} at {vol:.3g} mL"
+        run.assume(
+            "lesion recovery",
+            "recovery curve of the sphere phantom applied per lesion (VOI volume)",
+            recovery_curve.source(),
+        )
+    if not corrected:
+        return None
+    recovery = {
+        n: float(tacs[n].sum() / corrected[n].sum()) if corrected[n].sum() else float("nan")
+        for n in corrected
+    }
+    return PartialVolume(corrected, method, recovery, fwhm_mm)
+
+
+def _lesion_masks(
+    run: Run,
+    activity: Volume,
+    body: Volume,
+    vois: Mapping[str, Volume],
+    roles: Mapping[str, tuple[str | None, str]],
+    spec: str,
+) -> dict[str, Volume]:
+    """Lesions delineated on the first time point: ``"40%"`` of each lesion's maximum
+    (Erdi et al. 1997) or ``"level:VALUE"`` (Bq/mL), searched in the body outside organs of
+    high physiological uptake (kidneys, salivary and lacrimal glands, bladder, bowel), from
+    maxima of at least five times the body's median concentration (project convention)."""
+    from ..segmentation import threshold_lesions
+
+    text = str(spec).strip()
+    excluded = {"kidneys", "salivary_glands", "lacrimal_glands", "urinary_bladder", "bowel"}
+    search = np.asarray(body.array, dtype=float) > 0.5
+    for n, m in vois.items():
+        if roles[n][0] in excluded:
+            search &= ~(np.asarray(m.array) > 0)
+    img = np.asarray(activity.array, dtype=float)
+    inside = img[search & (img > 0)]
+    median = float(np.median(inside)) if inside.size else 0.0
+    kw: dict[str, Any] = {
+        "search_mask": activity.with_array(search, unit="1"),
+        "prefix": "lesion_auto",
+    }
+    if text.endswith("%"):
+        kw["fraction"] = float(text[:-1]) / 100.0
+        kw["min_peak"] = 5.0 * median
+        rule = f"{text} of the local maximum (Erdi et al. 1997), peaks >= 5 x body median"
+    elif text.lower().startswith("level:"):
+        kw["level"] = float(text.split(":", 1)[1])
+        rule = f"fixed level {kw['level']:g} {activity.unit}"
+    else:
+        raise InputDataError(
+            f"--lesions {spec!r}: write a percentage of the local maximum ('40%') or a fixed "
+            "level ('level:50000' in Bq/mL)"
+        )
+    found = threshold_lesions(activity, **kw)
+    run.assume(
+        "lesion delineation",
+        f"{len(found)} lesion(s): {rule}",
+        "dosimetry.segmentation.threshold_lesions",
+    )
+    return {
+        k: v.with_array(np.asarray(v.array, dtype=np.float32), unit="1") for k, v in found.items()
+    }
+
+
 # --------------------------------------------------------------------------------------
 # the workflow
 # --------------------------------------------------------------------------------------
@@ -386,10 +569,21 @@ def run(
     voi_map: VoiMap | None = None,
     registration: str = "rigid",
     model: str = "auto",
+    pvc: str = "auto",
+    fwhm_mm: float | None = None,
+    recovery: Any = None,
+    lesions: str | None = None,
     rbe: float | None = None,
     minus_lesions: bool = True,
     overrides: Mapping[str, Any] | None = None,
     mc: Mapping[str, Any] | None = None,
+    limits: Sequence[Any] | None = None,
+    prescribe: bool = False,
+    cycles: int = 1,
+    history: Any = None,
+    limit_bound: str = "mean",
+    lq: Mapping[str, tuple[float, float]] | None = None,
+    renal_risk_factors: bool = True,
     policy: Policy | str | Mapping[str, str] | None = None,
     accept: Iterable[str] | bool = (),
     parameters: Mapping[str, float] | None = None,
@@ -421,10 +615,22 @@ def run(
     model
         TAC model for 3+ time points (``"auto"`` or a model name of
         :func:`dosimetry.kinetics.fit_tac`).
+    pvc, fwhm_mm, recovery
+        Partial-volume correction of the VOI values: ``"auto"`` (GTM when the system
+        resolution is known: ``fwhm_mm`` or the fitted FWHM of ``recovery``; recovery
+        coefficients for lesions when a curve is given), ``"gtm"`` or ``"none"``.
+        ``recovery`` is a :class:`dosimetry.calibration.RecoveryCurve` or its JSON file.
+    lesions
+        Delineate lesions on the first time point when none are given: ``"40%"`` of the
+        local maximum or ``"level:VALUE"`` (Bq/mL).
     rbe, minus_lesions, mc, policy, accept, parameters, progress
         As for :func:`dosimetry.workflows.pet_plan.run`.
     overrides
         Header overrides for every SPECT series (``injection_time``, ``injected_activity_bq``).
+    limits, prescribe, cycles, history, limit_bound, lq, renal_risk_factors
+        As for :func:`dosimetry.workflows.pet_plan.run`: BED/EQD2 per VOI, and with limits
+        the activity for the next cycles given this measured cycle (the updated history,
+        with this cycle as "measured (SPECT)", is written as history.json).
 
     Returns
     -------
@@ -438,7 +644,7 @@ def run(
     studies = list(study) if isinstance(study, list | tuple) else [study]
     with run_.active():
         therapy = parse_agent(agent)
-        cps_per_mbq, cal_source = parse_calibration_text(calibration)
+        cps_per_mbq, cps_sd, cal_source = parse_calibration_text(calibration)
         ov = dict(overrides or {})
         if activity is not None:
             ov["injected_activity_bq"] = parse_activity_arg(activity, "--activity (activity=)")
@@ -478,7 +684,7 @@ def run(
         # masks
         if masks is None:
             run_.step("rasterising the RTSTRUCT onto the first SPECT grid")
-            vois = dict(points[0].study.masks(grid=grid, mode="fraction"))
+            vois = _study_masks(run_, points[0], grid, registration)
             external = points[0].study.external_roi_names()
         elif isinstance(masks, str | Path):
             from ..io.records import load_masks
@@ -494,9 +700,27 @@ def run(
             if body_names
             else grid.with_array(np.ones(grid.shape, np.float32), unit="1")
         )
+        if lesions is not None:
+            if any(r[1] == "lesion" for r in roles.values()):
+                run_.add(
+                    Finding("lesions_given", "info", "--lesions ignored: VOIs hold lesions", "")
+                )
+            else:
+                vois.update(_lesion_masks(run_, aligned[0], body, vois, roles, lesions))
+                roles = roles_of(list(vois), voi_map, external)
+        curve = None
+        if recovery is not None:
+            from ..calibration import RecoveryCurve
+
+            curve = (
+                recovery if isinstance(recovery, RecoveryCurve) else RecoveryCurve.load(recovery)
+            )
+            if fwhm_mm is None and "fwhm_mm" in curve.parameters:
+                fwhm_mm = float(curve.parameters["fwhm_mm"])
 
         run_.step("VOI time-activity curves and TIA")
-        tacs = _voi_tacs(aligned, vois)
+        region_masks = _disjoint_masks(vois, roles) if minus_lesions else dict(vois)
+        tacs = _voi_tacs(aligned, region_masks)
         kinetics: dict[str, VoiKinetics] = {}
         for name, tac in tacs.items():
             organ, role = roles[name]
@@ -513,6 +737,28 @@ def run(
                 )
             except DosimetryError as exc:
                 run_.add(Finding("voi_kinetics", "warning", f"VOI {name}: no TIA ({exc})", ""))
+        pv = _partial_volume(
+            run_, aligned, region_masks, roles, tacs, pvc=pvc, fwhm_mm=fwhm_mm, recovery_curve=curve
+        )
+        corrected_kinetics: dict[str, VoiKinetics] = {}
+        if pv is not None:
+            run_.step("partial-volume correction of the VOI values")
+            for name, ctac in pv.corrected_tacs.items():
+                try:
+                    corrected_kinetics[name] = _voi_tia(
+                        run_,
+                        times_s,
+                        ctac,
+                        name=name,
+                        organ=roles[name][0],
+                        agent=therapy.name,
+                        nuclide=therapy.nuclide,
+                        model=model,
+                    )
+                except DosimetryError as exc:
+                    run_.add(
+                        Finding("voi_kinetics", "warning", f"VOI {name} (corrected): {exc}", "")
+                    )
         if len(times_s) == 1:
             prior = _population_half_life(therapy.name, "whole_body")
             if prior is not None:
@@ -566,6 +812,11 @@ def run(
             u = None
             if k.tia_sd_bq_s is not None and k.tia_bq_s > 0:
                 u = row.dose.mean * k.tia_sd_bq_s / k.tia_bq_s
+            kc = corrected_kinetics.get(row.name)
+            if kc is not None and k.tia_bq_s > 0 and kc.tia_bq_s > 0:
+                extra["tia_corrected_bq_s"] = kc.tia_bq_s
+                extra["recovery"] = k.tia_bq_s / kc.tia_bq_s
+                extra["mean_gy_corrected"] = row.dose.mean * kc.tia_bq_s / k.tia_bq_s
             rows.append(
                 VoiDose(
                     row.name,
@@ -631,7 +882,7 @@ def run(
         if points[0].ct is not None:
             images["CT"] = points[0].ct.volume
         fits = {name: k.fit for name, k in kinetics.items() if k.fit is not None}
-        return WorkflowResult(
+        result = WorkflowResult(
             kind="spect",
             title=f"{therapy.name} post-therapy SPECT/CT dosimetry, {n} time point(s)",
             agent=therapy.name,
@@ -655,9 +906,24 @@ def run(
                 "registrations": reg_records,
                 "tacs": tacs,
                 "times_s": times_s,
+                **({"partial_volume": pv} if pv is not None else {}),
             },
             patient=patient_record(points[0].spect),
             **run_.common(),
+        )
+        from .prescription import finish_with_prescription
+
+        return finish_with_prescription(
+            run_,
+            result,
+            limits=limits,
+            prescribe=prescribe,
+            cycles=cycles,
+            history=history,
+            limit_bound=limit_bound,
+            lq=lq,
+            renal_risk_factors=renal_risk_factors,
+            history_source="measured (SPECT)",
         )
 
 

@@ -1,0 +1,127 @@
+"""Post-therapy 177Lu SPECT/CT workflow on the phantom's DICOM (non-default seed, couch
+shifts and calibration): organ and lesion TIAs against the phantom's analytic truth."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+import dosimetry as ds
+import phantoms
+from dosimetry.cli import EXIT_OK, main
+from dosimetry.workflows import spect
+
+SHIFTS = [(0.0, 0.0, 0.0), (3.0, -2.0, 1.0), (-2.0, 3.0, 2.0), (4.0, 1.0, -3.0)]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spect") / "study"
+    truth = phantoms.write_lu177_spect_study(
+        folder, seed=5, shifts_mm=SHIFTS, calibration_cps_per_mbq=8.3
+    )
+    return folder, truth
+
+
+def _true_region_tia(truth, name):
+    """Truth of the table's region: lesion VOIs are removed from the organ containing them."""
+    t = truth.organ_tia_bq_s[name]
+    if name == "liver":  # lesion_1 lies inside the liver (phantoms.DEFAULT_LESIONS)
+        t -= truth.organ_tia_bq_s["lesion_1"]
+    return t
+
+
+@pytest.fixture(scope="module")
+def cli_run(study, tmp_path_factory):
+    folder, truth = study
+    out = tmp_path_factory.mktemp("spect_out") / "o"
+    rc = main(
+        [
+            "spect",
+            str(folder),
+            "--out",
+            str(out),
+            "--calibration",
+            "8.3 cps/MBq",
+            "--fwhm",
+            "11",
+            "--method",
+            "led",
+            "--prescribe",
+        ]
+    )
+    return rc, out
+
+
+@pytest.mark.slow
+def test_cli_writes_the_plan_file_set_with_a_tia_column(cli_run):
+    rc, out = cli_run
+    assert rc == EXIT_OK
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "dose.dcm",
+        "dose.nii.gz",
+        "tia.nii.gz",
+        "dose_table.csv",
+        "report.html",
+        "report.md",
+        "manifest.json",
+        "prescription.json",
+        "history.json",
+    } <= names
+    header = (out / "dose_table.csv").read_text().splitlines()[0].split(",")
+    assert "tia_bq_s" in header and "tia_corrected_bq_s" in header
+    html = (out / "report.html").read_text()
+    assert "Partial-volume correction" in html, "no PVC section"
+    assert "fitted curves used for the TIA" in html, "no TAC figure"
+
+
+@pytest.mark.slow
+def test_four_time_points_reproduce_the_truth(study, cli_run):
+    _, truth = study
+    _, out = cli_run
+    with (out / "dose_table.csv").open() as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    for name, tol in (
+        ("kidney_left", 0.05),
+        ("kidney_right", 0.05),
+        ("liver", 0.05),
+        ("spleen", 0.05),
+        ("lesion_1", 0.10),
+        ("lesion_2", 0.10),
+    ):
+        got = float(rows[name]["tia_corrected_bq_s"])
+        assert got / _true_region_tia(truth, name) == pytest.approx(1.0, abs=tol), name
+        if name != "liver":  # small organs and lesions lose activity to the 11 mm blur
+            assert float(rows[name]["tia_bq_s"]) < 0.95 * got, name
+
+
+@pytest.mark.slow
+def test_one_time_point_within_15_percent(study):
+    folder, truth = study
+    r = spect.run_folder(folder, calibration="8.3 cps/MBq", fwhm_mm=11.0, method="led", spect=[1])
+    for name in ("kidney_left", "liver", "spleen"):
+        got = r.table.row(name).extra["tia_corrected_bq_s"]
+        assert got / _true_region_tia(truth, name) == pytest.approx(1.0, abs=0.15), name
+    assert any("Madsen" in a.value or "Madsen" in a.source for a in r.assumptions)
+
+
+@pytest.mark.slow
+def test_two_time_points_are_flagged_exactly_determined(study):
+    folder, _ = study
+    r = spect.run_folder(folder, calibration="8.3 cps/MBq", method="led", spect=[0, 2], pvc="none")
+    row = r.table.row("kidney_left")
+    assert "exactly determined" in row.notes and row.mean_u is not None and row.mean_u > 0
+    assert any(a.name == "two-point uncertainty" for a in r.assumptions)
+
+
+def test_calibration_text_is_required_with_a_unit():
+    with pytest.raises(ds.InputDataError, match="unit"):
+        spect.parse_calibration_text(9.1)  # type: ignore[arg-type]
+    assert spect.parse_calibration_text("9.1 cps/MBq")[0] == 9.1
+    assert spect.parse_calibration_text("0.0091 cps/kBq")[0] == pytest.approx(9.1)
+    with pytest.raises(ds.DosimetryError):
+        spect.parse_calibration_text("9.1 furlongs")
+    assert np.isnan(spect.parse_calibration_text("9.1 cps/MBq")[1])
