@@ -34,13 +34,13 @@ Model selection (``model="auto"``, ``selection="physiological"``, the default):
    when the nuclide is known, else an error explains why.
 
 Why not AICc alone (``selection="aicc"``, the rule before, kept for comparison): with
-five points the AICc penalty of the third parameter is ``2 + 2*12/1 - 2*6/2 = 20``, so the
-uptake model must reduce ``n ln WRSS`` by 20, i.e. WRSS by a factor e^4 = 55. On noisy
-kidney and liver curves whose first point lies on the uptake phase the mono-exponential
-(which cannot follow the rise) then wins for a sixth to a third of the curves and the
-90th-percentile TIA error grows several-fold; AICc model averaging does not help, because
-the mono-exponential keeps most of the Akaike weight in exactly those cases
-(``benchmarks/kinetics_selection.py``, ``benchmarks/README.md``).
+five points the AICc penalty of the third parameter is ``2 + 2*3*4/1 - 2*2*3/2 = 20``, so
+the uptake model must reduce ``n ln WRSS`` by 20, i.e. WRSS by a factor e^4 = 55. On noisy
+kidney and liver curves sampled at 1, 4, 24, 96 and 168 h the mono-exponential (which
+cannot follow the rise) then wins for 11-28 % of the curves at 5 % noise and the
+90th-percentile TIA error grows four- to five-fold (e.g. kidney 29 % instead of 6 %); AICc
+model averaging helps little, because the mono-exponential keeps most of the Akaike weight
+in exactly those cases (``benchmarks/kinetics_selection.py``, ``benchmarks/README.md``).
 
 Identifiability. A named model with as many parameters as points (no residual degree of
 freedom) is refused: the curve then passes through every noisy point. The one exception
