@@ -52,7 +52,6 @@ import logging
 import math
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -727,11 +726,11 @@ def run_study(task: StudyTask) -> StudyOutcome:
     )
     for key, value in sorted(task.options.items()):
         study_log.line(f"option {key} = {value}")
-    changed = {k: v for k, v in task.parameters.items() if _parameters.get(k) != v}
-    for key, value in sorted(changed.items()):
-        study_log.line(f"parameter {key} = {value:g} (from the caller's snapshot)")
     compute_s = write_s = 0.0
     try:
+        changed = {k: v for k, v in task.parameters.items() if _parameters.get(k) != v}
+        for key, value in sorted(changed.items()):
+            study_log.line(f"parameter {key} = {value:g} (from the caller's snapshot)")
         with study_log.attached(), _parameters.override(**task.parameters):
             if not task.overwrite and is_complete(folder):
                 return _skipped(task, folder)
@@ -904,16 +903,6 @@ class _PinCores(WorkerPlugin):
                     os.sched_setaffinity(int(tid), cores)
 
 
-def _free_dashboard_address() -> str:
-    """``:8787`` when free, else any free port (no warning about a busy port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", 8787))
-        except OSError:
-            return ":0"
-    return ":8787"
-
-
 def _embedded_cluster(plan: ClusterPlan) -> Any:
     import dask
     from distributed import LocalCluster
@@ -922,7 +911,6 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
     env = dict.fromkeys(_THREAD_VARIABLES, threads)
     spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     spawn.update(env)
-    dashboard = _free_dashboard_address() if _has_bokeh() else None
     with dask.config.set(
         {
             # a killed worker fails its task at once; run() retries it (bounded)
@@ -938,7 +926,9 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
             threads_per_worker=1,
             processes=True,
             memory_limit=plan.memory_limit_bytes,
-            dashboard_address=dashboard,
+            # a free port (the HTTP server starts even without bokeh, and a busy :8787
+            # would only give a warning); the link is printed
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
             env=env,
         )
