@@ -67,9 +67,9 @@ Burnham KP, Anderson DR. Model Selection and Multimodel Inference. 2nd ed. Sprin
 Bates DM, Watts DG. Nonlinear Regression Analysis and Its Applications. Wiley, 1988
 (extra-sum-of-squares F-test for nested nonlinear models).
 
-Hardiansyah D, Riad A, Beer AJ, Glatting G, et al. A population-based method to determine
-the time-integrated activity in molecular radiotherapy. EJNMMI Phys 2021;8:82.
-doi:10.1186/s40658-021-00427-x (fits acceptable with coefficients of variation < 50 %).
+Hardiansyah D, et al. A population-based method to determine the time-integrated
+activity in molecular radiotherapy. EJNMMI Phys 2021;8. doi:10.1186/s40658-021-00427-x
+(fits acceptable with coefficients of variation < 50 %).
 
 Gear JI, Cox MG, Gustafsson J, et al. EANM practical guidance on uncertainty analysis for
 molecular radiotherapy absorbed dose calculations. Eur J Nucl Med Mol Imaging
@@ -101,7 +101,8 @@ _TAILS = ("fit", "physical")
 _WEIGHTS = ("relative", "uniform", "poisson")
 _SELECTIONS = ("physiological", "aicc")
 #: Largest coefficient of variation of a fitted parameter for a well-determined fit:
-#: 50 %, the acceptance criterion of Hardiansyah et al. EJNMMI Phys 2021;8:82.
+#: 50 %, the acceptance criterion of Hardiansyah et al. EJNMMI Phys 2021 (doi:10.1186/
+#: s40658-021-00427-x).
 _MAX_CV = 0.5
 
 
@@ -775,7 +776,7 @@ def fit_tac(
     Glatting G et al. Med Phys 2007;34:4285-4292 (AIC and F-test compared).
     Bates DM, Watts DG. Nonlinear Regression Analysis and Its Applications. Wiley, 1988
     (extra-sum-of-squares F-test for nested models).
-    Hardiansyah D et al. EJNMMI Phys 2021;8:82 (fit acceptable when every parameter's
+    Hardiansyah D et al. EJNMMI Phys 2021, doi:10.1186/s40658-021-00427-x (fit acceptable when every parameter's
     coefficient of variation is below 50 %).
     Gear JI et al. Eur J Nucl Med Mol Imaging 2018;45:2456-2474 (uncertainty propagation).
 
