@@ -51,10 +51,15 @@ def pet_copy(tmp_path: Path, pet_ct_master: Any) -> tuple[Path, list[Path], Any]
     return folder, relocated(pet_ct_master.pet_paths, pet_ct_master, folder), pet_ct_master
 
 
+@pytest.fixture(scope="module")
+def master_activity(pet_ct_master: Any) -> Any:
+    """The PET activity Volume of the untouched master study (Bq/mL at acquisition)."""
+    return load_study(pet_ct_master.folder).pet().activity_at_acquisition()
+
+
 @pytest.fixture
-def reference_activity(pet_ct_master: Any) -> np.ndarray:
-    """The PET activity of the untouched master study (Bq/mL at acquisition)."""
-    return load_study(pet_ct_master.folder).pet().activity_at_acquisition().array
+def reference_activity(master_activity: Any) -> np.ndarray:
+    return master_activity.array
 
 
 def _unchanged(folder: Path, before: dict[str, str]) -> None:
@@ -397,11 +402,10 @@ def test_memory_budget_for_readers_and_resample(pet_ct_master):
 
 # ------------------------------------------------------------------------------ RTSTRUCT
 @pytest.fixture
-def rt_copy(tmp_path: Path, pet_ct_master: Any) -> tuple[Path, Path, Any]:
+def rt_copy(tmp_path: Path, pet_ct_master: Any, master_activity: Any) -> tuple[Path, Path, Any]:
     folder, _ = copy_study(pet_ct_master, tmp_path / "study")
     rt = relocated([pet_ct_master.rtstruct_path], pet_ct_master, folder)[0]
-    grid = load_study(pet_ct_master.folder).pet().activity_at_acquisition()
-    return folder, rt, grid
+    return folder, rt, master_activity
 
 
 def test_truncated_rtstruct(rt_copy):
