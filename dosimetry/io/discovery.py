@@ -84,8 +84,8 @@ def file_kind_problem(path: str | Path) -> str | None:
     opening a named pipe (FIFO) blocks until something writes to it, and a socket or a
     device is not a file set member.
 
-    >>> file_kind_problem("/dev/null")
-    'not a regular file: a character device; only regular files are read'
+    >>> file_kind_problem(".")
+    'not a regular file: a directory; only regular files are read'
     """
     p = Path(path)
     link = " (through a symbolic link)" if p.is_symlink() else ""
