@@ -335,7 +335,10 @@ def test_fifo_socket_device_and_links_do_not_hang(pet_copy, tmp_path, reference_
     sock_path = folder / "s.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(str(sock_path))
+        try:
+            sock.bind(str(sock_path))
+        except OSError:  # socket paths are limited to ~104 bytes (macOS temp folders)
+            sock_path = None
         os.symlink("/dev/null", folder / "null.dcm")
         os.symlink(fifo, folder / "to_pipe.dcm")
         os.symlink(folder / "nowhere.dcm", folder / "broken.dcm")
@@ -347,7 +350,7 @@ def test_fifo_socket_device_and_links_do_not_hang(pet_copy, tmp_path, reference_
         sock.close()
     reasons = {p.name: r for p, r in study.skipped}
     assert "named pipe" in reasons["pipe.dcm"]
-    assert "socket" in reasons["s.sock"]
+    assert sock_path is None or "socket" in reasons["s.sock"]
     assert "character device" in reasons["null.dcm"] and "symbolic link" in reasons["null.dcm"]
     assert "named pipe" in reasons["to_pipe.dcm"]
     assert "broken symbolic link" in reasons["broken.dcm"]
