@@ -15,6 +15,7 @@ from ._population import (
     canonical_organ,
     population_biological_half_life_s,
     population_effective_half_life_s,
+    population_record,
     population_table,
 )
 from ._relations import (
@@ -49,6 +50,7 @@ __all__ = [
     "undo_decay_correction",
     "PopulationHalfLife",
     "population_effective_half_life_s",
+    "population_record",
     "population_biological_half_life_s",
     "population_table",
     "canonical_agent",

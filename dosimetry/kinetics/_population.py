@@ -32,6 +32,7 @@ __all__ = [
     "canonical_agent",
     "canonical_organ",
     "agent_reference_nuclide",
+    "population_record",
 ]
 
 #: nuclide whose physical decay is contained in each agent's tabulated effective half-life
@@ -229,6 +230,12 @@ def _row(agent: str, organ: str) -> PopulationHalfLife:
             "number or a dict per VOI)."
         )
     return table[(canon_agent, canon_organ)]
+
+
+def population_record(agent: str, organ: str) -> PopulationHalfLife:
+    """The default (priority 1) population row of ``agent`` in ``organ`` (statistic,
+    spread, cohort size, method, citation), e.g. for its spread in an uncertainty budget."""
+    return _row(agent, organ)
 
 
 def population_effective_half_life_s(agent: str, organ: str) -> tuple[float, str]:

@@ -115,3 +115,24 @@ def build_table(
         administered_activity_bq=administered_activity_bq,
         convention=CONVENTION(minus_lesions and bool(lesions), density is not None),
     )
+
+
+def with_uncertainty(
+    table: DoseTable, terms_of: Mapping[str, Sequence[object]]
+) -> tuple[DoseTable, dict[str, tuple[object, ...]]]:
+    """The table with each VOI's standard uncertainty of the mean dose from its budget
+    (:func:`dosimetry.uncertainty.combine`; rows without a budget keep theirs)."""
+    from dataclasses import replace
+
+    from ..uncertainty import Term, combine
+
+    rows = []
+    budgets: dict[str, tuple[object, ...]] = {}
+    for r in table:
+        terms = [t for t in terms_of.get(r.name, ()) if isinstance(t, Term)]
+        if not terms:
+            rows.append(r)
+            continue
+        budgets[r.name] = tuple(terms)
+        rows.append(replace(r, mean_u=r.dose.mean * combine(terms)))
+    return DoseTable(tuple(rows), table.administered_activity_bq, table.convention), budgets

@@ -48,7 +48,7 @@ from ..results import InputRecord, WorkflowResult
 from ..voi import VoiMap
 from ..volume import Volume, resample
 from ._run import Progress, Run, parse_activity_arg
-from ._table import build_table, roles_of
+from ._table import build_table, roles_of, with_uncertainty
 
 __all__ = ["run", "run_folder", "diagnostic_agent"]
 
@@ -254,6 +254,104 @@ def _kinetic_masks(
         sorted(chosen.items(), key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64)))
     )
     return ordered, proxies
+
+
+class UncertaintyBudget:
+    """Per-VOI uncertainty budgets (terms with their sources) for the reports."""
+
+    def __init__(self, budgets: Mapping[str, Any]):
+        self.budgets = dict(budgets)
+
+    def report_blocks(self) -> tuple[str, list[Any]]:
+        """Title and blocks: one row per VOI and term."""
+        from ..report._blocks import Paragraph, Table
+        from ..uncertainty import combine
+
+        rows = []
+        for voi, terms in self.budgets.items():
+            for t in terms:
+                rows.append(
+                    (
+                        voi,
+                        t.name,
+                        f"{100 * t.relative_sd:.1f} %",
+                        f"{t.sensitivity:.2f}",
+                        f"{100 * t.contribution:.1f} %",
+                        t.source,
+                    )
+                )
+            rows.append(
+                (voi, "combined (first order)", "", "", f"{100 * combine(terms):.1f} %", "")
+            )
+        return "Uncertainty budget", [
+            Paragraph(
+                "Relative standard uncertainty of each VOI's mean dose: independent factors "
+                "combined in quadrature with their sensitivity coefficients (EANM practical "
+                "guidance, Gear JI et al. Eur J Nucl Med Mol Imaging 2018;45:2456-2474); the "
+                "table gives mean +/- u and the 95 % interval mean +/- 1.96 u."
+            ),
+            Table(
+                ("VOI", "term", "relative SD", "sensitivity", "contribution", "source"), tuple(rows)
+            ),
+        ]
+
+
+def _budget(
+    run: Run,
+    projection: ProjectionResult,
+    ratios: Mapping[str, UptakeRatio],
+    agent: str,
+    kinetic: Mapping[str, Volume],
+    proxies: Mapping[str, str],
+    method: str,
+) -> dict[str, list[Any]]:
+    """Each VOI's uncertainty terms: PET calibration, uptake relation, population
+    half-life spread (with the TIA's sensitivity to it), VOI mass and dose method."""
+    from .. import parameters
+    from ..kinetics import population_record
+    from ..nuclides import nuclide as nuclide_data
+    from ..uncertainty import Term, relative_sd_from_spread, tia_half_life_sensitivity
+
+    t_phys = nuclide_data(projection.therapy_nuclide).half_life_s
+    common = [
+        Term(
+            "PET activity calibration",
+            parameters.get("pet_activity_relative_sd"),
+            1.0,
+            parameters.describe("pet_activity_relative_sd").citation,
+        ),
+        Term(
+            "VOI mass",
+            parameters.get("voi_mass_relative_sd"),
+            1.0,
+            parameters.describe("voi_mass_relative_sd").citation,
+        ),
+        Term(
+            f"dose method ({method})",
+            parameters.get("dose_method_relative_sd"),
+            1.0,
+            parameters.describe("dose_method_relative_sd").citation,
+        ),
+    ]
+    out: dict[str, list[Any]] = {}
+    for row in projection.voi_table:
+        terms = list(common)
+        r = ratios.get(row.voi)
+        if r is not None and r.relative_sd > 0:
+            terms.append(Term("uptake relation", r.relative_sd, 1.0, r.source[:120]))
+        organ = "whole_body" if row.voi == "background" else (proxies.get(row.voi) or row.organ)
+        try:
+            rec = population_record(agent, organ) if organ else None
+        except Exception:  # a user half-life: no population spread to propagate
+            rec = None
+        if rec is not None and row.source.startswith("population"):
+            rel, how = relative_sd_from_spread(rec.effective_half_life_s / 3600.0, rec.spread)
+            s = tia_half_life_sensitivity(
+                row.effective_half_life_s, t_phys, projection.pet_time_after_injection_s
+            )
+            terms.append(Term("effective half-life (population spread)", rel, s, how))
+        out[row.voi] = terms
+    return out
 
 
 def _background_kinetics(run: Run, agent: str) -> str:
@@ -636,6 +734,11 @@ def run(
         for row in table:
             stats = row.dose_rbe or row.dose
             run_.add(check_organ_dose(row.name, row.role, stats.mean, stats.unit))
+        terms = _budget(run_, projection, ratios, agent.name, kinetic, proxies, chosen)
+        if "background" in terms:  # VOIs without kinetics of their own (and the body)
+            for name in vois:
+                terms.setdefault(name, terms["background"])
+        table, budgets = with_uncertainty(table, terms)
         for a in projection.assumptions:
             run_.assumptions.append(a)
         _assumptions(
@@ -673,7 +776,7 @@ def run(
             sensitivity=projection.sensitivity,
             provenance={"dose": dict(dose.provenance), "diagnostic_agent": diag_agent},
             reference=pet_series,
-            details={"projection": projection},
+            details={"projection": projection, "uncertainty": UncertaintyBudget(budgets)},
             patient=patient_record(pet_series),
             **run_.common(),
         )

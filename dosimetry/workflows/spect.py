@@ -771,7 +771,7 @@ def run(
 
         from ..nuclides import decay_chain
         from ..nuclides import nuclide as nuclide_data
-        from .pet_plan import _choose_method, _dose_maps
+        from .pet_plan import UncertaintyBudget, _choose_method, _dose_maps
 
         members = decay_chain(therapy.nuclide).members
         chain = len(members) > 1
@@ -801,6 +801,19 @@ def run(
             administered_activity_bq=administered,
             minus_lesions=minus_lesions,
         )
+        from ..uncertainty import Term, combine
+
+        cal_rel = (
+            cps_sd / cps_per_mbq
+            if math.isfinite(cps_sd)
+            else run_.parameter("spect_calibration_relative_sd")
+        )
+        cal_src = (
+            cal_source
+            if math.isfinite(cps_sd)
+            else "parameter spect_calibration_relative_sd (the calibration states none)"
+        )
+        budgets: dict[str, tuple[Any, ...]] = {}
         rows = []
         for row in table:
             k = kinetics.get(row.name)
@@ -809,9 +822,34 @@ def run(
                 continue
             extra = dict(row.extra)
             extra["tia_voi_fit_bq_s"] = k.tia_bq_s
-            u = None
-            if k.tia_sd_bq_s is not None and k.tia_bq_s > 0:
-                u = row.dose.mean * k.tia_sd_bq_s / k.tia_bq_s
+            terms = [
+                Term("camera calibration", cal_rel, 1.0, cal_src),
+                Term(
+                    "VOI mass",
+                    run_.parameter("voi_mass_relative_sd"),
+                    1.0,
+                    "parameter voi_mass_relative_sd",
+                ),
+                Term(
+                    f"dose method ({chosen})",
+                    run_.parameter("dose_method_relative_sd"),
+                    1.0,
+                    "parameter dose_method_relative_sd",
+                ),
+            ]
+            if k.tia_sd_bq_s is not None and k.tia_bq_s > 0 and math.isfinite(k.tia_sd_bq_s):
+                terms.append(
+                    Term(
+                        f"TIA ({k.method})",
+                        k.tia_sd_bq_s / k.tia_bq_s,
+                        1.0,
+                        "fit covariance (delta method)"
+                        if k.fit is not None
+                        else k.note or k.method,
+                    )
+                )
+            budgets[row.name] = tuple(terms)
+            u = row.dose.mean * combine(terms)
             kc = corrected_kinetics.get(row.name)
             if kc is not None and k.tia_bq_s > 0 and kc.tia_bq_s > 0:
                 extra["tia_corrected_bq_s"] = kc.tia_bq_s
@@ -907,6 +945,7 @@ def run(
                 "tacs": tacs,
                 "times_s": times_s,
                 **({"partial_volume": pv} if pv is not None else {}),
+                "uncertainty": UncertaintyBudget(budgets),
             },
             patient=patient_record(points[0].spect),
             **run_.common(),
