@@ -183,7 +183,7 @@ def start_lab(root_dir: Path, state_dir: Path, *, timeout_s: float = 120.0) -> L
         path = settings / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    for sub in ("config", "data", "runtime", "workspaces", "cache"):
+    for sub in ("config", "data", "runtime", "workspaces"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
 
     env = os.environ.copy()
@@ -193,7 +193,6 @@ def start_lab(root_dir: Path, state_dir: Path, *, timeout_s: float = 120.0) -> L
         JUPYTER_DATA_DIR=str(state_dir / "data"),
         JUPYTER_RUNTIME_DIR=str(state_dir / "runtime"),
         JUPYTER_PLATFORM_DIRS="1",
-        DOSIMETRY_CACHE_DIR=str(state_dir / "cache"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")])),
     )
     port = free_port()

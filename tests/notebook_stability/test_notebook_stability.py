@@ -2,11 +2,13 @@
 
 The main ``pytest`` run already checks every notebook once under nbval (``--nbval`` in
 ``addopts``, ``notebooks`` in ``testpaths``). This test runs the selected notebooks again,
-each in a child ``pytest --nbval`` with ``NUMBA_NUM_THREADS`` set to 1, then 2, and with an
-empty ``NUMBA_CACHE_DIR`` and ``DOSIMETRY_CACHE_DIR`` (so Numba compiles afresh and the
-kernel library is rebuilt). nbval compares each run with the stored outputs, so a printed
-number that moves with the thread count (``prange`` reductions are not bit-reproducible) or
-with the cache state fails here.
+each in a child ``pytest --nbval`` with ``NUMBA_NUM_THREADS`` set to 1, then 2, each time
+with an empty ``NUMBA_CACHE_DIR`` (Numba compiles afresh). The voxel S-value kernel cache
+(``DOSIMETRY_CACHE_DIR``) is a fresh folder shared by the runs of this module: empty for a
+notebook's 1-thread run, filled by it for the 2-thread run, so both cache states are seen.
+nbval compares each run with the stored outputs, so a printed number that moves with the
+thread count (``prange`` reductions are not bit-reproducible) or with the cache state
+fails here.
 
 Which notebooks: all of them, unless a notebook's metadata says
 ``"dosimetry": {"stability_check": false}`` (for a notebook whose compared outputs cannot
@@ -64,22 +66,32 @@ def nbval_command(notebook: Path) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Kernel cache shared by this module's runs: cold for the first, warm after."""
+    return tmp_path_factory.mktemp("dosimetry-cache")
+
+
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 2], ids=["threads1", "threads2"])
 @pytest.mark.parametrize("notebook", SELECTED, ids=[nb.stem for nb in SELECTED])
 def test_notebook_outputs_do_not_depend_on_threads_or_cache(
-    notebook: Path, threads: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    notebook: Path,
+    threads: int,
+    tmp_path: Path,
+    kernel_cache: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    numba_cache = tmp_path / "numba-cache"
+    numba_cache.mkdir()
     env = os.environ.copy()
     env.update(
         NUMBA_NUM_THREADS=str(threads),
-        NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),
-        DOSIMETRY_CACHE_DIR=str(tmp_path / "dosimetry-cache"),
+        NUMBA_CACHE_DIR=str(numba_cache),
+        DOSIMETRY_CACHE_DIR=str(kernel_cache),
     )
     env.pop("NUMBA_DISABLE_JIT", None)  # the point is the compiled, threaded code
-    for key in ("NUMBA_CACHE_DIR", "DOSIMETRY_CACHE_DIR"):
-        Path(env[key]).mkdir()
     t0 = time.monotonic()
     proc = subprocess.run(
         nbval_command(notebook),
@@ -93,7 +105,7 @@ def test_notebook_outputs_do_not_depend_on_threads_or_cache(
     with capsys.disabled():
         print(f"\n[stability] {notebook.name}, {threads} thread(s): {time.monotonic() - t0:.0f} s")
     assert proc.returncode == 0, (
-        f"{notebook.name} fails nbval with NUMBA_NUM_THREADS={threads} and empty caches "
+        f"{notebook.name} fails nbval with NUMBA_NUM_THREADS={threads} and an empty Numba cache "
         f"(exit {proc.returncode}); a compared output moved. End of the child run:\n"
         + (proc.stdout + proc.stderr)[-6000:]
     )
