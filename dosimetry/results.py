@@ -271,6 +271,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "bed_gy",
     "eqd2_gy",
     "mean_gy_corrected",
+    "sphere_model_mean_gy",
     "v2gy",
     "v5gy",
     "v10gy",
@@ -368,6 +369,7 @@ class DoseTable:
                     "tia_corrected_bq_s": _num(r.extra.get("tia_corrected_bq_s")),
                     "recovery": _num(r.extra.get("recovery")),
                     "mean_gy_corrected": _num(r.extra.get("mean_gy_corrected")),
+                    "sphere_model_mean_gy": _num(r.extra.get("sphere_model_mean_gy")),
                     **{f"v{x:g}gy": _num(r.dose.v.get(x)) for x in (2.0, 5.0, 10.0, 20.0, 30.0)},
                     "notes": csv_cell(r.notes),
                 }

@@ -399,6 +399,15 @@ OPTIONS: tuple[Option, ...] = (
         flag=True,
     ),
     Option(
+        "blood",
+        "blood",
+        "blood samples (CSV: time and activity concentration columns, units in the headers, "
+        "e.g. 'time [h],concentration [kBq/mL]') for the blood-based red-marrow dose "
+        "(EANM 2010), reported beside the image-based marrow VOI",
+        ("plan", "spect"),
+        metavar="FILE",
+    ),
+    Option(
         "limit",
         "limits",
         "organ-at-risk limit on the treatment total, e.g. kidneys=23Gy, kidneys=BED:40Gy, "
@@ -612,7 +621,15 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
         from .prescription import parse_lq
 
         kw["lq"] = dict(parse_lq(t) for t in values["lq"])
-    shared = ("limit", "prescribe", "cycles", "history", "limit_bound", "renal_risk_factors")
+    shared = (
+        "limit",
+        "prescribe",
+        "cycles",
+        "history",
+        "limit_bound",
+        "renal_risk_factors",
+        "blood",
+    )
     simple = {
         "plan": (
             "therapy",

@@ -593,6 +593,7 @@ def run(
     limit_bound: str = "mean",
     lq: Mapping[str, tuple[float, float]] | None = None,
     renal_risk_factors: bool = True,
+    blood: str | Path | None = None,
     uptake_relations: bool = True,
     policy: Policy | str | Mapping[str, str] | None = None,
     accept: Iterable[str] | bool = (),
@@ -648,6 +649,9 @@ def run(
     uptake_relations
         Apply the agent-pair uptake relations (default); ``False`` assumes the therapy
         agent reaches the diagnostic agent's fractions everywhere.
+    blood
+        Blood samples (CSV) for the blood-based red-marrow dose, reported beside the
+        image-based marrow VOI (:mod:`dosimetry.workflows._organ_level`).
     policy, accept
         What to do with findings (:meth:`dosimetry.checks.Policy.of`); ``accept`` lists
         the implausible-input codes the user accepts.
@@ -780,8 +784,10 @@ def run(
             patient=patient_record(pet_series),
             **run_.common(),
         )
+        from ._organ_level import with_organ_level_methods
         from .prescription import finish_with_prescription
 
+        result = with_organ_level_methods(run_, result, blood=blood)
         return finish_with_prescription(
             run_,
             result,

@@ -584,6 +584,7 @@ def run(
     limit_bound: str = "mean",
     lq: Mapping[str, tuple[float, float]] | None = None,
     renal_risk_factors: bool = True,
+    blood: str | Path | None = None,
     policy: Policy | str | Mapping[str, str] | None = None,
     accept: Iterable[str] | bool = (),
     parameters: Mapping[str, float] | None = None,
@@ -631,6 +632,8 @@ def run(
         As for :func:`dosimetry.workflows.pet_plan.run`: BED/EQD2 per VOI, and with limits
         the activity for the next cycles given this measured cycle (the updated history,
         with this cycle as "measured (SPECT)", is written as history.json).
+    blood
+        Blood samples (CSV) for the blood-based red-marrow dose.
 
     Returns
     -------
@@ -950,8 +953,10 @@ def run(
             patient=patient_record(points[0].spect),
             **run_.common(),
         )
+        from ._organ_level import with_organ_level_methods
         from .prescription import finish_with_prescription
 
+        result = with_organ_level_methods(run_, result, blood=blood)
         return finish_with_prescription(
             run_,
             result,

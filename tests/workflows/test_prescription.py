@@ -161,3 +161,28 @@ def test_plan_with_prescription_writes_json_and_history(study, tmp_path):
     kid = next(line.split(",") for line in csv_text if line.startswith("kidney_left,"))
     assert float(kid[header.index("bed_gy")]) > float(kid[header.index("mean_gy")])
     assert float(kid[header.index("eqd2_gy")]) > 0
+
+
+def test_sphere_model_and_blood_based_marrow_rows(study, tmp_path):
+    """Blood samples of a mono-exponential: [A~] = C0 / lambda; self-dose
+    RMBLR x [A~] x 1000 g/kg x E_electron (ICRP-107 Lu-177 electron energy 0.1479 MeV)."""
+    lam = math.log(2) / (10 * 3600.0)
+    c0 = 2e4  # Bq/mL at t=0
+    times_h = [1.0, 4.0, 24.0, 48.0]
+    f = tmp_path / "blood.csv"
+    f.write_text(
+        "time [h],concentration [kBq/mL]\n"
+        + "".join(
+            f"{t},{c0 * math.exp(-lam * t * 3600) * math.exp(-math.log(2) * t * 3600 / (6.647 * 86400)) / 1e3}\n"
+            for t in times_h
+        )
+    )
+    r = pet_plan.run(study, therapy="Lu-177-PSMA-617", activity="7.4 GBq", method="led", blood=f)
+    row = r.table.row("red_marrow (blood)")
+    lam_eff = lam + math.log(2) / (6.647 * 86400)
+    expect = 1.0 * (c0 / lam_eff) * 1e3 * 0.1479 * 1.602176634e-13
+    assert row.dose.mean == pytest.approx(expect, rel=0.02)
+    lesion = r.table.row("lesion_1")
+    assert lesion.extra["sphere_model_mean_gy"] > 0
+    # a 14 mL sphere keeps nearly all beta energy: the sphere model is near LED's lesion dose
+    assert lesion.extra["sphere_model_mean_gy"] == pytest.approx(lesion.dose.mean, rel=0.35)
