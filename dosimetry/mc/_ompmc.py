@@ -216,12 +216,15 @@ def emission_table(name: str) -> dict[str, Any]:
     }
 
 
-def sample_linear_pdf(rng: np.random.Generator, e: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
-    """Energies drawn from a piecewise-linear density tabulated at ``e`` (exact inversion)."""
+def sample_linear_pdf(
+    rng: np.random.Generator, e: np.ndarray, p: np.ndarray, n: int, u01: np.ndarray | None = None
+) -> np.ndarray:
+    """Energies drawn from a piecewise-linear density tabulated at ``e`` (exact inversion;
+    ``u01``: the uniform numbers in [0, 1) to invert, default drawn from ``rng``)."""
     de = np.diff(e)
     area = 0.5 * (p[1:] + p[:-1]) * de
     cdf = np.concatenate([[0.0], np.cumsum(area)])
-    u = rng.uniform(0.0, cdf[-1], n)
+    u = rng.uniform(0.0, cdf[-1], n) if u01 is None else np.asarray(u01) * cdf[-1]
     k = np.clip(np.searchsorted(cdf, u, side="right") - 1, 0, de.size - 1)
     a = u - cdf[k]  # area still to cover inside bin k
     p0 = p[k]
@@ -477,27 +480,35 @@ def decay_source(
     )
 
 
+def _stratified_permuted(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniform numbers, one in each [i/n, (i+1)/n) (systematic sampling), in random
+    order: their empirical distribution is uniform to within 1/n, each is marginally
+    uniform (unbiased), and their order carries no information."""
+    return (rng.permutation(n) + rng.random()) / n
+
+
 def sample_emissions(
-    src: DecaySource, n: int, rng: np.random.Generator, u: np.ndarray | None = None
+    src: DecaySource, n: int, rng: np.random.Generator, stratified: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kinetic energies (MeV) and particle codes of ``n`` transported particles of ``src``,
-    each drawn from all its transported emissions in proportion to their yields (``u``:
-    the uniform numbers that choose the emission, e.g. stratified ones; default drawn
-    from ``rng``)."""
+    each drawn from all its transported emissions in proportion to their yields.
+    ``stratified``: the emission lines and the beta energies are drawn by systematic
+    sampling in random order (each line gets its expected number of particles to within
+    one, the beta energies follow the spectrum to within 1/n) instead of independently."""
     energy = np.empty(n)
     code = np.empty(n, dtype=np.int8)
     if n == 0:
         return energy, code
     last = src.component_cdf.size - 1
-    if u is None:
-        u = rng.random(n)
+    u = _stratified_permuted(rng, n) if stratified else rng.random(n)
     k = np.minimum(np.searchsorted(src.component_cdf, u, side="right"), last)
     code[:] = src.component_code[k]
     energy[:] = src.component_energy_mev[k]
     cont = np.isnan(energy)
     n_cont = int(np.count_nonzero(cont))
     if n_cont and src.beta_e_mev is not None and src.beta_pdf is not None:
-        energy[cont] = sample_linear_pdf(rng, src.beta_e_mev, src.beta_pdf, n_cont)
+        u_b = _stratified_permuted(rng, n_cont) if stratified else None
+        energy[cont] = sample_linear_pdf(rng, src.beta_e_mev, src.beta_pdf, n_cont, u_b)
     return energy, code
 
 

@@ -35,7 +35,7 @@ def _small(direction=None, origin=(0.0, 0.0, 0.0)):
 @pytest.fixture(scope="module")
 def base_run():
     tia, rho = _small()
-    return patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=4, seed=3, workers=2)
+    return patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, workers=2)
 
 
 def test_flipped_affine_is_the_same_transport(base_run):
@@ -43,7 +43,7 @@ def test_flipped_affine_is_the_same_transport(base_run):
     frame, so the same seed gives the same arrays bit for bit; that also shows the run
     is reproducible."""
     tia, rho = _small(direction=np.diag([-1.0, 1.0, -1.0]), origin=(100.0, -40.0, 250.0))
-    r = patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=4, seed=3, workers=1)
+    r = patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, workers=1)
     assert np.array_equal(r.dose.array, base_run.dose.array)
     assert np.array_equal(r.uncertainty.array, base_run.uncertainty.array)
     assert np.array_equal(r.dose.affine, tia.affine)  # result on the input's grid
@@ -52,29 +52,32 @@ def test_flipped_affine_is_the_same_transport(base_run):
 
 def test_other_seed_differs(base_run):
     tia, rho = _small()
-    r = patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=4, seed=4, workers=1)
+    r = patient_dose(tia, "Y-90", density=rho, histories=10_000, batches=10, seed=4, workers=1)
     assert not np.array_equal(r.dose.array, base_run.dose.array)
 
 
 def test_permuted_axes_give_the_same_world_dose(base_run):
     """The same object stored with its axes permuted (array transposed, affine columns
-    permuted): dose at each world voxel agrees within 4 combined sd where it is above 1 %
-    of the maximum (the anisotropic voxels and slabs make a mis-mapped axis fail)."""
+    permuted): dose at each world voxel agrees where it is above 1 % of the maximum,
+    as a whole (mean z^2) and voxel by voxel (the anisotropic voxels and
+    slabs make a mis-mapped axis fail)."""
     tia, rho = _small()
     perm = (2, 0, 1)
     aff = np.eye(4)
     aff[:3, :3] = tia.affine[:3, :3][:, perm]
     t2 = ds.Volume(tia.array.transpose(perm), aff, "Bq s")
     d2 = ds.Volume(rho.array.transpose(perm), aff, "g/mL")
-    r = patient_dose(t2, "Y-90", density=d2, histories=10_000, batches=4, seed=9, workers=1)
+    r = patient_dose(t2, "Y-90", density=d2, histories=10_000, batches=10, seed=9, workers=1)
     back = np.argsort(perm)
     dose = r.dose.array.transpose(back)
     sd = r.uncertainty.array.transpose(back)
     d0, s0 = base_run.dose.array, base_run.uncertainty.array
     sel = d0 > 0.01 * d0.max()
     assert sel.sum() > 20
-    z = np.abs(dose[sel] - d0[sel]) / np.sqrt(sd[sel] ** 2 + s0[sel] ** 2)
-    assert z.max() < 4.0
+    z = (dose[sel] - d0[sel]) / np.sqrt(sd[sel] ** 2 + s0[sel] ** 2)
+    # z of two independent runs (sd from 10 batches each: t-like tails); a mis-mapped axis
+    # puts whole rows of voxels tens of sd apart
+    assert np.mean(z**2) < 2.0 and np.abs(z).max() < 5.0
     # where the axes differ most: neighbours of the hot voxel along slices (3 mm) and columns (5 mm)
     assert d0[5, 5, 6] > 1.5 * d0[4, 5, 7]
 
@@ -160,7 +163,7 @@ def test_chain_members_from_their_own_maps():
 
 
 def test_target_rule_runs_rounds_until_reached(monkeypatch):
-    """A tiny pilot forces further rounds; the rule stops when the VOI mean reaches 2 %."""
+    """A tiny pilot forces further rounds; the rule stops when the VOI mean reaches 0.2 %."""
     monkeypatch.setattr(patient, "PILOT_HISTORIES", 400)
     monkeypatch.setattr(patient, "MIN_HISTORIES_PER_BATCH", 100)
     tia, rho = _small()
@@ -171,14 +174,14 @@ def test_target_rule_runs_rounds_until_reached(monkeypatch):
         "Lu-177",
         density=rho,
         target_vois={"hot": voi},
-        target_uncertainty=0.02,
+        target_uncertainty=0.002,
         batches=4,
         workers=2,
         progress=seen.append,
     )
     rule = r.provenance["stopping_rule"]
     assert rule["stopped_because"] == "target reached"
-    assert r.voi_relative_uncertainty["hot"] <= 0.02
+    assert r.voi_relative_uncertainty["hot"] <= 0.002
     assert len(r.provenance["histories_per_batch_by_round"]) >= 2
     assert any("hot" in s and "%" in s for s in seen)
     assert r.voi_mean_dose["hot"] == pytest.approx(
@@ -231,11 +234,11 @@ def test_client_runs_the_same_batches(base_run):
     try:
         tia, rho = _small()
         r = patient_dose(
-            tia, "Y-90", density=rho, histories=10_000, batches=4, seed=3, client=client
+            tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, client=client
         )
     finally:
         client.pool.shutdown()
-    assert client.submitted == 4
+    assert client.submitted == 10
     assert np.array_equal(r.dose.array, base_run.dose.array)
     assert r.provenance["workers"] == "dask client"
 
