@@ -149,3 +149,8 @@ def test_console_script_runs():
         check=False,
     )
     assert r.returncode == 0 and "demo" in r.stdout and "spect" in r.stdout
+
+
+def test_warmup_compiles_the_kernels(capsys):
+    assert main(["warmup"]) == EXIT_OK
+    assert "Numba kernels ready" in capsys.readouterr().out
