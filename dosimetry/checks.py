@@ -58,6 +58,7 @@ __all__ = [
     "check_decays_in_air",
     "check_plateau",
     "method_fallback",
+    "check_grid_extent",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class ImplausibleInputError(InputDataError):
         self.finding = finding
         text = finding.message
         if finding.override:
-            text = f"{text} If this is really intended: {finding.override}."
+            end = "" if text.rstrip().endswith((".", "!", "?")) else "."
+            text = f"{text}{end} If this is really intended: {finding.override}."
         super().__init__(text)
 
 
@@ -156,12 +158,12 @@ class FindingLog:
     """Collects the findings of one workflow run under a policy.
 
     >>> findings = FindingLog(Policy.of("record"))
-    >>> findings.add(check_uptake_time(50.0, "F-18-FDG"))
+    >>> findings.add(check_uptake_time(2.0, "F-18-FDG"))
     Traceback (most recent call last):
     ...
     dosimetry.checks.ImplausibleInputError: ...
     >>> findings = FindingLog(Policy.of(accept=["uptake_time"]))
-    >>> findings.add(check_uptake_time(50.0, "F-18-FDG"))
+    >>> findings.add(check_uptake_time(2.0, "F-18-FDG"))
     >>> [(f.code, f.level, f.accepted) for f in findings]
     [('uptake_time', 'error', True)]
     """
@@ -466,6 +468,38 @@ def check_plateau(voi: str, change: float, tolerance: float, text: str) -> Findi
         f"plateau assumption questionable for {voi}: {text} (tolerance {100 * tolerance:.0f} %)",
         "give measured half-lives (--half-life VOI=...h) or a later PET",
     )
+
+
+def check_grid_extent(
+    shape: tuple[int, ...], spacing_mm: tuple[float, ...], reach_mm: float, what: str
+) -> Finding | None:
+    """An emission image too thin for 3-D dosimetry: fewer than 3 slices along an axis is
+    an error (a single slice has no neighbours to exchange dose with); an axis shorter than
+    twice the kernel's electron reach (or 5 voxels) is a warning: dose from activity
+    outside the field of view is missing near its edges."""
+    for n in shape:
+        if n < 3:
+            return Finding(
+                "too_few_slices",
+                "error",
+                f"{what} has only {n} slice(s) along one axis ({'x'.join(map(str, shape))}): "
+                "voxel dosimetry needs a volume",
+                "--accept too_few_slices",
+            )
+    short = [
+        (n, sp) for n, sp in zip(shape, spacing_mm, strict=True) if n * sp < 2 * reach_mm or n < 5
+    ]
+    if short:
+        n, sp = short[0]
+        return Finding(
+            "short_field_of_view",
+            "warning",
+            f"{what} covers only {n} x {sp:.3g} mm along one axis, less than twice the "
+            f"dose kernel's electron reach ({reach_mm:.3g} mm) or 5 voxels: doses near its edges "
+            "lack the contribution of activity outside the field of view",
+            "",
+        )
+    return None
 
 
 def method_fallback(requested: str, used: str, reason: str) -> Finding:

@@ -35,6 +35,7 @@ from ..checks import (
     Policy,
     check_administered_activity,
     check_fraction_in_fov,
+    check_grid_extent,
     check_no_activity,
     check_organ_dose,
     check_suv_max,
@@ -55,6 +56,14 @@ __all__ = ["run", "run_folder", "diagnostic_agent"]
 log = logging.getLogger(__name__)
 
 METHOD_CHOICES: tuple[str, ...] = ("auto", "led", "vsv", "vsv-density", "mc")
+
+
+def _electron_reach_mm(nuclide: str) -> float:
+    """CSDA range in water of the nuclide's most energetic electron line or beta endpoint
+    (NIST ESTAR table shipped with the kernels), the reach of its non-photon dose."""
+    from ..kernels import electron_reach_mm
+
+    return electron_reach_mm(nuclide)
 
 
 def diagnostic_agent(text: str | None, nuclide: str) -> str | None:
@@ -673,6 +682,14 @@ def run(
 
         run_.step("reading the PET (activity at acquisition, decay correction undone)")
         pet_series, pet_activity, diag_agent = _pet_activity(run_, study, pet, pet_overrides or {})
+        run_.add(
+            check_grid_extent(
+                pet_activity.shape,
+                pet_activity.spacing_mm,
+                _electron_reach_mm(agent.nuclide),
+                "the PET",
+            )
+        )
         ct_series, density = _density_on_grid(run_, study, pet_activity, ct)
         vois, external = _voi_masks(run_, study, pet_activity, density, masks, body_only)
         voi_map = voi_map or VoiMap.default()

@@ -679,6 +679,14 @@ def run(
             run_.add(check_fraction_in_fov(a.total() / decayed, "SPECT", f"SPECT {tp.label}"))
         aligned, reg_records = _register(run_, points, activities, registration)
         grid = aligned[0]
+        from ..checks import check_grid_extent
+        from ..kernels import electron_reach_mm
+
+        run_.add(
+            check_grid_extent(
+                grid.shape, grid.spacing_mm, electron_reach_mm(therapy.nuclide), "the SPECT"
+            )
+        )
         density = None
         if points[0].ct is not None:
             rho_air = run_.parameter("density_air_g_per_ml")

@@ -136,3 +136,13 @@ def test_override_bounds_is_scoped():
         assert check_uptake_time(120.0, "F-18-FDG") is None
         assert bound("uptake_time", "F-18-FDG").citation == "user override"
     assert check_uptake_time(120.0, "F-18-FDG").level == "warning"
+
+
+def test_grid_extent():
+    from dosimetry.checks import check_grid_extent
+
+    assert check_grid_extent((1, 96, 96), (4.0, 4.0, 4.0), 1.8, "PET").level == "error"
+    assert check_grid_extent((4, 96, 96), (4.0, 4.0, 4.0), 1.8, "PET").level == "warning"
+    assert check_grid_extent((80, 96, 96), (4.0, 4.0, 4.0), 1.8, "PET") is None
+    # a thick enough slab for a short-range emitter, too thin for 90Y's 11 mm electrons
+    assert check_grid_extent((6, 96, 96), (2.0, 2.0, 2.0), 11.3, "PET").level == "warning"
