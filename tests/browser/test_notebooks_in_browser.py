@@ -50,7 +50,9 @@ def test_notebook_runs_clean_in_jupyterlab(
         f"{notebook.name}: kernel still busy {_timeout_s():.0f} s after Run All Cells "
         f"(DOSIMETRY_BROWSER_TIMEOUT_S raises the limit); screenshots in {shots}"
     )
-    cells = json.loads(notebook.read_text())["cells"]
+    # the served copy (made when the server started) is what JupyterLab rendered
+    served = lab_server.root_dir / "notebooks" / notebook.name
+    cells = json.loads(served.read_text(encoding="utf-8"))["cells"]
     problems = find_problems(cells, run.cells, run.sliders)
     assert not problems, (
         f"{notebook.name} in JupyterLab: "
