@@ -24,7 +24,32 @@ def test_readme_python_example_runs(tmp_path, capsys):
         os.chdir(cwd)
     out = capsys.readouterr().out
     assert "kidney_left" in out and " Gy" in out
-    assert (tmp_path / "dose.dcm").is_file()
+    assert (tmp_path / "plan-output" / "dose.dcm").is_file()
+    # the Python example and the CLI give the same numbers for the same patient
+    import csv
+
+    from dosimetry.cli import main
+
+    assert (
+        main(
+            [
+                "plan",
+                str(tmp_path / "patient"),
+                "--out",
+                str(tmp_path / "cli"),
+                "--activity",
+                "7.4 GBq",
+            ]
+        )
+        == 0
+    )
+    tables = []
+    for folder in ("plan-output", "cli"):
+        with (tmp_path / folder / "dose_table.csv").open() as f:
+            tables.append({r["name"]: float(r["mean_gy"]) for r in csv.DictReader(f)})
+    assert tables[0].keys() == tables[1].keys()
+    for name, value in tables[0].items():
+        assert tables[1][name] == pytest.approx(value, rel=1e-9), name
 
 
 def test_readme_commands_match_the_project():
