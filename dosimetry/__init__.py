@@ -78,6 +78,7 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = {
     "io",
     "workflows",
+    "cohort",
     "results",
     "checks",
     "voi",
