@@ -251,6 +251,31 @@ OPTIONS: tuple[Option, ...] = (
         choices=None,  # filled from DoseMethod when the parser is built
     ),
     Option(
+        "mc-uncertainty",
+        "mc_target_uncertainty",
+        "--method mc: stop when every organ and lesion mean has this relative standard "
+        "uncertainty (default 0.01)",
+        ("plan", "spect"),
+        convert=_float,
+        metavar="FRACTION",
+    ),
+    Option(
+        "mc-time-budget",
+        "mc_time_budget_s",
+        "--method mc: stop after this many seconds of transport at the latest",
+        ("plan", "spect"),
+        convert=_float,
+        metavar="SECONDS",
+    ),
+    Option(
+        "mc-seed",
+        "mc_seed",
+        "--method mc: random seed (default 0; a run is reproducible with its seed)",
+        ("plan", "spect"),
+        convert=lambda t: int(_float(t)),
+        metavar="SEED",
+    ),
+    Option(
         "pet",
         "pet",
         "which PET series when the study has several: index as listed in the error, "
@@ -522,17 +547,29 @@ _KEYWORD_TO_OPTION: dict[str, str] = {
 
 def cli_message(text: str) -> str:
     """A project error message with Python keywords (``injected_activity_bq=...``)
-    replaced by the command-line options that do the same."""
+    replaced by the command-line options that do the same.
+
+    A keyword is replaced only as a word of its own (not the end of an option such as
+    ``--injected-activity=``), and an option the replacement names twice in a row is
+    named once.
+
+    >>> cli_message("--activity (activity=)='8 MBq' is refused; --accept x (accept=['x'])")
+    "--activity='8 MBq' is refused; --accept x"
+    >>> cli_message("--injected-activity='150 mbq': unknown unit")
+    "--injected-activity='150 mbq': unknown unit"
+    """
 
     def repl(m: re.Match[str]) -> str:
         return _KEYWORD_TO_OPTION[m.group(1)]
 
     pattern = (
-        r"\b("
+        r"(?<![\w-])("
         + "|".join(map(re.escape, _KEYWORD_TO_OPTION))
         + r")=(?:\.\.\.|True|\S*?)(?=[\s,;)]|$)"
     )
-    return re.sub(pattern, repl, text)
+    out = re.sub(pattern, repl, text)
+    # "--accept x (--accept)" / "--accept x / --accept": the option once
+    return re.sub(r"(--[a-z][\w-]*)([^()/;]{0,60}?)(?: \(\1\)| / \1(?![\w-]))", r"\1\2", out)
 
 
 def add_options(parser: argparse.ArgumentParser, workflow: str) -> None:
@@ -615,6 +652,19 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
         )
     if values.get("injection") is not None:
         overrides["injection_time"] = values["injection"]
+    mc = {
+        key: values[col]
+        for col, key in (
+            ("mc_uncertainty", "target_uncertainty"),
+            ("mc_time_budget", "time_budget_s"),
+            ("mc_seed", "seed"),
+        )
+        if values.get(col) is not None
+    }
+    if mc:
+        if values.get("method") != "mc":
+            raise InputDataError("--mc-uncertainty/--mc-time-budget/--mc-seed need --method mc")
+        kw["mc"] = mc
     if values.get("shared_biodistribution"):
         kw["uptake_relations"] = False
     if values.get("lq"):

@@ -496,6 +496,7 @@ def _dose_maps(
     alpha: bool,
     rbe: float | None,
     mc: Mapping[str, Any] | None,
+    target_vois: Mapping[str, Volume] | None = None,
 ) -> tuple[Volume, Volume | None, Volume | None]:
     """Absorbed dose, RBE-weighted dose (alpha emitters) and the dose uncertainty (MC)."""
     from ..dose import absorbed_dose
@@ -503,7 +504,10 @@ def _dose_maps(
     if method == "mc":
         from ..mc import patient_dose
 
-        res = patient_dose(tia, nuclide, density=density, chain=chain, **dict(mc or {}))
+        opts = dict(mc or {})
+        if target_vois and "target_vois" not in opts and "histories" not in opts:
+            opts["target_vois"] = dict(target_vois)  # stop at the target uncertainty on these
+        res = patient_dose(tia, nuclide, density=density, chain=chain, **opts)
         dose_rbe = None
         if alpha:
             from .. import parameters
@@ -740,6 +744,7 @@ def run(
             alpha=alpha,
             rbe=rbe,
             mc=mc,
+            target_vois={k: v for k, v in vois.items() if roles[k][1] in ("organ", "lesion")},
         )
         run_.step("dose statistics per VOI")
         table = build_table(

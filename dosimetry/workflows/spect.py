@@ -801,6 +801,7 @@ def run(
             alpha=alpha,
             rbe=rbe,
             mc=mc,
+            target_vois={k: v for k, v in vois.items() if roles[k][1] in ("organ", "lesion")},
         )
         table = build_table(
             dose,
