@@ -24,13 +24,14 @@ about a second; the numbers are in ``benchmarks/README.md``, section "registrati
   images on an 8 mm grid) starts the optimizer near the answer, whatever the shift and
   the fields of view;
 * a two-level pyramid (8 mm, then 4 mm smoothed by 2 mm) built by block averaging;
+* both CTs are cropped to their bodies (plus a margin of air) before the pyramid;
 * the metric is evaluated only inside a body mask of the fixed CT (HU above
   ``body_threshold_hu``, largest connected component, holes filled, dilated by one working
   voxel), on random points (``sampling_fraction`` of the body voxels, at least
   ``min_samples``) with a fixed seed, with image gradients by finite differences at those
   points rather than gradient images of the whole grid;
 * the optimizer is a regular-step gradient descent with parameter scales from the physical
-  shift of the voxels, and stops at ``min_step_mm`` (0.01 mm by default);
+  shift of the voxels, and stops at ``min_step_mm`` (0.002 mm by default);
 * results are kept in a :class:`RegistrationCache` keyed by a hash of both working
   images (values and geometry) and of the settings, so that re-running a study does not
   register again (``cache=``).
@@ -94,7 +95,7 @@ CACHE_FORMAT_VERSION = 1
 
 #: Default working-grid spacing (mm). A design choice, not a physical constant: the size of
 #: a typical Lu-177 SPECT voxel (4.8 mm here), so the CT is not registered more finely than
-#: the images it carries; measured to recover known shifts to < 0.3 mm
+#: the images it carries; measured to recover known shifts to < 0.1 mm on the whole-body phantom
 #: (benchmarks/README.md, "registration").
 DEFAULT_WORKING_VOXEL_MM = 4.0
 
@@ -396,18 +397,24 @@ def _working_image(volume: Volume, working_voxel_mm: float | None) -> sitk.Image
     """The CT as float32, block-averaged to about ``working_voxel_mm`` per axis."""
     import SimpleITK as sitk
 
-    img = _to_sitk_float(volume)
+    from .io.sitk import volume_to_sitk
+
+    floating = np.issubdtype(np.asarray(volume.array).dtype, np.floating)
+    # a float CT is binned in its own precision (no full-size conversion pass), then cast
+    img = volume_to_sitk(volume) if floating else _to_sitk_float(volume)
     factors = _bin_factors(img.GetSpacing(), working_voxel_mm)
     factors = [min(f, n) for f, n in zip(factors, img.GetSize(), strict=True)]
     if any(f > 1 for f in factors):
         img = sitk.BinShrink(img, factors)
+    if img.GetPixelID() != sitk.sitkFloat32:
+        img = sitk.Cast(img, sitk.sitkFloat32)
     return img
 
 
 def _body_mask(image: sitk.Image, threshold_hu: float | None) -> tuple[sitk.Image | None, int]:
     """Body outline of a working CT: threshold, largest component, holes filled, dilated
-    by one voxel, and its voxel count; (None, all voxels) when disabled or when the
-    threshold finds no body."""
+    by one voxel, on the image's grid cropped to the body plus two voxels; and its voxel
+    count. (None, all voxels) when disabled or when the threshold finds no body."""
     import SimpleITK as sitk
 
     n_all = int(np.prod(image.GetSize()))
@@ -418,6 +425,7 @@ def _body_mask(image: sitk.Image, threshold_hu: float | None) -> tuple[sitk.Imag
     )
     labels = sitk.RelabelComponent(sitk.ConnectedComponent(m), sortByObjectSize=True)
     body = sitk.BinaryThreshold(labels, 1, 1, 1, 0)
+    body = _crop(body, sitk.GetArrayViewFromImage(body).astype(bool), 2)
     body = sitk.BinaryFillhole(body)
     body = sitk.BinaryDilate(body, [1, 1, 1])
     n = int(np.count_nonzero(sitk.GetArrayViewFromImage(body)))
@@ -430,6 +438,24 @@ def _body_mask(image: sitk.Image, threshold_hu: float | None) -> tuple[sitk.Imag
         )
         return None, n_all
     return body, n
+
+
+def _crop(image: sitk.Image, inside: np.ndarray, margin: int) -> sitk.Image:
+    """``image`` cropped to the bounding box of ``inside`` ([z, y, x] bool) plus
+    ``margin`` voxels (geometry kept); the image itself when ``inside`` is empty."""
+    import SimpleITK as sitk
+
+    if not inside.any():
+        return image
+    lo, hi = [], []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        hits = np.flatnonzero(inside.any(axis=other))
+        lo.append(max(0, int(hits[0]) - margin))
+        hi.append(min(inside.shape[axis] - 1, int(hits[-1]) + margin))
+    index = [lo[2], lo[1], lo[0]]  # x, y, z
+    size = [hi[2] - lo[2] + 1, hi[1] - lo[1] + 1, hi[0] - lo[0] + 1]
+    return sitk.RegionOfInterest(image, size, index)
 
 
 def _image_digest(h: Any, image: sitk.Image) -> None:
@@ -488,7 +514,7 @@ def register_ct(
     body_threshold_hu: float | None = DEFAULT_BODY_THRESHOLD_HU,
     initialization: Literal["search", "geometry", "moments", "identity"] = "search",
     learning_rate_mm: float = 2.0,
-    min_step_mm: float = 0.01,
+    min_step_mm: float = 0.002,
     threads: int | None = None,
     cache: RegistrationCache | str | Path | bool | None = True,
 ) -> Registration:
@@ -569,7 +595,7 @@ def register_ct(
     -----
     The working grid and the body mask make the registration fast without losing
     accuracy: on the whole-body phantom (304 x 150 x 320 voxels of 2 x 2 x 4 mm) known
-    shifts are recovered to within 0.3 mm (``benchmarks/registration.py``).
+    shifts are recovered to within 0.1 mm (``benchmarks/registration.py``).
     """
     import SimpleITK as sitk
 
@@ -786,10 +812,13 @@ def _translation_search(
     direction = fixed.GetDirection()
     f, of = _coarse_feature(fixed, direction, spacing_mm, threshold_hu)
     m, om = _coarse_feature(moving, direction, spacing_mm, threshold_hu)
-    shape = [a + b - 1 for a, b in zip(f.shape, m.shape, strict=True)]
+    from scipy import fft
+
+    shape = [fft.next_fast_len(a + b - 1, real=True) for a, b in zip(f.shape, m.shape, strict=True)]
     axes = (0, 1, 2)
-    spectrum = np.conj(np.fft.rfftn(f, shape, axes)) * np.fft.rfftn(m, shape, axes)
-    corr = np.fft.irfftn(spectrum, shape, axes)  # corr[k] = sum_i f[i] m[i + k] (mod shape)
+    f32, m32 = f.astype(np.float32), m.astype(np.float32)
+    spectrum = np.conj(fft.rfftn(f32, shape, axes=axes)) * fft.rfftn(m32, shape, axes=axes)
+    corr = fft.irfftn(spectrum, shape, axes=axes)  # corr[k] = sum_i f[i] m[i + k] (mod shape)
     k = np.array(np.unravel_index(int(np.argmax(corr)), corr.shape))
     k = np.where(k >= np.asarray(m.shape), k - np.asarray(shape), k)  # negative offsets
     d = np.asarray(direction, dtype=float).reshape(3, 3)
@@ -816,7 +845,11 @@ def _initial_transform(
     mask: sitk.Image | None,
     how: str,
     threshold_hu: float | None,
+    search_images: tuple[sitk.Image, sitk.Image] | None = None,
 ) -> sitk.Euler3DTransform:
+    """The starting rigid transform; the centre of rotation is the centre of ``fixed``
+    except for ``"moments"``. ``search_images`` (the CTs cropped to the bodies) are
+    used by the translation search."""
     import SimpleITK as sitk
 
     if how == "moments":
@@ -840,8 +873,9 @@ def _initial_transform(
     if how == "identity":
         euler.SetTranslation((0.0, 0.0, 0.0))
     elif how == "search":
+        fs, ms = search_images if search_images is not None else (fixed, moving)
         spacing = max(SEARCH_VOXEL_MM, *fixed.GetSpacing(), *moving.GetSpacing())
-        t = _translation_search(fixed, moving, threshold_hu, spacing)
+        t = _translation_search(fs, ms, threshold_hu, spacing)
         euler.SetTranslation(tuple(float(v) for v in t))
     return euler
 
@@ -860,9 +894,19 @@ def _run_registration(
     t0 = time.perf_counter()
     mask, n_domain = _body_mask(fixed, settings["body_threshold_hu"])
     fraction = min(1.0, max(settings["sampling_fraction"], settings["min_samples"] / n_domain))
+    threshold = settings["body_threshold_hu"]
+    if mask is not None:
+        # the fixed CT cropped to its body (the metric's domain), the moving CT to what
+        # lies above the threshold plus a margin of air
+        corner = fixed.TransformPhysicalPointToIndex(mask.GetOrigin())
+        fixed_c = sitk.RegionOfInterest(fixed, mask.GetSize(), corner)
+        moving_c = _crop(moving, sitk.GetArrayViewFromImage(moving) > threshold, 4)
+    else:
+        fixed_c, moving_c = fixed, moving
     euler = _initial_transform(
-        fixed, moving, mask, settings["initialization"], settings["body_threshold_hu"]
+        fixed, moving, mask, settings["initialization"], threshold, (fixed_c, moving_c)
     )
+    fixed, moving = fixed_c, moving_c
     stops = []
     value = math.nan
     levels = list(zip(settings["shrink_factors"], settings["smoothing_sigmas_mm"], strict=True))
