@@ -271,7 +271,7 @@ def override_bounds(check: str, key: str, **values: float) -> Iterator[None]:
     """Replace bounds for a block of code, e.g. ``override_bounds("uptake_time",
     "F-18-FDG", warn_high=120)``."""
     base = bound(check, key)
-    new = replace(base, key=key, citation="user override", **values)
+    new = replace(base, key=key, citation="user override", **values)  # type: ignore[arg-type]
     merged = {**_BOUND_OVERRIDES.get(), (check, key): new}
     token = _BOUND_OVERRIDES.set(MappingProxyType(merged))
     try:

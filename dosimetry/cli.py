@@ -301,7 +301,7 @@ def _finish(result: Any, outset: Any, staging: Path, files: dict[str, Path]) -> 
         "method": result.method,
     }
     final = outset.commit()
-    shown = {}
+    shown: dict[str, Path] = {}
     for label in ("RTDOSE", "NIfTI", "dose table", "report.html", "report.md"):
         if label in files:
             shown[label] = final / Path(files[label]).relative_to(staging)

@@ -150,6 +150,7 @@ def canonical_agent(agent: str) -> str:
     from .errors import NuclideError
     from .nuclides import canonical_ligand, parse_agent
 
+    ligand: str | None
     try:
         parsed = parse_agent(str(agent))
         name, ligand = parsed.name, parsed.ligand

@@ -337,7 +337,7 @@ class DoseTable:
 
         out = []
         for r in self.rows:
-            ci = (None, None)
+            ci: tuple[float | None, float | None] = (None, None)
             if r.mean_u is not None and math.isfinite(r.mean_u):
                 ci = (max(r.dose.mean - 1.96 * r.mean_u, 0.0), r.dose.mean + 1.96 * r.mean_u)
             rbe = r.dose_rbe

@@ -12,27 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..results import WorkflowResult
 
 __all__ = ["render", "render_markdown", "render_html", "document"]
 
 
-def document(result: WorkflowResult, **kwargs: object):  # type: ignore[no-untyped-def]
+def document(result: WorkflowResult, **kwargs: Any) -> Any:
     """The report's content blocks (see :func:`dosimetry.report._blocks.document`)."""
     from ._blocks import document as _document
 
-    return _document(result, **kwargs)  # type: ignore[arg-type]
+    return _document(result, **kwargs)
 
 
-def render_markdown(result: WorkflowResult, **kwargs: object) -> str:
+def render_markdown(result: WorkflowResult, **kwargs: Any) -> str:
     """The Markdown report of ``result`` (figures as links to ``figures/*.png``)."""
     from .markdown import render_markdown as _md
 
     return _md(document(result, **kwargs))
 
 
-def render_html(result: WorkflowResult, **kwargs: object) -> str:
+def render_html(result: WorkflowResult, **kwargs: Any) -> str:
     """The self-contained HTML report of ``result``."""
     from .html import render_html as _html
 

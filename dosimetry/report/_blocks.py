@@ -331,7 +331,8 @@ def _table(result: WorkflowResult) -> Section:
             ]
         row += [_f(r.bed_gy), _f(r.eqd2_gy), r.notes]
         rows.append(tuple(row))
-    align: tuple[Align, ...] = ("left", "left", *(["right"] * (len(header) - 3)), "left")
+    rights: list[Align] = ["right"] * (len(header) - 3)
+    align: tuple[Align, ...] = ("left", "left", *rights, "left")
     blocks: list[Block] = [
         Table(tuple(header), tuple(rows), align, caption=t.convention),
     ]
@@ -440,7 +441,9 @@ def _figures(result: WorkflowResult, *, dpi: float) -> tuple[Figure, ...]:
     """The report's figures: fused images in three planes, DVHs, TAC fits."""
     from .figures import result_figures
 
-    return tuple(Figure(png, caption, name) for png, caption, name in result_figures(result, dpi=dpi))
+    return tuple(
+        Figure(png, caption, name) for png, caption, name in result_figures(result, dpi=dpi)
+    )
 
 
 def _extra_sections(result: WorkflowResult, cites: _Citations) -> list[Section]:

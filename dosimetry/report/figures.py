@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -40,7 +39,9 @@ def _cursor(dose: Volume) -> list[float]:
     return [float(x) for x in dose.index_to_world(np.array(idx, dtype=float))]
 
 
-def result_figures(result: WorkflowResult, *, dpi: float = 90.0) -> Iterator[tuple[bytes, str, str]]:
+def result_figures(
+    result: WorkflowResult, *, dpi: float = 90.0
+) -> Iterator[tuple[bytes, str, str]]:
     """Figures of a result as ``(png bytes, caption, file name)``."""
     from ..viewer import dvh_figure, figure_to_png, tac_figure, three_plane_figure
 

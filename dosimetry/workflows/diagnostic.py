@@ -22,7 +22,7 @@ import io
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..checks import Policy, check_fraction_in_fov, check_no_activity, check_uptake_time
 from ..results import WorkflowResult
@@ -133,7 +133,7 @@ def run(
     age_years: float | None = None,
     masks: Mapping[str, Volume] | str | Path | None = None,
     method: str = "auto",
-    model: str = "linear_uptake",
+    model: Literal["linear_uptake", "instant_uptake"] = "linear_uptake",
     voi_map: VoiMap | None = None,
     pet_overrides: Mapping[str, Any] | None = None,
     policy: Policy | str | Mapping[str, str] | None = None,

@@ -124,7 +124,7 @@ def read_kinetics_file(path: str | Path) -> dict[str, float]:
             data = json.loads(text)
         else:
             try:
-                import yaml  # type: ignore[import-untyped]
+                import yaml
             except ImportError as exc:
                 raise InputDataError(
                     "--kinetics: reading YAML needs PyYAML (pip install pyyaml); or give a CSV "

@@ -27,7 +27,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -363,7 +363,7 @@ def _budget(
     return out
 
 
-def _background_kinetics(run: Run, agent: str) -> str:
+def _background_kinetics(run: Run, agent: str) -> Literal["whole_body", "physical"]:
     """``"whole_body"`` when the agent has a population whole-body half-life; otherwise no
     biological clearance outside the VOIs (physical decay only: an upper bound), said in a
     finding and an assumption so that the agent still plans."""

@@ -172,7 +172,7 @@ def _register(
         reg = register_ct(ct0, tp.ct.volume)
         moved = apply_registration(reg, act, ref, "concentration")
         aligned.append(moved)
-        rec = {
+        rec: dict[str, Any] = {
             "time_point": tp.label,
             "method": "rigid (CT-driven)",
             "translation_mm": [round(float(x), 3) for x in reg.translation_mm],
@@ -398,7 +398,12 @@ def _voxel_tia(
         return aligned[0].with_array(a * factor, unit="Bq s")
     mask = body.with_array(np.asarray(body.array) > 0.5, unit="1")
     res = fit_voxels(
-        list(aligned), times_s / 3600.0, "mono", time_unit="h", mask=mask, nuclide=nuclide
+        list(aligned),
+        [float(t) / 3600.0 for t in times_s],
+        "mono",
+        time_unit="h",
+        mask=mask,
+        nuclide=nuclide,
     )
     replaced = float(np.mean(np.asarray(res.replaced.array)[np.asarray(mask.array)]))
     if replaced > 0.2:
