@@ -526,9 +526,9 @@ def register_ct(
         CT Volumes (``"HU"``; any grid). The fixed one defines the reference space.
     method
         ``"rigid"`` (Euler 3-D, 6 parameters) or ``"deformable"`` (rigid, then a B-spline
-        free-form deformation with ``bspline_mesh_size`` control-point intervals per axis,
-        L-BFGS-B, ``bspline_iterations`` per level). ``"bspline"`` is accepted as the
-        earlier name of ``"deformable"``.
+        free-form deformation with ``bspline_mesh_size`` control-point intervals per axis
+        over the fixed body, L-BFGS-B, at most ``bspline_iterations`` iterations on the
+        finest level). ``"bspline"`` is accepted as the earlier name of ``"deformable"``.
     metric
         ``"mattes"`` (Mattes mutual information, robust to HU calibration differences) or
         ``"mean_squares"`` (same scanner and protocol).
@@ -549,7 +549,7 @@ def register_ct(
         Maximum optimizer iterations per level (rigid stage).
     bspline_mesh_size, bspline_iterations
         B-spline control-point intervals (one int, or one per x, y, z) and L-BFGS-B
-        iterations per level (``method="deformable"`` only).
+        iterations (``method="deformable"`` only).
     seed
         Seed of the metric's random sampling (results are reproducible).
     working_voxel_mm
@@ -561,12 +561,15 @@ def register_ct(
         largest connected component, holes filled, dilated by one working voxel).
         ``None``: everywhere, air included.
     initialization
-        Starting transform: ``"geometry"`` (centre of rotation at the fixed image centre,
-        translation = moving image centre - fixed image centre; right when both CTs
-        cover the same scanner field of view), ``"moments"`` (centres of the two body
-        masks; for different fields of view) or ``"identity"`` (centre of rotation at
-        the fixed image centre, no translation; right when both CTs share scanner
-        coordinates).
+        Starting transform: ``"search"`` (default: centre of rotation at the fixed image
+        centre, translation from an FFT cross-correlation of the two bodies' edge images
+        on an 8 mm grid, so shifts of several centimetres and different fields of view
+        are found), ``"geometry"`` (the earlier default: translation = moving image
+        centre - fixed image centre; failed on shifts of 40 and 60 mm in
+        ``benchmarks/registration.py``), ``"moments"`` (centres of the two body masks, which
+        is also the centre of rotation; fails when a field of view cuts the body) or
+        ``"identity"`` (no translation). :attr:`Registration.translation_mm` is about
+        :attr:`Registration.center_mm`.
     learning_rate_mm, min_step_mm
         Regular-step gradient descent: first and smallest step, as the largest voxel
         displacement (mm) a step causes (scales from the physical shift).
