@@ -291,6 +291,21 @@ def _resolve_cmap(cmap: str | Colormap | None) -> Colormap:
         ) from None
 
 
+def _plain_label(text: str) -> str:
+    """Untrusted text (a VOI name from a structure set) as a matplotlib label.
+
+    Control characters and escape sequences are removed (:func:`dosimetry._text.terminal`:
+    matplotlib has no glyph for them and warns) and every ``$`` is escaped, so mathtext
+    never parses the name (an unbalanced ``$\\frac{$`` raises while the figure is drawn).
+
+    >>> _plain_label("a $x^{2$ \\x1b[31mred\\x1b[0m")
+    'a \\\\$x^{2\\\\$ red'
+    """
+    from ._text import terminal
+
+    return terminal(str(text)).replace("$", r"\$")
+
+
 def voi_colors(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
     """Distinct colours for VOIs, by position: the same order gives the same colours.
 
@@ -757,7 +772,7 @@ def _draw_isodoses(
 def _voi_handles(scene: Scene) -> list[Any]:
     from matplotlib.lines import Line2D
 
-    return [Line2D([], [], color=c, lw=2.0, label=n) for n, c in scene.colors.items()]
+    return [Line2D([], [], color=c, lw=2.0, label=_plain_label(n)) for n, c in scene.colors.items()]
 
 
 def _add_colorbar(fig: Figure, wash: Any, style: Style, cax: Axes) -> Any:
@@ -1063,7 +1078,7 @@ def draw_dvh(
             y,
             color=colors.get(name),
             lw=1.6,
-            label=f"{name} (mean {h.mean_gy:.3g} {unit})",
+            label=f"{_plain_label(name)} (mean {h.mean_gy:.3g} {unit})",
         )
         x_max = max(x_max, float(h.max_gy))
     ax.set_xlabel(f"dose ({unit})")
@@ -1164,7 +1179,7 @@ def draw_tac(
             "-",
             color=c,
             lw=1.5,
-            label=f"{name} ({fit.model}{extra})",
+            label=f"{_plain_label(name)} ({fit.model}{extra})",
         )
         ax.plot(grid / ts, np.where(inside, np.nan, y_fit), "--", color=c, lw=1.1)
     ax.set_yscale(yscale)

@@ -3,7 +3,7 @@ into place as a unit.
 
 An :class:`OutputSet` is checked before anything is computed (:meth:`OutputSet.check`):
 the folder must not be a file, lie under a file, be a symbolic link, lie inside an input
-folder, or sit in a folder we cannot write; an existing non-empty folder is refused unless
+folder or contain one, or sit in a folder we cannot write; an existing non-empty folder is refused unless
 ``overwrite``, and even then only when everything in it is listed in its own
 ``manifest.json`` (a previous run's complete set) -- a user's unrelated file is never
 deleted. A refused path leaves nothing behind (no empty folder is created).
@@ -163,6 +163,7 @@ class OutputSet:
         self.option = option
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.staging: Path | None = None
+        self._created_parents: list[Path] = []
         self.check()
 
     # -- before computing --------------------------------------------------------------
@@ -185,6 +186,11 @@ class OutputSet:
                 raise OutputError(
                     f"{opt} {out} lies inside the input folder {d}; the study folder is never "
                     "written to: choose an output folder outside it"
+                )
+            if _inside(d, real):
+                raise OutputError(
+                    f"{opt} {out} contains the input folder {d}; writing the output set there "
+                    "would replace the study: choose an output folder outside it"
                 )
         parent = (
             next(p for p in out.parents if p.exists()) if not out.parent.exists() else out.parent
@@ -237,7 +243,9 @@ class OutputSet:
     # -- writing ---------------------------------------------------------------------------
     def begin(self) -> Path:
         """Create and return the staging folder."""
+        missing = [p for p in self.out.parents if not p.exists()]
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._created_parents = missing  # removed again by abort() when left empty
         staging = self.out.parent / f".{self.out.name}{_STAGING_INFIX}{uuid.uuid4().hex[:12]}"
         staging.mkdir()
         (staging / _MARKER).write_text(str(os.getpid()), encoding="utf-8")
@@ -249,11 +257,10 @@ class OutputSet:
         if self.staging is None:
             raise OutputError("OutputSet.commit() before begin()")
         staging = self.staging
-        (staging / _MARKER).unlink()
         files = []
         folders = set()
         for p in sorted(staging.rglob("*")):
-            if p.is_file():
+            if p.is_file() and p != staging / _MARKER:
                 rel = p.relative_to(staging)
                 if len(rel.parts) > 1:
                     folders.add(rel.parts[0])
@@ -275,22 +282,40 @@ class OutputSet:
             json.dumps(manifest, indent=2, default=str), encoding="utf-8"
         )
         _apply_umask(staging)
+        # The staging folder keeps its marker until the swap, so that a process killed while
+        # hashing or writing the manifest leaves a folder the next run recognises as stale.
         old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}{_OLD_INFIX}{uuid.uuid4().hex[:12]}"
-            os.replace(self.out, old)
-            (old / _MARKER).write_text(str(os.getpid()), encoding="utf-8")
-        os.replace(staging, self.out)
+        try:
+            if self.out.exists():
+                old = self.out.parent / f".{self.out.name}{_OLD_INFIX}{uuid.uuid4().hex[:12]}"
+                os.replace(self.out, old)
+                (old / _MARKER).write_text(str(os.getpid()), encoding="utf-8")
+            (staging / _MARKER).unlink()
+            os.replace(staging, self.out)
+        except BaseException:
+            # interrupted between the two renames: put the previous set back
+            if old is not None and old.is_dir() and not self.out.exists():
+                os.replace(old, self.out)
+                (self.out / _MARKER).unlink(missing_ok=True)
+            raise
         self.staging = None
+        self._created_parents = []
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.out
 
     def abort(self) -> None:
-        """Remove the staging folder (nothing of the new set remains)."""
+        """Remove the staging folder, and the parent folders :meth:`begin` created when they
+        are empty (nothing of the new set remains)."""
         if self.staging is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging = None
+        for p in self._created_parents:  # innermost first
+            try:
+                p.rmdir()
+            except OSError:
+                break  # not empty (or gone): leave it and its parents
+        self._created_parents = []
 
     def __enter__(self) -> Path:
         return self.begin()
