@@ -491,7 +491,7 @@ def _cmd_dispense(args: argparse.Namespace) -> int:
     import json
 
     from .dispense import activity_to_draw
-    from .report._blocks import format_activity
+    from .report.blocks import format_activity
     from .units import parse_activity
     from .workflows.options import parse_datetime
 

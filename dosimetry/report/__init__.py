@@ -5,7 +5,7 @@
 >>> docs = render(result, files=written, out=out_folder)  # {"report.md": ..., "report.html": ...}
 
 The package depends on the result types and the viewer's figure functions only, never on
-a workflow; see :mod:`dosimetry.report._blocks` for what a report contains.
+a workflow; see :mod:`dosimetry.report.blocks` for what a report contains.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ __all__ = ["render", "render_markdown", "render_html", "document"]
 
 
 def document(result: WorkflowResult, **kwargs: Any) -> Any:
-    """The report's content blocks (see :func:`dosimetry.report._blocks.document`)."""
-    from ._blocks import document as _document
+    """The report's content blocks (see :func:`dosimetry.report.blocks.document`)."""
+    from .blocks import document as _document
 
     return _document(result, **kwargs)
 
@@ -50,7 +50,7 @@ def render(
 ) -> dict[str, str | bytes]:
     """Every report document of ``result``: ``report.md``, ``report.html`` and the figure
     files the Markdown links (``figures/*.png``); file name -> content."""
-    from ._blocks import document as _document
+    from .blocks import document as _document
     from .html import render_html as _html
     from .markdown import figure_files
     from .markdown import render_markdown as _md

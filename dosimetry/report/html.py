@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from ._blocks import Document, Figure, KeyValues, Paragraph, Table
+from .blocks import Document, Figure, KeyValues, Paragraph, Table
 
 __all__ = ["render_html"]
 

@@ -1,4 +1,4 @@
-"""Markdown rendering of a report :class:`~dosimetry.report._blocks.Document`.
+"""Markdown rendering of a report :class:`~dosimetry.report.blocks.Document`.
 
 Every piece of text is escaped for Markdown (a ROI name cannot start a heading, close a
 table cell or inject HTML). Figures are written as files beside the report when
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._blocks import Document, Figure, KeyValues, Paragraph, Table
+from .blocks import Document, Figure, KeyValues, Paragraph, Table
 
 __all__ = ["render_markdown"]
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..results import WorkflowResult
-from ._blocks import format_activity
+from .blocks import format_activity
 
 __all__ = ["summary"]
 

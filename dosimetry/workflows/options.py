@@ -568,6 +568,12 @@ def cli_message(text: str) -> str:
         + r")=(?:\.\.\.|True|\S*?)(?=[\s,;)]|$)"
     )
     out = re.sub(pattern, repl, text)
+    # series selection in Study's messages: study.pet(<index>) -> --pet INDEX
+    out = re.sub(
+        r"study\.(pet|ct|spect)\(<index>\) or study\.\1\('<SeriesInstanceUID>'\)",
+        lambda m: f"--{m.group(1)} INDEX (or its SeriesInstanceUID or SeriesDescription)",
+        out,
+    )
     # "--accept x (--accept)" / "--accept x / --accept": the option once
     return re.sub(r"(--[a-z][\w-]*)([^()/;]{0,60}?)(?: \(\1\)| / \1(?![\w-]))", r"\1\2", out)
 

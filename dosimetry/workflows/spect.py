@@ -430,7 +430,7 @@ class PartialVolume:
 
     def report_blocks(self) -> tuple[str, list[Any]]:
         """Title and blocks for the reports."""
-        from ..report._blocks import Paragraph, Table
+        from ..report.blocks import Paragraph, Table
 
         rows = tuple(
             (name, self.method[name], f"{self.recovery[name]:.3f}") for name in self.corrected_tacs
