@@ -191,6 +191,25 @@ def _add_diagnostic_parsers(sub: Any) -> None:
     g.add_argument("--method", default="auto", choices=_method_choices(), help="dose method")
     g.add_argument("--pet", default=None, help="PET series (index, UID or description)")
     g.add_argument(
+        "--injection",
+        default=None,
+        metavar="DATETIME",
+        help="injection date and time 'YYYY-MM-DD HH:MM' (overrides the header)",
+    )
+    g.add_argument(
+        "--accept",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="accept one implausible input by its check code (e.g. uptake_time); repeatable",
+    )
+    g.add_argument(
+        "--accept-implausible",
+        action="store_true",
+        help="accept every implausible input (the findings stay in the report)",
+    )
+    g.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    g.add_argument(
         "--anonymize", action="store_true", help="leave patient identifiers out of the reports"
     )
     g.add_argument(
@@ -446,9 +465,10 @@ def _cmd_diagnostic(args: argparse.Namespace) -> int:
     from .io import load_study
     from .io.outputs import OutputSet
     from .workflows import diagnostic
-    from .workflows.options import _series
+    from .workflows.options import _series, parse_datetime
     from .workflows.save import write_into
 
+    overrides = {} if args.injection is None else {"injection_time": parse_datetime(args.injection)}
     study_dir = Path(args.study)
     if not study_dir.exists():
         raise FileNotFoundError(f"study folder {study_dir} does not exist")
@@ -465,6 +485,9 @@ def _cmd_diagnostic(args: argparse.Namespace) -> int:
         age_years=args.age,
         method=args.method,
         model=args.model,
+        pet_overrides=overrides,
+        policy="strict" if args.strict else None,
+        accept=True if args.accept_implausible else (args.accept or ()),
         progress=_progress,
     )
     staging = outset.begin()

@@ -723,6 +723,26 @@ def test_killed_process_staging_is_removed_by_the_next_run(
     assert is_complete(out, verify_hashes=True)
 
 
+# ------------------------------------------------------------ diagnostic-dose command
+def test_diagnostic_dose_refusal_names_options_it_has(make_case, capsys, tmp_path):
+    """diagnostic-dose runs the uptake-time guard too: the options its refusal names
+    (--accept, --injection) exist on that command and act."""
+    case = make_case(shift_injection(days=-1))
+    before = tree_hashes(case.folder)
+    out = tmp_path / "out"
+    base = ["diagnostic-dose", str(case.folder), "--out", str(out), "--method", "led"]
+    res = run_main(capsys, base)
+    assert_refused(res, "uptake time", "1500 min", "--accept uptake_time", "--injection", out=out)
+    # --accept uptake_time is taken; the next guard (activity found vs decayed) refuses
+    res = run_main(capsys, [*base, "--accept", "uptake_time"])
+    assert_refused(res, "fraction of the injected activity", "--accept fraction_in_fov", out=out)
+    # --injection replaces the header's time: the scan's own minute gives an uptake < 1 min
+    acq = case.truth.acquisition_datetime
+    res = run_main(capsys, [*base, "--injection", acq.strftime("%Y-%m-%d %H:%M")])
+    uptake_min = acq.second / 60.0 + acq.microsecond / 6e7
+    assert_refused(res, "uptake time", f" {uptake_min:.4g} min", out=out, study=case, before=before)
+
+
 # ------------------------------------------------------------- special input files
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
