@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--seed", type=int, default=0, help="phantom noise seed (default 0)")
     d.add_argument(
+        "--accept",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="accept one implausible input by its check code (e.g. administered_activity)",
+    )
+    d.add_argument(
+        "--accept-implausible",
+        action="store_true",
+        help="accept every implausible input (the findings stay in the report)",
+    )
+    d.add_argument(
         "--overwrite", action="store_true", help="replace a previous output set in --out"
     )
     d.add_argument(
@@ -388,6 +400,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             therapy=agent.name,
             activity=activity,
             method=args.method,
+            accept=True if args.accept_implausible else (args.accept or ()),
             progress=_progress,
         )
         from .results import Assumption

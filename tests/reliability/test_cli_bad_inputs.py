@@ -743,6 +743,36 @@ def test_diagnostic_dose_refusal_names_options_it_has(make_case, capsys, tmp_pat
     assert_refused(res, "uptake time", f" {uptake_min:.4g} min", out=out, study=case, before=before)
 
 
+def test_demo_refusal_names_an_option_it_has(
+    pet_ct_master, capsys, tmp_path, monkeypatch, baseline
+):
+    """demo takes --activity, so its refusal names --accept, which demo accepts. (The
+    phantom writer is replaced by a copy of the small master study to keep this quick.)"""
+    import phantoms
+    from dosimetry.workflows import pet_plan
+
+    def small_phantom(folder: Any, **kw: Any) -> Any:
+        shutil.copytree(pet_ct_master.folder, folder)
+        return pet_ct_master
+
+    monkeypatch.setattr(phantoms, "write_pet_ct_study", small_phantom)
+    out = tmp_path / "out"
+    base = ["demo", "--out", str(out), "--method", "led", "--activity", "50 GBq"]
+    res = run_main(capsys, base)
+    assert_refused(res, "50 GBq", "--accept administered_activity", out=out)
+    seen: dict[str, Any] = {}
+
+    def spy(*a: Any, **k: Any) -> Any:
+        seen.update(k)
+        return baseline.result
+
+    monkeypatch.setattr(pet_plan, "run", spy)
+    res = run_main(capsys, [*base, "--accept", "administered_activity"])
+    assert res.rc == EXIT_OK, res.err
+    assert seen["accept"] == ["administered_activity"]
+    assert is_complete(out)
+
+
 # ------------------------------------------------------------- special input files
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
