@@ -199,60 +199,52 @@ _HALF_LIFE_CANDIDATES = (
 def canonical_nuclide(text: str) -> str | None:
     """Canonical ``"Lu-177"`` form of a nuclide name, or ``None`` when not recognised.
 
-    Accepts ``"Lu-177"``, ``"177Lu"``, ``"Lu177"``, ``"lu-177"``, ``"Tc-99m"`` and the
-    DICOM code-meaning forms ``"^177^Lutetium"``, ``"F^18^[^18^Fluorine]"``.
+    The DICOM code-meaning forms (``"^177^Lutetium"``, ``"F^18^[^18^Fluorine]"``) and
+    element names (``"Lutetium-177"``) are reduced to symbol and mass here; the name itself
+    is then checked by the package's one nuclide parser, :func:`dosimetry.nuclides.normalize_name`
+    (``"Lu-177"``, ``"177Lu"``, ``"Lu177"``, ``"lu-177"``, ``"99mTc"``).
 
     >>> [canonical_nuclide(t) for t in ("177Lu", "lu-177", "^68^Gallium", "F^18^", "99mTc")]
     ['Lu-177', 'Lu-177', 'Ga-68', 'F-18', 'Tc-99m']
+    >>> canonical_nuclide("Lutetium-177"), canonical_nuclide("Xx-999")
+    ('Lu-177', None)
     """
+    from ..nuclides import normalize_name
+
     t = str(text).strip()
-    m = re.search(r"\^(\d+)(m?)\^\s*([A-Za-z]+)", t)  # ^177^Lutetium
-    if m:
-        sym = _ELEMENTS.get(m.group(3).lower()) or _SYMBOLS.get(m.group(3).lower())
-        if sym:
-            return f"{sym}-{int(m.group(1))}{m.group(2)}"
-    m = re.fullmatch(r"([A-Za-z]+)\^(\d+)(m?)\^.*", t)  # F^18^
-    if m:
-        sym = _SYMBOLS.get(m.group(1).lower()) or _ELEMENTS.get(m.group(1).lower())
-        if sym:
-            return f"{sym}-{int(m.group(2))}{m.group(3)}"
-    m = re.fullmatch(r"([A-Za-z]+)[\s\-_]*(\d+)(m?)", t)  # Lu-177, Lu177, Lutetium-177
-    if m:
-        sym = _SYMBOLS.get(m.group(1).lower()) or _ELEMENTS.get(m.group(1).lower())
-        if sym:
-            return f"{sym}-{int(m.group(2))}{m.group(3)}"
-    m = re.fullmatch(r"(\d+)(m?)[\s\-_]*([A-Za-z]+)", t)  # 177Lu, 99mTc
-    if m:
-        sym = _SYMBOLS.get(m.group(3).lower()) or _ELEMENTS.get(m.group(3).lower())
-        if sym:
-            return f"{sym}-{int(m.group(1))}{m.group(2)}"
-    return None
+    candidate = t
+    for pattern, sym_group, mass_group, iso_group in (
+        (r"\^(\d+)(m?)\^\s*([A-Za-z]+).*", 3, 1, 2),  # ^177^Lutetium
+        (r"([A-Za-z]+)\^(\d+)(m?)\^.*", 1, 2, 3),  # F^18^
+        (r"([A-Za-z]{3,})[\s\-_]*(\d+)(m?)", 1, 2, 3),  # Lutetium-177
+        (r"(\d+)(m?)[\s\-_]*([A-Za-z]{3,})", 3, 1, 2),  # 177-Lutetium
+    ):
+        m = re.fullmatch(pattern, t)
+        if m:
+            word = m.group(sym_group).lower()
+            sym = _ELEMENTS.get(word) or _SYMBOLS.get(word)
+            if sym is None:
+                continue  # not an element name ("99mTc" read as "99" + "mTc")
+            candidate = f"{sym}-{int(m.group(mass_group))}{m.group(iso_group)}"
+            break
+    try:
+        return normalize_name(candidate)
+    except NuclideError:
+        return None
 
 
-@cache
 def reference_half_life_s(name: str) -> float | None:
-    """Half-life (s) of ``name`` from the package nuclide data (ICRP-107).
-
-    Uses :func:`dosimetry.nuclide` when the nuclide module is available, else the
-    ICRP-107 dataset of the ``radioactivedecay`` package. ``None`` when unknown.
+    """Half-life (s) of ``name`` from the package nuclide data (ICRP-107); ``None`` when
+    the name is not a nuclide of that data set.
 
     >>> reference_half_life_s("F-18")
     6586.2
     """
-    try:
-        from ..nuclides import nuclide
-    except ImportError:  # nuclide module absent: the same ICRP-107 data via radioactivedecay
-        pass
-    else:
-        try:
-            return float(nuclide(name).half_life_s)
-        except (NuclideError, ValueError, KeyError):
-            return None
-    import radioactivedecay as rd
+    from ..nuclides import nuclide
 
     try:
-        return float(rd.Nuclide(name).half_life("s"))
-    except (ValueError, KeyError):
+        return float(nuclide(name).half_life_s)
+    except (NuclideError, ValueError, KeyError):
         return None
 
 
