@@ -32,7 +32,7 @@ import logging
 import math
 import re
 from datetime import datetime, timedelta
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
