@@ -82,7 +82,7 @@ class DiagnosticDoseOutput:
 
     def report_blocks(self) -> tuple[str, list[Any]]:
         """Title and blocks for the reports."""
-        from ..report._blocks import KeyValues, Paragraph, Table, format_activity
+        from ..report.blocks import KeyValues, Paragraph, Table, format_activity
 
         d = self.dose
         rows = tuple(

@@ -273,7 +273,7 @@ class UncertaintyBudget:
 
     def report_blocks(self) -> tuple[str, list[Any]]:
         """Title and blocks: one row per VOI and term."""
-        from ..report._blocks import Paragraph, Table
+        from ..report.blocks import Paragraph, Table
         from ..uncertainty import combine
 
         rows = []

@@ -321,7 +321,7 @@ class Prescription:
 
     def report_blocks(self) -> tuple[str, list[Any]]:
         """Title and blocks for the reports (decision support first)."""
-        from ..report._blocks import KeyValues, Paragraph, Table, format_activity
+        from ..report.blocks import KeyValues, Paragraph, Table, format_activity
 
         rows = []
         for o in self.outcomes:
