@@ -700,8 +700,11 @@ _KILLED_WRITER = textwrap.dedent(
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("when", ["writing", "committing"])
 def test_killed_process_staging_is_removed_by_the_next_run(
-    when, make_case, capsys, tmp_path, baseline, cached_result
+    when, make_case, capsys, tmp_path, baseline, monkeypatch
 ):
+    """A real process killed while writing a set, or while hashing its manifest, leaves a
+    marked staging folder; the next run beside it removes it -- a run that writes a new
+    set, or one refused later for its input (which leaves the previous set)."""
     out = tmp_path / "out"
     previous = previous_set(baseline, out)
     r = subprocess.run(
@@ -717,10 +720,17 @@ def test_killed_process_staging_is_removed_by_the_next_run(
     assert len(stale) == 1 and (stale[0] / "dose.nii.gz").exists()
     assert tree_hashes(out) == previous  # the kill left the previous set in place
     case = make_case()
-    res = run_main(capsys, plan_args(case.folder, out, "--overwrite"))
-    assert res.rc == EXIT_OK, res.err
+    if when == "writing":
+        from dosimetry.workflows import pet_plan
+
+        monkeypatch.setattr(pet_plan, "run", lambda *a, **k: baseline.result)
+        res = run_main(capsys, plan_args(case.folder, out, "--overwrite"))
+        assert res.rc == EXIT_OK, res.err
+        assert is_complete(out, verify_hashes=True)
+    else:
+        res = run_main(capsys, plan_args(case.folder, out, "--overwrite", activity="1e30 GBq"))
+        assert_refused(res, "--accept administered_activity", out=out, previous=previous)
     _no_staging_left(tmp_path)
-    assert is_complete(out, verify_hashes=True)
 
 
 # ------------------------------------------------------------ diagnostic-dose command
