@@ -40,9 +40,6 @@ __all__ = [
     "MEDIA",
     "cache_dir",
     "geometry_table",
-    "PHOTON_TAIL_RADIUS_MM",
-    "TAIL_DROPPED_FRACTION",
-    "MAX_HALF_WIDTH_VOXELS",
     "KERNEL_CACHE_MAX_BYTES",
 ]
 
@@ -85,30 +82,15 @@ def _voxel(voxel_mm: float | Sequence[float]) -> tuple[float, float, float]:
 #: identity of the geometric-factor tables (bump when their computation changes)
 GEOMETRY_VERSION = "g2"
 
-#: Default extent of the library's kernels where the electron range alone would leave
-#: out more than :data:`TAIL_DROPPED_FRACTION` of the emitted energy (photon emitters):
-#: 200 mm from the source voxel. Chosen from this project's measurements
-#: (docs/kernels.md, "Photon tail"): in a whole-body (350 x 250 x 1100 mm) and a torso
-#: (400 mm long) soft-tissue body, Lu-177 kernels of 200 mm deposit 99.0-99.4 % of the
-#: energy inside the body that a kernel out to the basis' 40 cm deposits (150 mm:
-#: 97.7-98.5 %); in a 30 cm water / soft-tissue cube a 200 mm kernel deposits 100.8 /
-#: 100.9 % of the energy that direct Monte Carlo (ompmc, tests/kernels/data/direct_vsv)
-#: deposits there (150 mm: 99.0 / 99.2 %; the 11^3 electron-range kernel 89.5 %).
-#: Override per call with ``vsv_kernel(..., radius_mm=...)``.
-PHOTON_TAIL_RADIUS_MM = 200.0
-
-#: Largest share of the emitted energy that a default kernel may leave outside the
-#: electron range (infinite medium) before it is extended to
-#: :data:`PHOTON_TAIL_RADIUS_MM`: 1 %, the project's energy criterion (issue 19: the
-#: kernel deposits >= 99 % of the energy of a full calculation). Y-90, Sr-89, P-32,
-#: Er-169 and Ac-225 (chain or not) stay within their electron range.
-TAIL_DROPPED_FRACTION = 0.01
-
-#: Cap of a default kernel's half-width (voxels from the centre along any axis): 100
-#: (at most 201^3 voxels, 65 MB per array in float64). Reached below 2 mm voxels
-#: (1 mm: the tail ends at 100 mm, as ``energy_fraction`` shows). A project choice
-#: (memory and kernel build time), not physics.
-MAX_HALF_WIDTH_VOXELS = 100
+#: The photon-tail rule of the default kernels is read from the parameter table at each
+#: call (dosimetry/data/parameters.csv, with its sources; override with
+#: ``ds.parameters.override(kernel_photon_tail_radius_mm=...)`` or per call with
+#: ``vsv_kernel(..., radius_mm=...)``): where the electron range alone would leave out more
+#: than ``kernel_tail_dropped_fraction`` (1 %) of the emitted energy (photon emitters), the
+#: kernel reaches ``kernel_photon_tail_radius_mm`` (200 mm) from the source voxel, at most
+#: ``kernel_max_half_width_voxels`` (100) voxels along any axis. Y-90, Sr-89, P-32, Er-169
+#: and Ac-225 (chain or not) stay within their electron range (docs/kernels.md, "Photon
+#: tail").
 
 #: Kernels kept in memory by :func:`vsv_kernel` (besides the disk cache): at most 64, and
 #: at most this many bytes of arrays (least recently used dropped first).
@@ -186,9 +168,9 @@ def vsv_kernel(
         set to 0. ``None`` (default): the electron reach, i.e. the CSDA range of the most
         energetic electron emitted (in the medium) plus one voxel diagonal, at least 5
         voxels; and, with ``photon_tail`` (default) where that sphere leaves more than
-        :data:`TAIL_DROPPED_FRACTION` (1 %) of the emitted energy outside in an infinite
-        medium (photon emitters such as Lu-177, I-131), :data:`PHOTON_TAIL_RADIUS_MM`
-        (200 mm), at most :data:`MAX_HALF_WIDTH_VOXELS` voxels along any axis. The
+        ``kernel_tail_dropped_fraction`` (1 %) of the emitted energy outside in an infinite
+        medium (photon emitters such as Lu-177, I-131), ``kernel_photon_tail_radius_mm``
+        (200 mm), at most ``kernel_max_half_width_voxels`` voxels along any axis. The
         energy left out is ``dropped_fraction`` (``1 - energy_fraction``); the rule
         that set the radius is ``metadata["extent"]``. For ``"lanconelli2012"`` the
         published 11^3 block.
@@ -203,7 +185,7 @@ def vsv_kernel(
         ICRP-107 classes (``"IE"``, ``"auger"``, ``"gamma"``...) to leave out.
     photon_tail
         With ``radius_mm=None``: extend photon emitters' kernels to
-        :data:`PHOTON_TAIL_RADIUS_MM` (default ``True``). ``False`` gives the electron
+        ``kernel_photon_tail_radius_mm`` (default ``True``). ``False`` gives the electron
         reach only (the default before issue 19: a Lu-177 kernel at 4.8 mm is then
         11^3 voxels and holds 82 % of the emitted energy), e.g. for a quick look.
 
@@ -268,14 +250,17 @@ TailRule = tuple[float, float, int]
 
 def _tail_rule() -> TailRule:
     """The photon-tail rule now in force (module constants, read at each call)."""
-    radius = float(PHOTON_TAIL_RADIUS_MM)
-    drop = float(TAIL_DROPPED_FRACTION)
-    cap = int(MAX_HALF_WIDTH_VOXELS)
-    if not (np.isfinite(radius) and radius > 0 and 0 <= drop < 1 and cap >= 1):
+    from .. import parameters
+
+    radius = float(parameters.get("kernel_photon_tail_radius_mm"))
+    drop = float(parameters.get("kernel_tail_dropped_fraction"))
+    cap_value = float(parameters.get("kernel_max_half_width_voxels"))
+    cap = int(cap_value) if np.isfinite(cap_value) else 0
+    if not (np.isfinite(radius) and radius > 0 and 0 <= drop < 1 and cap >= 1 and cap == cap_value):
         raise KernelError(
-            "the photon-tail constants of dosimetry.kernels._vsv must be PHOTON_TAIL_RADIUS_MM "
-            "> 0, 0 <= TAIL_DROPPED_FRACTION < 1, MAX_HALF_WIDTH_VOXELS >= 1; got "
-            f"{PHOTON_TAIL_RADIUS_MM!r}, {TAIL_DROPPED_FRACTION!r}, {MAX_HALF_WIDTH_VOXELS!r}"
+            "the photon-tail parameters must be kernel_photon_tail_radius_mm > 0, "
+            "0 <= kernel_tail_dropped_fraction < 1 and kernel_max_half_width_voxels a whole "
+            f"number >= 1; got {radius!r}, {drop!r}, {cap_value!r} (ds.parameters.override)"
         )
     return (radius, drop, cap)
 

@@ -1,7 +1,7 @@
 """Default kernels keep the photon tail (issue 19, section 3).
 
 The default extent of a library kernel is the electron reach, extended to
-``PHOTON_TAIL_RADIUS_MM`` (200 mm) where the electron reach leaves more than 1 % of the
+``kernel_photon_tail_radius_mm`` (200 mm) where the electron reach leaves more than 1 % of the
 emitted energy outside. Checked here against sources independent of the kernel code:
 direct Monte Carlo (ompmc) of a point source in a 30 cm cube (the energy it deposits in
 the cube, ``tests/kernels/data/direct_vsv``), first-collision bounds from NIST XCOM
@@ -35,7 +35,7 @@ def _tmp_cache(tmp_path, monkeypatch):
 
 def test_default_extent_rule():
     lu = ds.vsv_kernel("Lu-177", 4.8)
-    assert lu.radius_mm == _vsv.PHOTON_TAIL_RADIUS_MM == 200.0
+    assert lu.radius_mm == ds.parameters.get("kernel_photon_tail_radius_mm") == 200.0
     assert lu.shape == (85, 85, 85)  # ceil(200 / 4.8) = 42 voxels each side
     assert lu.metadata["extent"]["rule"] == "photon tail 200 mm"
     assert lu.dropped_fraction == pytest.approx(1.0 - lu.energy_fraction, abs=1e-15)
@@ -63,11 +63,11 @@ def test_default_extent_rule():
     assert ds.vsv_kernel("Lu-177", 4.8, radius_mm=30.0).shape == (15, 15, 15)
 
 
-def test_cap_in_voxels(monkeypatch):
+def test_cap_in_voxels():
     """The half-width is capped (at 100 voxels by default; here 10, so that the test is
     quick): the radius becomes cap x the smallest voxel edge."""
-    monkeypatch.setattr(_vsv, "MAX_HALF_WIDTH_VOXELS", 10)
-    k = ds.vsv_kernel("Lu-177", 4.8)
+    with ds.parameters.override(kernel_max_half_width_voxels=10):
+        k = ds.vsv_kernel("Lu-177", 4.8)
     assert k.radius_mm == pytest.approx(48.0)
     assert k.half_width == (10, 10, 10)
     assert "capped at 10 voxels" in k.metadata["extent"]["rule"]
@@ -80,10 +80,12 @@ def test_cache_keys_follow_the_rule(monkeypatch, tmp_path):
     b = ds.vsv_kernel("Lu-177", 6.0, photon_tail=False)
     files = sorted((tmp_path / "cache" / "kernels").glob("*.npz"))
     assert len(files) == 2 and a.shape != b.shape
-    monkeypatch.setattr(_vsv, "PHOTON_TAIL_RADIUS_MM", 100.0)
-    c = ds.vsv_kernel("Lu-177", 6.0)
+    with ds.parameters.override(kernel_photon_tail_radius_mm=100.0):
+        c = ds.vsv_kernel("Lu-177", 6.0)
     assert c.radius_mm == 100.0 and c.shape == (35, 35, 35)
-    monkeypatch.setattr(_vsv, "PHOTON_TAIL_RADIUS_MM", 200.0)
+    with pytest.raises(ds.errors.KernelError, match="kernel_max_half_width_voxels"):
+        with ds.parameters.override(kernel_max_half_width_voxels=2.5):
+            ds.vsv_kernel("Lu-177", 6.0)
     _vsv._cached.cache_clear()
     again = ds.vsv_kernel("Lu-177", 6.0)  # from disk
     assert again is not a and again.sha256 == a.sha256
