@@ -1090,6 +1090,8 @@ def _kernel_record(kernel: Kernel, removed: list[str]) -> dict[str, Any]:
         "shape": list(kernel.shape),
         "radius_mm": kernel.radius_mm,
         "energy_fraction": kernel.energy_fraction,
+        "dropped_fraction": kernel.dropped_fraction,
+        "extent_rule": (kernel.metadata.get("extent") or {}).get("rule"),
         "source": kernel.source,
         "library_version": kernel.library_version,
         "sha256": kernel.sha256,
