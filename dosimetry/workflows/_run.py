@@ -22,6 +22,7 @@ from .. import parameters as _parameters
 from ..checks import FindingLog, Policy
 from ..errors import InputDataError
 from ..results import Assumption, Finding
+from ..volume import Volume
 
 __all__ = ["Run", "Progress", "parse_activity_arg", "quiet"]
 
@@ -84,6 +85,27 @@ class Run:
     def assume(self, name: str, value: Any, source: str) -> None:
         """Record an assumption (value formatted; 4 significant digits for floats)."""
         self.assumptions.append(Assumption.of(name, value, source))
+
+    def assume_kernel(self, dose: Volume) -> None:
+        """Record the extent of the voxel S-value kernel a dose map was computed with (its
+        provenance's ``kernel`` record) and the share of the emitted energy beyond it."""
+        k = dose.provenance.get("kernel") if isinstance(dose.provenance, Mapping) else None
+        if not isinstance(k, Mapping) or k.get("radius_mm") is None:
+            return
+        dropped = k.get("dropped_fraction")
+        beyond = (
+            f"; {100 * float(dropped):.1f} % of the emitted energy deposited beyond it in an "
+            "infinite medium is not counted"
+            if dropped is not None
+            else ""
+        )
+        self.assume(
+            "kernel extent",
+            f"{float(k['radius_mm']):.0f} mm ({k.get('extent_rule') or 'explicit radius'})"
+            + beyond,
+            "parameters kernel_photon_tail_radius_mm, kernel_tail_dropped_fraction, "
+            "kernel_max_half_width_voxels (docs/kernels.md, Photon tail)",
+        )
 
     def add(self, finding: Finding | None) -> None:
         """A finding, under the run's policy (may raise ImplausibleInputError)."""

@@ -227,6 +227,7 @@ def run(
             rbe=None,
             mc=None,
         )
+        run_.assume_kernel(dose)
         table = build_table(
             dose,
             vois,

@@ -746,6 +746,7 @@ def run(
             mc=mc,
             target_vois={k: v for k, v in vois.items() if roles[k][1] in ("organ", "lesion")},
         )
+        run_.assume_kernel(dose)
         run_.step("dose statistics per VOI")
         table = build_table(
             dose,

@@ -36,7 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import Finding, Policy, check_fraction_in_fov, check_no_activity, check_spect_time
+from ..checks import (
+    Finding,
+    Policy,
+    check_administered_activity,
+    check_fraction_in_fov,
+    check_no_activity,
+    check_organ_dose,
+    check_spect_time,
+)
 from ..errors import DicomInputError, DosimetryError, InputDataError
 from ..results import InputRecord, VoiDose, WorkflowResult
 from ..voi import VoiMap
@@ -665,6 +673,13 @@ def run(
             ]
         injection: datetime = points[0].spect.injection_time
         administered = float(points[0].spect.injected_activity_bq)
+        run_.add(
+            check_administered_activity(
+                administered,
+                therapy.nuclide,
+                "--activity (or RadionuclideTotalDose (0018,1074) of the SPECT)",
+            )
+        )
         times_s = np.array(
             [(tp.spect.acquisition_time - injection).total_seconds() for tp in points]
         )
@@ -808,6 +823,7 @@ def run(
             mc=mc,
             target_vois={k: v for k, v in vois.items() if roles[k][1] in ("organ", "lesion")},
         )
+        run_.assume_kernel(dose)
         table = build_table(
             dose,
             vois,
@@ -818,6 +834,9 @@ def run(
             administered_activity_bq=administered,
             minus_lesions=minus_lesions,
         )
+        for row in table:  # a calibration or time error shows as an absurd dose
+            stats = row.dose_rbe or row.dose
+            run_.add(check_organ_dose(row.name, row.role, stats.mean, stats.unit))
         from ..uncertainty import Term, combine
 
         cal_rel = (

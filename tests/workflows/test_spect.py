@@ -125,3 +125,24 @@ def test_calibration_text_is_required_with_a_unit():
     with pytest.raises(ds.DosimetryError):
         spect.parse_calibration_text("9.1 furlongs")
     assert np.isnan(spect.parse_calibration_text("9.1 cps/MBq")[1])
+
+
+@pytest.mark.parametrize(
+    "activity, code",
+    [("1e30 GBq", "administered_activity"), ("7.4 MBq", "administered_activity")],
+)
+def test_an_absurd_administered_activity_is_refused_before_computing(
+    study, tmp_path, capsys, activity, code
+):
+    """The administered activity (here through --activity) is range-checked like the
+    plan's: 1e30 GBq (a unit typo) and 7.4 MBq (MBq for GBq) are refused, nothing written."""
+    folder, _ = study
+    out = tmp_path / "o"
+    rc = main(
+        ["spect", str(folder), "--out", str(out), "--calibration", "8.3 cps/MBq"]
+        + ["--activity", activity, "--method", "led"]
+    )
+    assert rc != EXIT_OK
+    err = capsys.readouterr().err
+    assert code in err and "--activity" in err and "--accept" in err
+    assert not out.exists()
