@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import difflib
 import io
 import logging
 import math
@@ -59,12 +60,59 @@ __all__ = [
     "check_plateau",
     "method_fallback",
     "check_grid_extent",
+    "FINDING_CODES",
 ]
 
 log = logging.getLogger(__name__)
 
 Action = Literal["ignore", "record", "raise"]
 _ACTIONS: tuple[str, ...] = ("ignore", "record", "raise")
+
+#: Every finding code a workflow can emit, with what it checks (docs/reliability.md lists
+#: them with their bounds). ``--accept`` and ``policy=`` are checked against this list, so
+#: a typo in a code is refused instead of silently accepting nothing.
+FINDING_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        "activity_above_prescription": "planned activity above the largest within the limits",
+        "administered_activity": "therapy activity per administration",
+        "decays_in_air": "decays placed in air voxels",
+        "fraction_in_fov": "fraction of the injected activity in the field of view",
+        "lesions_given": "--lesions ignored because VOIs hold lesions",
+        "method_fallback": "automatic change of dose method",
+        "negative_voxels": "negative voxels clipped to 0",
+        "no_activity": "emission image sums to zero or less",
+        "no_uptake_relation": "no published uptake relation for an agent pair and organ",
+        "no_whole_body_kinetics": "no sourced whole-body half-life for the agent",
+        "organ_dose": "mean dose of one administration per VOI",
+        "plateau": "uptake still changing between PET time points",
+        "short_field_of_view": "an axis shorter than twice the electron reach",
+        "spect_corrections": "SPECT without attenuation or scatter correction",
+        "spect_nuclide": "SPECT header names another nuclide than the therapy",
+        "spect_time": "SPECT acquisition time after the administration",
+        "suv_max": "highest body-weight SUV of the PET",
+        "too_few_slices": "fewer than 3 slices along an axis",
+        "unknown_diagnostic_agent": "diagnostic agent not recognised",
+        "uptake_time": "PET acquisition start after the injection",
+        "voi_kinetics": "a VOI without a time-integrated activity",
+        "voi_without_kinetics": "a VOI without organ or population kinetics",
+        "voxel_fits_replaced": "voxel fits replaced by the trapezoidal rule",
+    }
+)
+
+
+def _check_codes(codes: Iterable[str], what: str) -> None:
+    """Refuse codes that no check emits (with close matches)."""
+    unknown = [c for c in codes if c not in FINDING_CODES]
+    if not unknown:
+        return
+    hints = []
+    for c in unknown:
+        close = difflib.get_close_matches(c, list(FINDING_CODES), n=3, cutoff=0.6)
+        hints.append(f"{c!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    raise DosimetryError(
+        f"{what}: unknown check code(s) {'; '.join(hints)}. Valid codes: "
+        f"{', '.join(sorted(FINDING_CODES))} (docs/reliability.md)"
+    )
 
 
 class ImplausibleInputError(InputDataError):
@@ -128,6 +176,7 @@ class Policy:
                 raise DosimetryError(
                     f"policy actions must be one of {', '.join(_ACTIONS)}; got {bad}"
                 )
+            _check_codes(spec, "policy")
             base = cls(per_code=dict(spec))  # type: ignore[arg-type]
         else:
             raise DosimetryError(
@@ -138,9 +187,11 @@ class Policy:
             return replace(base, error="record")
         if accept is False:
             return base
+        accepted = [accept] if isinstance(accept, str) else [str(c) for c in accept]
+        _check_codes(accepted, "--accept (accept=)")
         codes = dict(base.per_code)
-        for code in accept:
-            codes[str(code)] = "record"
+        for code in accepted:
+            codes[code] = "record"
         return replace(base, per_code=codes)
 
     def action(self, finding: Finding) -> Action:
