@@ -356,7 +356,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         args.out, overwrite=args.overwrite, input_dirs=[study_dir], metadata={"command": "plan"}
     )
     _progress(f"reading DICOM folder {study_dir}")
-    study = load_study(study_dir)
+    study = load_study(study_dir, overrides=kwargs.pop("header_overrides", None))
     result = pet_plan.run(study, progress=_progress, **kwargs)
     staging = outset.begin()
     try:

@@ -123,6 +123,9 @@ class InputRecord:
         Administration and acquisition, when known.
     sha256
         Hash of the input files' content (sorted by path), for the record.
+    overrides
+        Header values the user stated instead of the file's (``--header``, the readers'
+        keyword overrides), as ``(name, value as text)`` pairs.
     """
 
     role: str
@@ -137,6 +140,7 @@ class InputRecord:
     injection_time: datetime | None = None
     acquisition_time: datetime | None = None
     sha256: str | None = None
+    overrides: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

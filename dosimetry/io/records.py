@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,7 +77,22 @@ def input_record(series: Any, role: str) -> InputRecord:
         injection_time=_optional(series, "injection_time") if nuclide else None,
         acquisition_time=_optional(series, "acquisition_time") if role != "CT" else None,
         sha256=files_sha256(files) if files else None,
+        overrides=_override_pairs(series),
     )
+
+
+def _override_pairs(series: Any) -> tuple[tuple[str, str], ...]:
+    """The user's header overrides of a series, as text (``None`` values left out)."""
+    ov = getattr(series, "overrides", None)
+    if not isinstance(ov, Mapping):
+        return ()
+    out = []
+    for k, v in sorted(ov.items()):
+        if v is None:
+            continue
+        text = v.isoformat(sep=" ", timespec="seconds") if isinstance(v, datetime) else str(v)
+        out.append((str(k), text))
+    return tuple(out)
 
 
 def _nifti_stem(path: Path) -> str | None:

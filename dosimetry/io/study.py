@@ -32,6 +32,11 @@ _NON_RECON_NM = {"TOMO", "GATED TOMO", "STATIC", "WHOLE BODY", "DYNAMIC", "GATED
 _KNOWN_OVERRIDES = PetSeries.override_names | SpectSeries.override_names | CtSeries.override_names
 
 
+def known_overrides() -> frozenset[str]:
+    """Every header override a series of a study accepts (PET, SPECT or CT)."""
+    return frozenset(_KNOWN_OVERRIDES)
+
+
 def _image_type(info: SeriesInfo) -> list[str]:
     return [str(v).upper() for v in (info.first.get("ImageType") or [])]
 

@@ -211,6 +211,7 @@ def _inputs(result: WorkflowResult, anonymize: bool) -> Section:
         "injection",
         "acquisition",
         "series UID",
+        "user overrides",
     )
     rows = []
     for i in result.inputs:
@@ -225,6 +226,7 @@ def _inputs(result: WorkflowResult, anonymize: bool) -> Section:
                 _time(i.injection_time),
                 _time(i.acquisition_time),
                 "-" if anonymize or not i.series_instance_uid else i.series_instance_uid,
+                "; ".join(f"{k}={v}" for k, v in i.overrides) or "-",
             )
         )
     return Section("Inputs", (Table(header, tuple(rows)),))

@@ -157,6 +157,58 @@ def read_kinetics_file(path: str | Path) -> dict[str, float]:
     return out
 
 
+def _header_value(key: str, text: str) -> Any:
+    """One ``--header KEY=VALUE`` value converted to what the readers take."""
+    from ..units import parse_activity, parse_duration
+
+    t = str(text).strip()
+    if key in ("acquisition_time", "injection_time"):
+        return parse_datetime(t)
+    if key == "allow_incomplete":
+        return _bool(t)
+    if key == "allow_nonuniform":
+        return "resample" if t.lower() == "resample" else _bool(t)
+    if key == "injected_activity_bq":
+        return parse_activity(t, arg=f"--header {key}")
+    if key in ("half_life_s", "acquisition_duration_s"):
+        return parse_duration(t, arg=f"--header {key}") if not _is_number(t) else _float(t)
+    if key in ("decay_correction", "patient_sex"):
+        return t.upper()
+    if key in ("nuclide", "energy_window"):
+        return t
+    return _float(t)  # weights, heights, slopes, intercepts, unit scales
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_header_override(text: str) -> tuple[str, Any]:
+    """``"decay_correction=START"`` -> ``("decay_correction", "START")``: a header value of
+    the study's series stated by the user (the readers' overrides, recorded in the
+    provenance).
+
+    >>> parse_header_override("injection_time=2024-03-05 09:12")
+    ('injection_time', datetime.datetime(2024, 3, 5, 9, 12))
+    >>> parse_header_override("allow_incomplete=yes")
+    ('allow_incomplete', True)
+    """
+    from ..io.study import known_overrides
+
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    known = known_overrides()
+    if not sep or key not in known:
+        raise InputDataError(
+            f"--header {text!r}: write KEY=VALUE with KEY one of {', '.join(sorted(known))}"
+        )
+    return key, _header_value(key, value)
+
+
 def _series(text: str) -> int | str:
     t = str(text).strip()
     return int(t) if re.fullmatch(r"-?\d+", t) else t
@@ -492,6 +544,18 @@ OPTIONS: tuple[Option, ...] = (
         metavar="ORGAN=AB/TREP",
     ),
     Option(
+        "header",
+        "header_overrides",
+        "state a header value of the study's series where the DICOM lacks it or is wrong, "
+        "e.g. decay_correction=START, assume_rescale_slope=1, allow_incomplete=yes, "
+        "acquisition_time='2024-03-05 10:12', patient_weight_kg=82, half_life_s=109.77min "
+        "(repeatable; applied to every series that has that value; recorded in the report)",
+        ("plan", "spect"),
+        convert=parse_header_override,
+        repeat=True,
+        metavar="KEY=VALUE",
+    ),
+    Option(
         "accept",
         "accept",
         "accept one implausible input by its check code (e.g. uptake_time); repeatable",
@@ -542,6 +606,25 @@ _KEYWORD_TO_OPTION: dict[str, str] = {
     "calibration_cps_per_mbq": "--calibration",
     "activity": "--activity",
     "method": "--method",
+    **{
+        k: f"--header {k}=VALUE"
+        for k in (
+            "acquisition_time",
+            "allow_incomplete",
+            "allow_nonuniform",
+            "assume_rescale_intercept",
+            "assume_rescale_slope",
+            "decay_correction",
+            "half_life_s",
+            "nuclide",
+            "patient_height_m",
+            "patient_sex",
+            "patient_weight_kg",
+            "units_scale_bq_per_ml",
+            "acquisition_duration_s",
+            "energy_window",
+        )
+    },
 }
 
 
@@ -718,6 +801,8 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
             kw[rename.get(key, key)] = values[key]
     if overrides:
         kw["pet_overrides" if workflow == "plan" else "overrides"] = overrides
+    if values.get("header"):
+        kw["header_overrides"] = dict(values["header"])
     return kw
 
 

@@ -851,14 +851,17 @@ def _inputs(
     return tuple(out)
 
 
-def run_folder(folder: str | Path, **kwargs: Any) -> WorkflowResult:
-    """:func:`run` on a DICOM folder (read with :func:`dosimetry.load_study`)."""
+def run_folder(
+    folder: str | Path, *, header_overrides: Mapping[str, Any] | None = None, **kwargs: Any
+) -> WorkflowResult:
+    """:func:`run` on a DICOM folder (read with :func:`dosimetry.load_study`;
+    ``header_overrides`` are its study-wide overrides, ``--header`` on the command line)."""
     from ..io import load_study
 
     progress = kwargs.get("progress")
     if progress is not None:
         progress(f"reading DICOM folder {folder}")
-    return run(load_study(folder), **kwargs)
+    return run(load_study(folder, overrides=header_overrides), **kwargs)
 
 
 def projection_of(result: WorkflowResult) -> ProjectionResult | None:

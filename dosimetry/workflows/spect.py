@@ -1004,13 +1004,19 @@ def run(
         )
 
 
-def run_folder(folder: str | Path | Sequence[str | Path], **kwargs: Any) -> WorkflowResult:
-    """:func:`run` on one folder (all time points) or a list of folders (one per time point)."""
+def run_folder(
+    folder: str | Path | Sequence[str | Path],
+    *,
+    header_overrides: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> WorkflowResult:
+    """:func:`run` on one folder (all time points) or a list of folders (one per time point);
+    ``header_overrides`` are the studies' overrides (``--header`` on the command line)."""
     from ..io import load_study
 
     folders = [folder] if isinstance(folder, str | Path) else list(folder)
     progress = kwargs.get("progress")
     if progress is not None:
         progress(f"reading DICOM folder(s) {', '.join(str(f) for f in folders)}")
-    studies = [load_study(f) for f in folders]
+    studies = [load_study(f, overrides=header_overrides) for f in folders]
     return run(studies if len(studies) > 1 else studies[0], **kwargs)

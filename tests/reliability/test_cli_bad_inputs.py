@@ -448,6 +448,33 @@ def test_contradictory_or_incomplete_header_is_refused(name, make_case, capsys, 
     assert_refused(res, *needles(case), out=out, study=case, before=before)
 
 
+def test_header_override_from_the_command_line(make_case, capsys, tmp_path):
+    """A refusal that names a reader override names the command-line form (``--header
+    KEY=VALUE``), and that form does what the message says: a series missing its last
+    slice loads with ``--header allow_incomplete=yes``, the report says so, the input is
+    unchanged."""
+    case = make_case(lambda c: c.pet[-1].unlink())
+    before = tree_hashes(case.folder)
+    out = tmp_path / "out"
+    res = run_main(capsys, plan_args(case.folder, out))
+    assert_refused(res, "--header allow_incomplete=VALUE", out=out, study=case, before=before)
+    res = run_main(
+        capsys,
+        plan_args(case.folder, out, "--header", "allow_incomplete=yes", "--accept-implausible"),
+    )
+    assert res.rc == EXIT_OK, res.err
+    assert tree_hashes(case.folder) == before
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "allow\\_incomplete=True" in report  # Markdown-escaped underscore
+    # an unknown key or a bad value is refused naming the valid keys / the value
+    res = run_main(capsys, plan_args(case.folder, tmp_path / "o2", "--header", "decay=START"))
+    assert_refused(res, "--header", "decay_correction", out=tmp_path / "o2")
+    res = run_main(
+        capsys, plan_args(case.folder, tmp_path / "o3", "--header", "patient_weight_kg=heavy")
+    )
+    assert_refused(res, "'heavy'", "not a number", out=tmp_path / "o3")
+
+
 def test_truncated_rtstruct_is_refused_and_named(make_case, capsys, caplog, tmp_path):
     case = make_case(lambda c: _truncate(c.rtstruct))
     before = tree_hashes(case.folder)
