@@ -159,9 +159,11 @@ class Study:
 
     @staticmethod
     def _fmt(value: Any, column: str) -> str:
+        from .._text import terminal
+
         if value is None:
             return "-"
-        text = str(value)
+        text = terminal(str(value))  # descriptions and names are untrusted header text
         if column == "frame_of_reference_uid" and len(text) > 16:
             return "..." + text[-13:]
         if len(text) > 40:
@@ -193,7 +195,23 @@ class Study:
         found = (
             ", ".join(f"{m} ({n} series)" for m, n in sorted(counts.items())) or "no DICOM series"
         )
-        return f"found: {found}; {len(self.skipped)} file(s) skipped"
+        return f"found: {found}; {self._skipped_summary()}"
+
+    def _skipped_summary(self, limit: int = 3) -> str:
+        """``"2 file(s) skipped: a.dcm (the file is truncated ...); b.dcm (...)"``: the
+        files that could not be read, with the reason (untrusted text made printable)."""
+        from .._text import terminal
+
+        n = len(self.skipped)
+        if not n:
+            return "0 file(s) skipped"
+        shown = []
+        for path, reason in self.skipped[:limit]:
+            why = terminal(str(reason))
+            why = why if len(why) <= 160 else why[:157] + "..."
+            shown.append(f"{terminal(Path(path).name)} ({why})")
+        more = f"; and {n - limit} more" if n > limit else ""
+        return f"{n} file(s) skipped: {'; '.join(shown)}{more}"
 
     def _select(self, kind: str, index_or_uid: int | str | None, method: str) -> SeriesInfo:
         cands = self._candidates(kind)

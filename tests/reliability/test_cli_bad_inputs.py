@@ -480,7 +480,16 @@ def test_truncated_rtstruct_is_refused_and_named(make_case, capsys, caplog, tmp_
     before = tree_hashes(case.folder)
     out = tmp_path / "out"
     res = run_main(capsys, plan_args(case.folder, out))
-    assert_refused(res, "no RTSTRUCT", "1 file(s) skipped", out=out, study=case, before=before)
+    assert_refused(
+        res,
+        "no RTSTRUCT",
+        "1 file(s) skipped",
+        case.rtstruct.name,
+        "truncated",
+        out=out,
+        study=case,
+        before=before,
+    )
     # the file and the reason are named in the warning just above the error line
     assert any(
         case.rtstruct.name in r.getMessage() and "truncated" in r.getMessage()
