@@ -196,7 +196,7 @@ KINETIC_PROXIES: dict[str, tuple[str, str]] = {
     "lacrimal_glands": (
         "salivary_glands",
         "no lacrimal-gland effective half-life could be sourced; the salivary glands' (a "
-        "PSMA-expressing gland of similar kinetics) is used, as in the agent-pair relation "
+        "gland of similar uptake with PSMA ligands) is used, as in the agent-pair relation "
         "table (dosimetry/data/agent_uptake_relations.csv)",
     ),
 }
@@ -208,6 +208,7 @@ def _kinetic_masks(
     roles: Mapping[str, tuple[str | None, str]],
     agent: str,
     user_half_lives: Mapping[str, float] | None,
+    background: Literal["whole_body", "physical"] = "whole_body",
 ) -> tuple[dict[str, Volume], dict[str, str]]:
     """VOIs with kinetics of their own, smaller first (where VOIs overlap, e.g. a lesion in
     the liver, the smaller, more specific VOI's kinetics apply), and the proxy organ of
@@ -244,20 +245,30 @@ def _kinetic_masks(
             chosen[name] = mask
             proxies[name] = proxy[0]
             run.assume(f"{name} kinetics", f"population half-life of {proxy[0]} (proxy)", proxy[1])
+    treated = (
+        "treated as background (whole-body kinetics)"
+        if background == "whole_body"
+        else "treated as background, which has no sourced clearance for this agent (physical "
+        "decay only: an upper bound that can exceed the published doses several-fold)"
+    )
     if no_prior:
         run.add(
             Finding(
                 "voi_without_kinetics",
                 "warning",
                 f"no organ or population half-life for VOI(s) {', '.join(sorted(no_prior))}: "
-                "treated as background (whole-body kinetics)",
+                f"{treated}",
                 "--half-life VOI=40h, --kinetics FILE or --voi-map FILE "
                 "(effective_half_life_s= / voi_map= in Python)",
             )
         )
         for name in sorted(no_prior):
             run.assume(
-                f"{name} kinetics", "background (whole-body clearance)", "no prior, no user value"
+                f"{name} kinetics",
+                "background (whole-body clearance)"
+                if background == "whole_body"
+                else "background (physical decay only: upper bound)",
+                "no prior, no user value",
             )
     ordered = dict(
         sorted(chosen.items(), key=lambda kv: float(np.sum(kv[1].array, dtype=np.float64)))
@@ -701,8 +712,10 @@ def run(
         from .options import expand_half_lives
 
         effective_half_life_s = expand_half_lives(effective_half_life_s, vois)
-        kinetic, proxies = _kinetic_masks(run_, vois, roles, agent.name, effective_half_life_s)
         background = _background_kinetics(run_, agent.name)
+        kinetic, proxies = _kinetic_masks(
+            run_, vois, roles, agent.name, effective_half_life_s, background
+        )
 
         ratios = _uptake_ratios(run_, diag_agent, agent.name, kinetic, uptake_relations)
         run_.step(f"projecting {agent.name} kinetics from the PET (time-integrated activity)")
