@@ -195,13 +195,15 @@ def test_history_cap_and_time_budget_stop(monkeypatch):
     monkeypatch.setattr(patient, "MIN_HISTORIES_PER_BATCH", 100)
     tia, rho = _small()
     voi = {"hot": tia.with_array(tia.array > 0, unit="1")}
-    kw = {"density": rho, "target_vois": voi, "target_uncertainty": 1e-4, "batches": 2}
+    kw = {"density": rho, "target_vois": voi, "target_uncertainty": 1e-7, "batches": 2}
     capped = patient_dose(tia, "Lu-177", max_histories=6000, workers=1, **kw)
     assert capped.provenance["stopping_rule"]["stopped_because"] == "max_histories reached"
     assert 6000 <= capped.histories <= 6000 + 2 * 2
     timed = patient_dose(tia, "Lu-177", time_budget_s=8.0, workers=1, **kw)
     assert timed.provenance["stopping_rule"]["stopped_because"] == "time budget"
-    assert timed.histories > 2000
+    assert (
+        timed.histories >= 2000
+    )  # the pilot always runs (a loaded machine may spend the budget on it)
 
 
 def _one_thread() -> None:
