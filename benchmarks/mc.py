@@ -12,7 +12,11 @@ blurred with a 10 mm FWHM Gaussian as a SPECT reconstruction would leave it. Mea
    the four lesions);
 3. time to a 2 % mean voxel uncertainty in the kidneys (``target_kind="voxel"``).
 
-Each is repeated ``--repeats`` times with different seeds; medians are printed. Run::
+Each is repeated ``--repeats`` times with different seeds; medians are printed. Besides
+the wall time, the CPU time the worker processes spent (sampling + transport,
+``provenance["worker_cpu_s"]``) gives a per-core rate that a loaded machine does not
+distort, and from it the transport time on two otherwise idle cores (worker CPU time / 2;
+process start-up and the main process's combination not included). Run::
 
     python benchmarks/mc.py [--repeats 3] [--workers 2] [--shape 250 128 128]
 """
@@ -118,15 +122,12 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     common = {"density": case["density"], "workers": args.workers}
-    rate, t_mean, h_mean, t_vox, h_vox = [], [], [], [], []
+    runs: dict[str, list[tuple[float, int, float]]] = {"rate": [], "mean": [], "voxel": []}
     u_final: dict[str, float] = {}
     for rep in range(args.repeats):
         r = patient_dose(case["tia"], "Lu-177", histories=args.histories, seed=100 + rep, **common)
-        rate.append(r.histories / r.elapsed_s)
-        print(
-            f"[{rep}] fixed {r.histories:.3g} histories: {r.elapsed_s:.1f} s, "
-            f"{rate[-1]:.3g} histories/s"
-        )
+        runs["rate"].append((r.elapsed_s, r.histories, r.provenance["worker_cpu_s"]))
+        print(f"[{rep}] fixed histories: {_line(runs['rate'][-1])}")
         r = patient_dose(
             case["tia"],
             "Lu-177",
@@ -135,12 +136,11 @@ def main() -> None:
             seed=200 + rep,
             **common,
         )
-        t_mean.append(r.elapsed_s)
-        h_mean.append(r.histories)
+        runs["mean"].append((r.elapsed_s, r.histories, r.provenance["worker_cpu_s"]))
         u_final = dict(r.voi_relative_uncertainty)
         print(
-            f"[{rep}] 1 % on {len(case['masks'])} organ/lesion means: {r.elapsed_s:.1f} s, "
-            f"{r.histories:.3g} histories ({r.provenance['stopping_rule']['stopped_because']})"
+            f"[{rep}] 1 % on {len(case['masks'])} organ/lesion means "
+            f"({r.provenance['stopping_rule']['stopped_because']}): {_line(runs['mean'][-1])}"
         )
         if not args.skip_voxel:
             r = patient_dose(
@@ -152,28 +152,41 @@ def main() -> None:
                 seed=300 + rep,
                 **common,
             )
-            t_vox.append(r.elapsed_s)
-            h_vox.append(r.histories)
-            print(
-                f"[{rep}] 2 % mean voxel uncertainty in the kidneys: {r.elapsed_s:.1f} s, "
-                f"{r.histories:.3g} histories"
-            )
+            runs["voxel"].append((r.elapsed_s, r.histories, r.provenance["worker_cpu_s"]))
+            print(f"[{rep}] 2 % mean voxel uncertainty in the kidneys: {_line(runs['voxel'][-1])}")
     med = statistics.median
     print()
-    print("| quantity | median |")
-    print("|---|---|")
-    print(f"| histories/s (Lu-177, {args.histories:.3g} histories, whole call) | {med(rate):.3g} |")
     print(
-        f"| time to 1 % on organ and lesion means | {med(t_mean):.0f} s ({med(h_mean):.3g} histories) |"
+        "| quantity (Lu-177, medians) | wall time | histories | histories/s | per worker CPU s | 2 idle cores (transport) |"
     )
-    if t_vox:
+    print("|---|---|---|---|---|---|")
+    names = {
+        "rate": f"fixed {args.histories:.3g} histories",
+        "mean": "1 % on organ and lesion means",
+        "voxel": "2 % mean voxel uncertainty, kidneys",
+    }
+    for key, rows in runs.items():
+        if not rows:
+            continue
+        wall = med(x[0] for x in rows)
+        n = med(x[1] for x in rows)
+        cpu = med(x[2] for x in rows)
         print(
-            f"| time to 2 % mean voxel uncertainty in the kidneys | {med(t_vox):.0f} s ({med(h_vox):.3g} histories) |"
+            f"| {names[key]} | {wall:.0f} s | {n:.3g} | {n / wall:.3g} | {n / cpu:.3g} | "
+            f"{cpu / 2:.0f} s |"
         )
     print()
     print(
         "last run's VOI uncertainties: "
         + ", ".join(f"{k} {100 * v:.2f} %" for k, v in u_final.items())
+    )
+
+
+def _line(row: tuple[float, int, float]) -> str:
+    wall, n, cpu = row
+    return (
+        f"{wall:.1f} s, {n:.3g} histories, {n / wall:.3g} histories/s, "
+        f"{n / cpu:.3g} per worker CPU second"
     )
 
 
