@@ -1,8 +1,11 @@
 """Reports of any workflow result: Markdown (``report.md``) and self-contained HTML
 (``report.html``), from the same content blocks.
 
->>> from dosimetry.report import render  # doctest: +SKIP
->>> docs = render(result, files=written, out=out_folder)  # {"report.md": ..., "report.html": ...}
+.. code-block:: python
+
+    from dosimetry.report import render
+
+    docs = render(result, files=written, out=out_folder)  # {"report.md": ..., "report.html": ...}
 
 The package depends on the result types and the viewer's figure functions only, never on
 a workflow; see :mod:`dosimetry.report.blocks` for what a report contains.

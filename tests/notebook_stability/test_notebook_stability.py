@@ -12,7 +12,8 @@ fails here.
 
 Which notebooks: all of them, unless a notebook's metadata says
 ``"dosimetry": {"stability_check": false}`` (for a notebook whose compared outputs cannot
-move with threads or caches, to save CI time). See ``tests/README.md``.
+move with threads or caches, to save CI time). Which thread counts: :func:`_thread_counts`
+(1 by default; the main nbval pass is the multi-thread run). See ``tests/README.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 #: Child run limit (s): a notebook runs in < 60 s; a cold Numba cache adds compile time.
 CHILD_TIMEOUT_S = 900
+
+
+def _thread_counts() -> list[int]:
+    """Thread counts of the child runs: ``$DOSIMETRY_STABILITY_THREADS`` (e.g. ``"1,2"``),
+    by default 1 only -- the main nbval pass of the same ``pytest`` run is the run with
+    every core (2 on CI, Numba's default), so together the notebook is checked with 1 and
+    2 threads, cold and warm caches, at half the cost. On a one-core machine the default
+    adds a 2-thread child run, so that two thread counts are still compared."""
+    text = os.environ.get("DOSIMETRY_STABILITY_THREADS", "").strip()
+    if text:
+        return [int(t) for t in text.split(",") if t.strip()]
+    return [1] if (os.cpu_count() or 1) >= 2 else [1, 2]
+
+
+THREADS = _thread_counts()
 
 
 def stability_checked(notebook: Path) -> bool:
@@ -74,7 +90,7 @@ def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.notebook
 @pytest.mark.slow
-@pytest.mark.parametrize("threads", [1, 2], ids=["threads1", "threads2"])
+@pytest.mark.parametrize("threads", THREADS, ids=[f"threads{t}" for t in THREADS])
 @pytest.mark.parametrize("notebook", SELECTED, ids=[nb.stem for nb in SELECTED])
 def test_notebook_outputs_do_not_depend_on_threads_or_cache(
     notebook: Path,
