@@ -91,6 +91,19 @@ _SUBMODULES = {
     "dose",
     "viewer",
     "report",
+    "mc",
+    "parameters",
+    "units",
+    "uncertainty",
+    "calibration",
+    "pvc",
+    "segmentation",
+    "radiobiology",
+    "limits",
+    "dispense",
+    "diagnostic",
+    "marrow",
+    "warmup",
 }
 
 __all__ = [
