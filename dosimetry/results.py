@@ -281,6 +281,9 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "v10gy",
     "v20gy",
     "v30gy",
+    "interface_fraction",
+    "method_error_low",
+    "method_error_high",
     "notes",
 )
 
@@ -374,6 +377,9 @@ class DoseTable:
                     "recovery": _num(r.extra.get("recovery")),
                     "mean_gy_corrected": _num(r.extra.get("mean_gy_corrected")),
                     "sphere_model_mean_gy": _num(r.extra.get("sphere_model_mean_gy")),
+                    "interface_fraction": _num(r.extra.get("interface_fraction")),
+                    "method_error_low": _num(r.extra.get("method_error_low")),
+                    "method_error_high": _num(r.extra.get("method_error_high")),
                     **{f"v{x:g}gy": _num(r.dose.v.get(x)) for x in (2.0, 5.0, 10.0, 20.0, 30.0)},
                     "notes": csv_cell(r.notes),
                 }

@@ -660,7 +660,10 @@ def _write_nm(
         ds.BodyPartExamined = "CHEST"
         ds.CountsAccumulated = total_counts
         ds.AcquisitionTerminationCondition = "TIME"
-        ds.CorrectedImage = ["UNIF", "COR", "ATTN", "SCAT"] + (["DECY"] if units == "BQML" else [])
+        # DTIM: the phantom simulates no count losses, so there is nothing left to correct
+        ds.CorrectedImage = ["UNIF", "COR", "DTIM", "ATTN", "SCAT"] + (
+            ["DECY"] if units == "BQML" else []
+        )
         ds.NumberOfFrames = len(frames)
         ds.FrameIncrementPointer = Tag(0x0054, 0x0080)
         # a single-frame file is a one-slice RECON TOMO image placed by its position

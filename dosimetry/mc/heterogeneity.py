@@ -13,8 +13,9 @@ says, per VOI, how much of it lies where that matters:
 * the fraction within ``photon_distance_mm`` of any interface (reported, not in the band);
 * an estimated error band of each kernel method's VOI mean: each voxel takes the band its
   interface class showed in the project's own comparison with Monte Carlo
-  (``dosimetry/data/mc_kernel_error_bands.csv``, the envelope over Lu-177, Y-90 and
-  Ac-225 of the region means of docs/dose.md's phantom), mixed by the voxel fractions;
+  (``dosimetry/data/mc_kernel_error_bands.csv``: the region means of docs/dose.md's
+  phantom for the nuclide where it was run with it -- Lu-177, Y-90, Ac-225 -- else the
+  envelope over those three), mixed by the voxel fractions;
 * ``mc_recommended`` when even the best kernel method's band exceeds
   ``mc_recommended_error_band`` (parameter table; 10 %, a project convention).
 
@@ -118,17 +119,39 @@ def max_electron_energy_mev(nuclide: str, chain: bool = False) -> float:
 
 
 @lru_cache(maxsize=1)
-def error_bands() -> dict[str, dict[str, tuple[float, float]]]:
+def error_bands(nuclide: str | None = None) -> dict[str, dict[str, tuple[float, float]]]:
     """``{method: {interface class: (low, high)}}`` relative errors of kernel-method region
-    means against Monte Carlo (``dosimetry/data/mc_kernel_error_bands.csv``)."""
+    means against Monte Carlo (``dosimetry/data/mc_kernel_error_bands.csv``): the rows of
+    ``nuclide`` where the validation phantom was run with it (Lu-177, Y-90, Ac-225), else
+    the envelope over those nuclides (``None``, or a nuclide not in the table)."""
+    rows = _band_rows()
+    key = nuclide if nuclide is not None and any(r[0] == nuclide for r in rows) else "any"
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for nuc, method, cls, low, high in rows:
+        if nuc == key:
+            out.setdefault(method, {})[cls] = (low, high)
+    return out
+
+
+def _canonical(nuclide: str) -> str | None:
+    from ..nuclides import normalize_name
+
+    try:
+        return normalize_name(nuclide)
+    except Exception:  # an unknown name is refused later, where the nuclide is used
+        return None
+
+
+@lru_cache(maxsize=1)
+def _band_rows() -> tuple[tuple[str, str, str, float, float], ...]:
     text = resources.files("dosimetry").joinpath("data/mc_kernel_error_bands.csv")
     rows = csv.DictReader(
         ln for ln in io.StringIO(text.read_text("utf-8")) if not ln.startswith("#")
     )
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for r in rows:
-        out.setdefault(r["method"], {})[r["interface_class"]] = (float(r["low"]), float(r["high"]))
-    return out
+    return tuple(
+        (r["nuclide"], r["method"], r["interface_class"], float(r["low"]), float(r["high"]))
+        for r in rows
+    )
 
 
 @dataclass(frozen=True)
@@ -241,7 +264,7 @@ def heterogeneity_flags(
     for lab in _CLASS_NAME:
         other = np.minimum.reduce([dist[n] for k, n in _CLASS_NAME.items() if k != lab])
         any_interface |= (labels == lab) & (other - s_max <= d_photon)
-    bands = error_bands()
+    bands = error_bands(_canonical(nuclide))
     out: dict[str, HeterogeneityFlag] = {}
     for voi, mask in masks.items():
         density.check_same_grid(mask, f"masks[{voi!r}]")

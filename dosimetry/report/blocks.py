@@ -282,7 +282,47 @@ def _method(result: WorkflowResult) -> Section:
     prov = result.dose.provenance if result.dose is not None else {}
     items = [("Dose method", result.method)]
     items += [(k, v) for k, v in _kernel_items(prov)]
+    items += _mc_items(prov)
     return Section("Method", (KeyValues(tuple(items)),))
+
+
+def _mc_items(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Monte Carlo run: code, transport settings, media, histories, stopping rule, seed."""
+    if prov.get("method") != "mc":
+        return []
+    out = [("Transport", f"{prov.get('code', '?')} {prov.get('ompmc_version', '')}".strip())]
+    t = prov.get("transport")
+    if isinstance(t, Mapping):
+        out.append(
+            (
+                "Transport settings",
+                f"cross sections {t.get('pegs')}, electron cut-off {t.get('ecut_total_mev')} "
+                f"MeV total energy, photon cut-off {t.get('pcut_mev')} MeV, range rejection "
+                f"{'on' if t.get('range_rejection') else 'off'}",
+            )
+        )
+    media = prov.get("media")
+    if isinstance(media, Mapping):
+        out.append(("Media", ", ".join(str(v) for v in media.values())))
+    out.append(("Histories", f"{int(prov.get('histories', 0)):,} in {prov.get('batches')} batches"))
+    rule = prov.get("stopping_rule")
+    if isinstance(rule, Mapping):
+        achieved = rule.get("achieved")
+        worst = ""
+        if isinstance(achieved, Mapping) and achieved:
+            name, rel = max(achieved.items(), key=lambda kv: float(kv[1]))
+            worst = f"; largest VOI-mean uncertainty reached {100 * float(rel):.1f} % ({name})"
+        out.append(
+            (
+                "Stopping rule",
+                f"{rule.get('kind')} target {100 * float(rule.get('target_uncertainty', 0)):.1f} %"
+                f" (stopped: {rule.get('stopped_because')}){worst}",
+            )
+        )
+    out.append(("Seed", str(prov.get("seed"))))
+    if prov.get("elapsed_s") is not None:
+        out.append(("Transport time", f"{float(prov['elapsed_s']):.0f} s"))
+    return out
 
 
 def _table(result: WorkflowResult) -> Section:

@@ -324,6 +324,8 @@ def _budget(
     kinetic: Mapping[str, Volume],
     proxies: Mapping[str, str],
     method: str,
+    dose: Volume,
+    heterogeneity: Any,
 ) -> dict[str, list[Any]]:
     """Each VOI's uncertainty terms: PET calibration, uptake relation, population
     half-life spread (with the TIA's sensitivity to it), VOI mass and dose method."""
@@ -331,6 +333,7 @@ def _budget(
     from ..kinetics import population_record
     from ..nuclides import nuclide as nuclide_data
     from ..uncertainty import Term, relative_sd_from_spread, tia_half_life_sensitivity
+    from ._heterogeneity import method_terms
 
     t_phys = nuclide_data(projection.therapy_nuclide).half_life_s
     common = [
@@ -346,16 +349,10 @@ def _budget(
             1.0,
             parameters.describe("voi_mass_relative_sd").citation,
         ),
-        Term(
-            f"dose method ({method})",
-            parameters.get("dose_method_relative_sd"),
-            1.0,
-            parameters.describe("dose_method_relative_sd").citation,
-        ),
     ]
     out: dict[str, list[Any]] = {}
     for row in projection.voi_table:
-        terms = list(common)
+        terms = list(common) + method_terms(run, method, row.voi, dose, heterogeneity)
         r = ratios.get(row.voi)
         if r is not None and r.relative_sd > 0:
             terms.append(Term("uptake relation", r.relative_sd, 1.0, r.source[:120]))
@@ -774,7 +771,14 @@ def run(
         for row in table:
             stats = row.dose_rbe or row.dose
             run_.add(check_organ_dose(row.name, row.role, stats.mean, stats.unit))
-        terms = _budget(run_, projection, ratios, agent.name, kinetic, proxies, chosen)
+        from ._heterogeneity import flag_table
+
+        table, heterogeneity = flag_table(
+            run_, table, vois, density, agent.nuclide, chain=chain, method=chosen
+        )
+        terms = _budget(
+            run_, projection, ratios, agent.name, kinetic, proxies, chosen, dose, heterogeneity
+        )
         if "background" in terms:  # VOIs without kinetics of their own (and the body)
             for name in vois:
                 terms.setdefault(name, terms["background"])
@@ -816,7 +820,11 @@ def run(
             sensitivity=projection.sensitivity,
             provenance={"dose": dict(dose.provenance), "diagnostic_agent": diag_agent},
             reference=pet_series,
-            details={"projection": projection, "uncertainty": UncertaintyBudget(budgets)},
+            details={
+                "projection": projection,
+                "uncertainty": UncertaintyBudget(budgets),
+                **({"heterogeneity": heterogeneity} if heterogeneity is not None else {}),
+            },
             patient=patient_record(pet_series),
             **run_.common(),
         )

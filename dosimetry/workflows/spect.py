@@ -146,6 +146,22 @@ def _check_series(run: Run, tp: TimePoint, nuclide: str) -> None:
                 "reconstruct with AC/SC, or accept the stated bias",
             )
         )
+    early_h = run.parameter("spect_dead_time_check_h")
+    hours = (s.acquisition_time - s.injection_time).total_seconds() / 3600.0
+    if "DTIM" not in corrected and hours < early_h:
+        run.add(
+            Finding(
+                "spect_dead_time",
+                "warning",
+                f"{tp.label}: CorrectedImage (0028,0051) does not state a dead-time correction "
+                f"(no DTIM) for a scan {hours:.1f} h after the administration: at the early, "
+                "high-count-rate scans of a therapy activity the camera's count losses can bias "
+                "the activity low (MIRD Pamphlet No. 26); check the camera's dead time at this "
+                "count rate",
+                "correct the counts for dead time before the export (DTIM), or keep the "
+                "warning with the result",
+            )
+        )
 
 
 def _calibrate(run: Run, tp: TimePoint, cps_per_mbq: float) -> Volume:
@@ -837,6 +853,11 @@ def run(
         for row in table:  # a calibration or time error shows as an absurd dose
             stats = row.dose_rbe or row.dose
             run_.add(check_organ_dose(row.name, row.role, stats.mean, stats.unit))
+        from ._heterogeneity import flag_table, method_terms
+
+        table, heterogeneity = flag_table(
+            run_, table, vois, density, therapy.nuclide, chain=chain, method=chosen
+        )
         from ..uncertainty import Term, combine
 
         cal_rel = (
@@ -866,12 +887,7 @@ def run(
                     1.0,
                     "parameter voi_mass_relative_sd",
                 ),
-                Term(
-                    f"dose method ({chosen})",
-                    run_.parameter("dose_method_relative_sd"),
-                    1.0,
-                    "parameter dose_method_relative_sd",
-                ),
+                *method_terms(run_, chosen, row.name, dose, heterogeneity),
             ]
             if k.tia_sd_bq_s is not None and k.tia_bq_s > 0 and math.isfinite(k.tia_sd_bq_s):
                 terms.append(
@@ -982,6 +998,7 @@ def run(
                 "times_s": times_s,
                 **({"partial_volume": pv} if pv is not None else {}),
                 "uncertainty": UncertaintyBudget(budgets),
+                **({"heterogeneity": heterogeneity} if heterogeneity is not None else {}),
             },
             patient=patient_record(points[0].spect),
             **run_.common(),

@@ -75,7 +75,7 @@ def test_lu177_fractions_are_the_touching_voxels():
 def test_bands_and_recommendation():
     rho, masks, _ = _phantom()
     flags = heterogeneity_flags(masks, rho, "Y-90", photon_distance_mm=10.0)
-    bands = error_bands()
+    bands = error_bands("Y-90")
     far = flags["far"]
     # homogeneous soft tissue: the soft-tissue band of each method, nothing else
     for m in KERNEL_METHODS:
@@ -94,3 +94,17 @@ def test_bands_and_recommendation():
     assert heterogeneity_flags(masks, rho, "Y-90", threshold=0.0)["far"].mc_recommended is (
         max(abs(x) for x in far.error_band[far.best_method]) > 0.0
     )
+
+
+def test_bands_per_nuclide_and_the_envelope():
+    """The phantom was run with Lu-177, Y-90 and Ac-225: their own bands lie inside the
+    envelope used for other nuclides (and for unknown names)."""
+    envelope = error_bands()
+    assert error_bands("I-131") == envelope == error_bands(None)
+    for nuc in ("Lu-177", "Y-90", "Ac-225"):
+        own = error_bands(nuc)
+        assert own != envelope
+        for method, classes in own.items():
+            for cls, (lo, hi) in classes.items():
+                e_lo, e_hi = envelope[method][cls]
+                assert e_lo <= lo <= hi <= e_hi, (nuc, method, cls)

@@ -216,3 +216,63 @@ def test_save_writes_a_complete_set(plan, study_dir, tmp_path):
     assert html.count("data:image/png;base64,") >= 3 and "Sensitivity" in html
     for row in plan.table:
         assert row.name in html
+
+
+def test_heterogeneity_flags_in_table_findings_and_report(plan, study, study_dir, tmp_path):
+    """#19 section 2: the bone lesion (in the vertebra) and the lung nodule get their kernel
+    method's error band, a note saying what to run instead, a heterogeneous_region check
+    and a report section; a kidney in soft tissue is not flagged. Without a CT, the flags
+    are not computed and an assumption says so."""
+    h = plan.details["heterogeneity"]
+    assert plan.method == "vsv" and set(h.recommended) >= {"lesion_3", "lesion_4"}
+    assert "kidney_left" not in h.recommended
+    bone = plan.table.row("lesion_4")
+    lo, hi = bone.extra["method_error_low"], bone.extra["method_error_high"]
+    assert 0.2 < lo < hi < 0.6  # soft-tissue kernel in bone: dose too high (docs/dose.md)
+    assert "--method vsv-density" in bone.notes
+    assert "--method mc" in plan.table.row("lesion_3").notes
+    assert plan.table.row("lesion_3").extra["interface_fraction"] > 0.3
+    kidney = plan.table.row("kidney_left")
+    assert abs(kidney.extra["method_error_low"]) < 0.05 and "--method" not in kidney.notes
+    codes = {f.code: f for f in plan.findings}
+    assert "lesion_4" in codes["heterogeneous_region"].message
+    rows = {r["name"]: r for r in csv.DictReader(plan.table.to_csv().splitlines())}
+    assert float(rows["lesion_4"]["method_error_high"]) == pytest.approx(hi, rel=1e-5)
+    from dosimetry.report import render_markdown
+
+    md = render_markdown(plan, figures=False)
+    assert "## Heterogeneity" in md and "lesion\\_4" in md
+    # no CT: not assessed, said so
+    no_ct = tmp_path / "no_ct"
+    shutil.copytree(study_dir, no_ct)
+    for p in no_ct.rglob("*.dcm"):
+        if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT":
+            p.unlink()
+    r = pet_plan.run(
+        ds.load_study(no_ct), therapy="Lu-177-PSMA-617", activity="7.4 GBq", method="led"
+    )
+    assert "heterogeneity" not in r.details
+    assert any(a.name == "heterogeneity" and "not assessed" in a.value for a in r.assumptions)
+
+
+@pytest.mark.slow
+def test_method_mc_through_the_command_line(study_dir, plan, tmp_path):
+    """#19 acceptance: `dosimetry plan --method mc` on the demo phantom writes the set with
+    the per-voxel uncertainty map; soft-tissue organ means agree with the default VSV
+    within the MC statistics plus 3 % (docs/dose.md: homogeneous regions within 2-3 %);
+    the budget carries the run's own statistical term and the report the run's identity."""
+    from dosimetry.cli import EXIT_OK, main
+
+    out = tmp_path / "mc"
+    argv = ["plan", str(study_dir), "--out", str(out), "--activity", "7.4 GBq", "--method", "mc"]
+    assert main([*argv, "--mc-uncertainty", "0.03", "--mc-time-budget", "120"]) == EXIT_OK
+    assert (out / "dose_uncertainty.nii.gz").is_file()
+    with (out / "dose_table.csv").open(encoding="utf-8") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    for organ in ("kidney_left", "liver", "spleen"):
+        mc = float(rows[organ]["mean_gy"])
+        vsv = plan.table.row(organ).dose.mean
+        assert mc == pytest.approx(vsv, rel=0.03 + 2 * 0.03), organ
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Histories" in report and "Monte Carlo statistics" in report
+    assert "ompmc" in report and "Stopping rule" in report

@@ -10,6 +10,7 @@ import pytest
 
 import dosimetry as ds
 import phantoms
+from dosimetry.checks import ImplausibleInputError
 from dosimetry.cli import EXIT_OK, main
 from dosimetry.workflows import spect
 
@@ -115,6 +116,61 @@ def test_two_time_points_are_flagged_exactly_determined(study):
     row = r.table.row("kidney_left")
     assert "exactly determined" in row.notes and row.mean_u is not None and row.mean_u > 0
     assert any(a.name == "two-point uncertainty" for a in r.assumptions)
+
+
+@pytest.mark.slow
+def test_method_mc_on_the_spect_phantom(study):
+    """#19 acceptance: the SPECT workflow with patient Monte Carlo (one time point, loose
+    target to keep CI short): the kidney and liver means agree with LED, which deposits the
+    electron energy locally and is exact for them within a few percent (photons, a few
+    percent of the kidney dose, make up the rest); the table carries no kernel band."""
+    folder, _ = study
+    r = spect.run_folder(
+        folder,
+        calibration="8.3 cps/MBq",
+        method="mc",
+        spect=[1],
+        pvc="none",
+        mc={"target_uncertainty": 0.05, "time_budget_s": 60},
+    )
+    assert r.method == "mc" and r.details["uncertainty"] is not None
+    assert r.dose.provenance["stopping_rule"]["achieved"]
+    one = spect.run_folder(folder, calibration="8.3 cps/MBq", method="led", spect=[1], pvc="none")
+    for name in ("kidney_left", "liver"):
+        ratio = r.table.row(name).dose.mean / one.table.row(name).dose.mean
+        assert 1.0 < ratio < 1.15, (name, ratio)  # MC adds the photon dose LED leaves out
+        assert "method_error_low" not in r.table.row(name).extra
+
+
+def test_early_scan_without_a_stated_dead_time_correction_is_flagged(study, tmp_path):
+    """An early time point whose CorrectedImage lacks DTIM gets the spect_dead_time warning
+    (strict mode refuses it before anything is computed); late points are not flagged."""
+    import shutil
+
+    import pydicom
+
+    folder, truth = study
+    copy = tmp_path / "study"
+    shutil.copytree(folder, copy)
+    for p in copy.rglob("*.dcm"):
+        d = pydicom.dcmread(p)
+        if d.Modality == "NM" and "DTIM" in list(d.get("CorrectedImage", [])):
+            d.CorrectedImage = [c for c in d.CorrectedImage if c != "DTIM"]
+            d.save_as(p)
+    # the phantom's first scan is at 24 h: the check window (24 h by default) is widened
+    early = min(tp.time_h for tp in truth.time_points)
+    window = {"spect_dead_time_check_h": early + 6.0}
+    with pytest.raises(ImplausibleInputError, match=r"dead-time correction.*DTIM") as err:
+        spect.run_folder(
+            copy, calibration="8.3 cps/MBq", method="led", policy="strict", parameters=window
+        )
+    assert err.value.finding.code == "spect_dead_time"
+    assert "h after the administration" in str(err.value)
+    # the phantom's own export states DTIM: no finding with the same window
+    r = spect.run_folder(
+        folder, calibration="8.3 cps/MBq", method="led", spect=[0], parameters=window
+    )
+    assert "spect_dead_time" not in {f.code for f in r.findings}
 
 
 def test_calibration_text_is_required_with_a_unit():
