@@ -133,6 +133,33 @@ def error_bands(nuclide: str | None = None) -> dict[str, dict[str, tuple[float, 
     return out
 
 
+def _reach_box(
+    selections: Mapping[str, np.ndarray],
+    rho: np.ndarray,
+    r_gcm2: float,
+    d_photon_mm: float,
+    spacing: tuple[float, float, float],
+) -> tuple[slice, ...]:
+    """Bounding box of the VOIs grown by the largest distance any comparison uses (the
+    whole grid when there is no VOI voxel, or a VOI voxel is in air: its electron range
+    has no useful bound)."""
+    union = np.zeros(rho.shape, bool)
+    for sel in selections.values():
+        union |= sel
+    if not union.any():
+        return tuple(slice(None) for _ in rho.shape)
+    reach_mm = max(d_photon_mm, float(np.max(r_gcm2 * 10.0 / rho[union])))
+    if not np.isfinite(reach_mm):
+        return tuple(slice(None) for _ in rho.shape)
+    box = []
+    for axis, n in enumerate(rho.shape):
+        other = tuple(i for i in range(rho.ndim) if i != axis)
+        idx = np.flatnonzero(union.any(axis=other))
+        pad = int(np.ceil(reach_mm / spacing[axis])) + 2
+        box.append(slice(max(int(idx[0]) - pad, 0), min(int(idx[-1]) + pad + 1, n)))
+    return tuple(box)
+
+
 def _canonical(nuclide: str) -> str | None:
     from ..nuclides import normalize_name
 
@@ -246,10 +273,21 @@ def heterogeneity_flags(
     rho = _check_density(density, density)
     d_photon = parameters.resolve(photon_distance_mm, "heterogeneity_photon_distance_mm")
     limit = parameters.resolve(threshold, "mc_recommended_error_band")
-    labels = classify_density(rho)
     spacing = density.spacing_mm
     s_max = max(spacing)
     r_gcm2 = csda_range_water_g_per_cm2(max_electron_energy_mev(nuclide, chain))
+    selections = {}
+    for voi, mask in masks.items():
+        density.check_same_grid(mask, f"masks[{voi!r}]")
+        selections[voi] = np.asarray(mask.array, dtype=float) > 0
+    # Only the VOIs and what lies within reach of them matter: the distance maps are
+    # computed on their bounding box grown by the largest distance compared (electron range
+    # in the VOIs' own media, photon distance) plus two voxels. A class voxel outside that
+    # box is farther than any distance compared, so every comparison is unchanged.
+    box = _reach_box(selections, rho, r_gcm2, d_photon, spacing)
+    rho = rho[box]
+    selections = {k: v[box] for k, v in selections.items()}
+    labels = classify_density(rho)
     range_mm = r_gcm2 * 10.0 / rho  # per voxel, in its own medium
     # distance (mm, centre to centre) from every voxel to the nearest voxel of each class
     dist = {}
@@ -266,9 +304,7 @@ def heterogeneity_flags(
         any_interface |= (labels == lab) & (other - s_max <= d_photon)
     bands = error_bands(_canonical(nuclide))
     out: dict[str, HeterogeneityFlag] = {}
-    for voi, mask in masks.items():
-        density.check_same_grid(mask, f"masks[{voi!r}]")
-        sel = np.asarray(mask.array, dtype=float) > 0
+    for voi, sel in selections.items():
         n = int(sel.sum())
         if n == 0:
             raise InputDataError(f"masks[{voi!r}] is empty on the density grid")

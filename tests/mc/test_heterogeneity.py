@@ -108,3 +108,23 @@ def test_bands_per_nuclide_and_the_envelope():
             for cls, (lo, hi) in classes.items():
                 e_lo, e_hi = envelope[method][cls]
                 assert e_lo <= lo <= hi <= e_hi, (nuc, method, cls)
+
+
+def test_the_reach_box_changes_nothing():
+    """The distance maps are computed on the VOIs' bounding box grown by the largest
+    distance compared: a VOI's flags are the same alone (small box) and together with a
+    VOI at the other end of the grid (box = whole grid), for a long-range nuclide too."""
+    rho, masks, _ = _phantom()
+    for nuclide, photon_mm in (("Lu-177", 10.0), ("Y-90", 30.0)):
+        alone = heterogeneity_flags(
+            {"lesion": masks["lesion"]}, rho, nuclide, photon_distance_mm=photon_mm
+        )
+        corner = np.zeros(rho.shape, bool)
+        corner[-2:, -2:, -2:] = True
+        both = heterogeneity_flags(
+            {"lesion": masks["lesion"], "corner": rho.with_array(corner, unit="1")},
+            rho,
+            nuclide,
+            photon_distance_mm=photon_mm,
+        )
+        assert alone["lesion"] == both["lesion"], nuclide
