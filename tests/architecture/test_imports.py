@@ -153,7 +153,9 @@ def test_no_import_of_another_subpackage_private_module():
             for i, part in enumerate(parts):
                 if part.startswith("_") and not part.startswith("__"):
                     owner = ".".join(parts[:i])
-                    if owner != "dosimetry" and not (own_pkg == owner or own_pkg.startswith(owner + ".")):
+                    if owner != "dosimetry" and not (
+                        own_pkg == owner or own_pkg.startswith(owner + ".")
+                    ):
                         offenders.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
                     break
     assert not offenders, offenders
@@ -182,5 +184,9 @@ def test_report_depends_on_results_not_on_workflows():
     g = _graph()
     for name in g:
         if name.startswith("dosimetry.report"):
-            bad = {d for d in g[name] if d.startswith(("dosimetry.workflows", "dosimetry.cli", "dosimetry.io"))}
+            bad = {
+                d
+                for d in g[name]
+                if d.startswith(("dosimetry.workflows", "dosimetry.cli", "dosimetry.io"))
+            }
             assert not bad, (name, bad)

@@ -44,7 +44,9 @@ def test_fdg_paediatric_rows_reproduce_fahey_table(age, group, e_msv_at_weight_s
     activity = 370e6 * mass_kg / 70.0
     d = diagnostic_organ_doses("18F-FDG", activity, age_years=age)
     assert d.age_group == group
-    assert d.effective_dose_msv == pytest.approx(e_msv_at_weight_scaled, rel=1e-3)  # the source gives 2-3 digits; 4 digits kept in the table
+    assert d.effective_dose_msv == pytest.approx(
+        e_msv_at_weight_scaled, rel=1e-3
+    )  # the source gives 2-3 digits; 4 digits kept in the table
 
 
 def test_age_rule_and_missing_rows():
