@@ -444,6 +444,9 @@ class WorkflowResult:
     dose, dose_rbe, dose_uncertainty
         Absorbed dose (``"Gy"``), RBE-weighted dose (``"Gy_RBE"``, alpha emitters) and the
         per-voxel standard uncertainty of ``dose`` (Gy), when available.
+    bed
+        Voxel BED map (``"Gy_BED"``) in the VOIs with radiobiology parameters, 0 elsewhere
+        (:func:`dosimetry.workflows.prescription.bed_volume`), when computed.
     density
         Mass density (g/mL) on the dose grid, when a CT was used.
     images
@@ -490,6 +493,7 @@ class WorkflowResult:
     sensitivity: tuple[SensitivityRow, ...] = ()
     dose_rbe: Volume | None = None
     dose_uncertainty: Volume | None = None
+    bed: Volume | None = None
     density: Volume | None = None
     images: Mapping[str, Volume] = field(default_factory=dict)
     parameters: Mapping[str, float] = field(default_factory=dict)

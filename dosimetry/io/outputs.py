@@ -348,7 +348,9 @@ def write_result(
 
     Files: ``dose.dcm`` (RTDOSE on the dose grid, referencing the study and frame of
     reference of ``result.reference``) and ``dose.nii.gz`` (+ JSON sidecar); for alpha
-    emitters ``dose_rbe.dcm`` / ``dose_rbe.nii.gz``; ``dose_uncertainty.nii.gz`` when the
+    emitters ``dose_rbe.dcm`` / ``dose_rbe.nii.gz``; the voxel BED map ``bed.dcm`` (unit
+    Gy_BED, DoseType EFFECTIVE) / ``bed.nii.gz`` when the result has one (see
+    :func:`dosimetry.workflows.prescription.bed_volume`); ``dose_uncertainty.nii.gz`` when the
     result has one; ``tia.nii.gz``; ``dose_table.csv``; and each of ``documents``
     (file name -> text or bytes, e.g. the rendered reports).
 
@@ -385,6 +387,16 @@ def write_result(
                 **kw,
             )
         files["NIfTI (RBE-weighted)"] = write_nifti(result.dose_rbe, root / "dose_rbe.nii.gz", **kw)
+    if result.bed is not None:
+        if result.reference is not None:
+            files["RTDOSE (BED)"] = write_rtdose(
+                result.bed,
+                root / "bed.dcm",
+                reference=result.reference,
+                comment=f"{result.agent} BED",
+                **kw,
+            )
+        files["NIfTI (BED)"] = write_nifti(result.bed, root / "bed.nii.gz", **kw)
     if result.dose_uncertainty is not None:
         files["dose uncertainty"] = write_nifti(
             result.dose_uncertainty, root / "dose_uncertainty.nii.gz", **kw

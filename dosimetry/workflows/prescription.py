@@ -38,9 +38,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from ..errors import InputDataError
 from ..results import WorkflowResult
 from ..voi import VoiMap
+from ..volume import Volume
 
 __all__ = [
     "Limit",
@@ -693,6 +696,7 @@ def with_radiobiology(
     rows = []
     used: dict[str, tuple[float, float, str]] = {}
     missing: list[str] = []
+    voxel_lq: list[tuple[str, float, float]] = []  # (VOI, alpha/beta Gy, G) for the BED map
     rbe = float(result.parameters.get("rbe_alpha", 5.0))
     for r in result.table:
         key = r.organ or ""
@@ -725,6 +729,7 @@ def with_radiobiology(
         else:
             bed = float(bed_gy(d, ab, g))
         used[key or r.name] = (ab, rep, src)
+        voxel_lq.append((r.name, ab, g))
         rows.append(dc_replace(r, bed_gy=bed, eqd2_gy=bed / (1.0 + 2.0 / ab)))
     table = DoseTable(tuple(rows), result.table.administered_activity_bq, result.table.convention)
     assumptions = list(result.assumptions)
@@ -750,7 +755,60 @@ def with_radiobiology(
                 "(docs/radiobiology.md); give them with --lq ORGAN=ALPHA_BETA_GY/REPAIR_H",
             )
         )
-    return result.replace(table=table, assumptions=tuple(assumptions))
+    bed_map = bed_volume(result, voxel_lq, rbe)
+    if bed_map is not None:
+        assumptions.append(
+            Assumption(
+                "voxel BED map",
+                "bed.dcm / bed.nii.gz: BED voxel by voxel, D (1 + G D / (alpha/beta)) with each "
+                "VOI's alpha/beta and G (its kinetics taken as uniform over the VOI); a voxel in "
+                "several VOIs takes the smallest VOI's (a lesion inside an organ keeps its own); "
+                "0 outside VOIs with radiobiology parameters (no BED defined there)",
+                "project convention; Dale 1985 (BED of protracted irradiation)",
+            )
+        )
+    return result.replace(table=table, assumptions=tuple(assumptions), bed=bed_map)
+
+
+def bed_volume(
+    result: WorkflowResult, voxel_lq: Iterable[tuple[str, float, float]], rbe: float
+) -> Volume | None:
+    """The voxel BED map (unit ``Gy_BED``) of ``result`` for the VOIs of ``voxel_lq``
+    (VOI name, alpha/beta in Gy, Lea-Catcheside G): ``BED = D (1 + G D / (alpha/beta))``
+    in each voxel of the VOI (a fractional mask's voxel counts when at least half inside);
+    for alpha emitters the alpha part, ``(D_RBE - D) / (RBE - 1)``, is RBE-weighted and
+    non-repairable (:data:`dosimetry.radiobiology.ALPHA_BED_CONVENTION`). Smaller VOIs
+    are painted last, so a lesion inside an organ keeps its own parameters. Voxels of no
+    such VOI are 0. ``None`` without a dose map or without any VOI."""
+    items = [(n, ab, g) for n, ab, g in voxel_lq if n in result.masks]
+    if result.dose is None or not items:
+        return None
+    d = np.asarray(result.dose.array, dtype=np.float64)
+    alpha_split = result.dose_rbe is not None and rbe > 1.0
+    if alpha_split:
+        assert result.dose_rbe is not None
+        d_alpha = np.clip(
+            (np.asarray(result.dose_rbe.array, np.float64) - d) / (rbe - 1.0), 0, None
+        )
+        d_beta = np.clip(d - d_alpha, 0.0, None)
+    out = np.zeros(d.shape, dtype=np.float64)
+    inside = []
+    for name, ab, g in items:
+        m = np.asarray(result.masks[name].array)
+        sel = m >= 0.5 if m.dtype.kind == "f" else m.astype(bool)
+        if sel.shape != d.shape:
+            continue
+        inside.append((int(sel.sum()), name, ab, g, sel))
+    if not inside:
+        return None
+    for _, _name, ab, g, sel in sorted(inside, key=lambda t: -t[0]):
+        if alpha_split:
+            db = d_beta[sel]
+            out[sel] = rbe * d_alpha[sel] + db * (1.0 + g * db / ab)
+        else:
+            dv = d[sel]
+            out[sel] = dv * (1.0 + g * dv / ab)
+    return result.dose.with_array(out.astype(np.float32), unit="Gy_BED")
 
 
 def parse_lq(text: str) -> tuple[str, tuple[float, float]]:

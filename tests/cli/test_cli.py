@@ -31,6 +31,8 @@ def test_demo_writes_a_complete_set(demo):
         "dose.nii.gz",
         "dose.json",
         "tia.nii.gz",
+        "bed.dcm",
+        "bed.nii.gz",
         "dose_table.csv",
         "report.md",
         "report.html",

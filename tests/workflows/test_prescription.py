@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 import dosimetry as ds
@@ -87,6 +88,34 @@ def test_bed_limit_matches_the_mono_exponential_closed_form(plan):
     assert p.outcomes[0].total_at_prescription_gy == pytest.approx(40.0, rel=0.01)
 
 
+def test_voxel_bed_map_is_the_lq_formula_voxel_by_voxel(plan):
+    """In kidney voxels BED = D (1 + G D / ab) with the closed-form G of the kidneys'
+    mono-exponential kinetics; 0 outside VOIs with radiobiology; the voxel-mean BED is at
+    least the BED of the mean dose (BED is convex in D: Jensen's inequality)."""
+    bed = plan.bed
+    assert bed is not None and bed.unit == "Gy_BED" and bed.same_grid(plan.dose)
+    ab = ds.parameters.get("alpha_beta_kidney_gy")
+    t_rep = ds.parameters.get("repair_half_time_kidney_s")
+    proj = plan.details["projection"]
+    covered = np.zeros(bed.shape, bool)
+    for r in plan.table:
+        if r.bed_gy is not None and r.name in plan.masks:
+            covered |= np.asarray(plan.masks[r.name].array) >= 0.5
+    assert np.all(np.asarray(bed.array)[~covered] == 0.0)
+    kid = next(r for r in plan.table if r.name == "kidney_left")
+    m = np.asarray(plan.masks[kid.name].array) >= 0.5
+    for other in plan.table:  # voxels shared with a smaller VOI carry that VOI's parameters
+        if other.name != kid.name and other.name in plan.masks and other.role != "body":
+            om = np.asarray(plan.masks[other.name].array) >= 0.5
+            if om.sum() < m.sum():
+                m &= ~om
+    t_eff = proj.row(kid.name).effective_half_life_s
+    g = t_rep / (t_rep + t_eff)
+    d = np.asarray(plan.dose.array, np.float64)[m]
+    np.testing.assert_allclose(np.asarray(bed.array)[m], d * (1 + g * d / ab), rtol=1e-5)
+    assert float(np.asarray(bed.array)[m].mean()) >= kid.bed_gy * (1 - 1e-3)
+
+
 def test_history_counts_and_three_cycle_bed_is_independently_summed(plan, tmp_path):
     ab = ds.parameters.get("alpha_beta_kidney_gy")
     cycles = [
@@ -160,6 +189,17 @@ def test_plan_with_prescription_writes_json_and_history(study, tmp_path):
     kid = next(line.split(",") for line in csv_text if line.startswith("kidney_left,"))
     assert float(kid[header.index("bed_gy")]) > float(kid[header.index("mean_gy")])
     assert float(kid[header.index("eqd2_gy")]) > 0
+    # the voxel BED map as RTDOSE (DoseType EFFECTIVE, unit restored from DoseComment)
+    import pydicom
+
+    dcm = pydicom.dcmread(out / "bed.dcm")
+    assert dcm.DoseType == "EFFECTIVE" and dcm.DoseUnits == "GY"
+    back = ds.io.read_rtdose(out / "bed.dcm")
+    assert back.unit == "Gy_BED"
+    np.testing.assert_allclose(
+        np.asarray(back.array), np.asarray(r.bed.array), atol=float(dcm.DoseGridScaling)
+    )
+    assert (out / "bed.nii.gz").is_file()
 
 
 def test_sphere_model_and_blood_based_marrow_rows(study, tmp_path):
