@@ -387,6 +387,32 @@ class _LocalRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _InlineRunner:
+    """Tasks run one after another in this process. Used where no worker process may be
+    started: inside a daemonic process (a Dask worker of a cohort, a multiprocessing pool
+    worker), whose children Python forbids. The same tasks and seeds as the pool, so the
+    same dose; a cohort already keeps the cores busy with other studies."""
+
+    def __init__(self, problem: _Problem):
+        self._problem = problem
+
+    def submit(self, spec: _TaskSpec) -> cf.Future[_TaskResult]:
+        fut: cf.Future[_TaskResult] = cf.Future()
+        try:
+            fut.set_result(_run_task(self._problem, spec))
+        except Exception as exc:
+            fut.set_exception(exc)
+        return fut
+
+    def close(self) -> None:
+        return None
+
+
+def _in_daemon() -> bool:
+    """True in a daemonic process (it may not start worker processes)."""
+    return bool(multiprocessing.current_process().daemon)
+
+
 class _ClientRunner:
     """Tasks on a Dask ``Client`` (duck-typed: ``scatter`` and ``submit``; Dask is never
     imported here)."""
@@ -788,6 +814,7 @@ def patient_dose(
     reason = "no transported emissions"
     ompmc_version = None
     workers_used = 0
+    inline = False  # batches run in this process (a daemonic one, e.g. a Dask worker)
     scale = particles_total * j_per_kg[box]  # Gy per (MeV per history) in each voxel
     if run_members:
         ompmc = import_ompmc()  # fail here, before any worker starts, if it is missing
@@ -806,12 +833,20 @@ def patient_dose(
             chunk_histories=CHUNK_HISTORIES,
             stratified=bool(stratified),
         )
-        workers_used = _n_workers(workers, n_batches) if client is None else 0
-        runner: _LocalRunner | _ClientRunner = (
-            _LocalRunner(problem, workers_used)
-            if client is None
-            else _ClientRunner(client, problem)
-        )
+        runner: _LocalRunner | _ClientRunner | _InlineRunner
+        if client is not None:
+            workers_used = 0
+            runner = _ClientRunner(client, problem)
+        elif _in_daemon():
+            workers_used, inline = 1, True
+            runner = _InlineRunner(problem)
+            log.info(
+                "Monte Carlo batches run in this process: it is a daemonic process (e.g. a "
+                "Dask worker of a cohort), which may not start worker processes"
+            )
+        else:
+            workers_used = _n_workers(workers, n_batches)
+            runner = _LocalRunner(problem, workers_used)
         try:
             per_batch = (
                 math.ceil(int(histories) / n_batches)
@@ -977,7 +1012,8 @@ def patient_dose(
         "air_density_max_g_per_ml": thr,
         "air_voxels": n_air,
         "source_fraction_in_air": frac_air,
-        "workers": workers_used if client is None else "dask client",
+        "workers": "dask client" if client is not None else (workers_used or 0),
+        "in_process": inline,
         "elapsed_s": elapsed,
         "worker_s": tally.wall_s,
         "worker_cpu_s": tally.cpu_s,

@@ -1,11 +1,10 @@
 """patient_dose: geometry from the affine, reproducibility, chain members, stopping rule,
-Dask-style clients, energy conservation. Real ompmc transport, small problems."""
+a real Dask client and a Dask worker, energy conservation. Real ompmc transport, small problems."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
-import os
+import functools
+import logging
 
 import numpy as np
 import pytest
@@ -206,43 +205,49 @@ def test_history_cap_and_time_budget_stop(monkeypatch):
     )  # the pilot always runs (a loaded machine may spend the budget on it)
 
 
-def _one_thread() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-
-
-class _PoolClient:
-    """What patient_dose uses of a dask.distributed.Client: scatter and submit."""
-
-    def __init__(self):
-        self.pool = cf.ProcessPoolExecutor(
-            2,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_one_thread,
-        )
-        self.submitted = 0
-
-    def scatter(self, obj, broadcast=False):
-        assert broadcast
-        return obj
-
-    def submit(self, fn, *args, pure=True):
-        assert pure is False
-        self.submitted += 1
-        return self.pool.submit(fn, *args)
-
-
-def test_client_runs_the_same_batches(base_run):
-    client = _PoolClient()
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real Dask scheduler with two worker processes (daemonic, one OpenMP thread each),
+    as a cohort runs them."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    client = distributed.Client(cluster)
     try:
-        tia, rho = _small()
-        r = patient_dose(
-            tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, client=client
-        )
+        yield client
     finally:
-        client.pool.shutdown()
-    assert client.submitted == 10
+        client.close()
+        cluster.close()
+
+
+def test_client_runs_the_same_batches(base_run, dask_client):
+    tia, rho = _small()
+    r = patient_dose(
+        tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, client=dask_client
+    )
     assert np.array_equal(r.dose.array, base_run.dose.array)
     assert r.provenance["workers"] == "dask client"
+
+
+def test_inside_a_dask_worker_the_batches_run_in_that_process(base_run, dask_client):
+    """A cohort study with --method mc runs in a Dask worker, a daemonic process that may
+    not start the local worker pool: the batches run in the worker itself, same seeds, same
+    dose."""
+    tia, rho = _small()
+    # workers= would be read by Client.submit itself: bound with partial
+    job = functools.partial(
+        patient_dose, tia, "Y-90", density=rho, histories=10_000, batches=10, seed=3, workers=2
+    )
+    fut = dask_client.submit(job, pure=False)
+    r = fut.result(timeout=300)
+    assert r.provenance["in_process"] is True and r.provenance["workers"] == 1
+    assert np.array_equal(r.dose.array, base_run.dose.array)
 
 
 @pytest.mark.parametrize("name", ["Lu-177", "Y-90", "Ac-225"])
