@@ -206,25 +206,46 @@ class OutputSet:
                         "a new folder, or pass --overwrite (overwrite=True) to replace a "
                         "previous result written by this program"
                     )
-                ours = self._previous_files()
-                foreign = sorted(e for e in entries if e not in ours and e != MANIFEST)
+                foreign = self._foreign_files()
                 if foreign:
                     raise OutputError(
-                        f"{opt} {out} holds files this program did not write "
-                        f"({', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}); "
-                        "--overwrite only replaces a previous output set: move them or "
-                        "choose another folder"
+                        f"{opt} {out} holds files this program did not write or that were "
+                        f"changed since ({', '.join(foreign[:5])}"
+                        f"{' ...' if len(foreign) > 5 else ''}); --overwrite only replaces a "
+                        "previous output set as it was written: move them or choose another "
+                        "folder"
                     )
             if not os.access(out, os.W_OK | os.X_OK):
                 raise OutputError(f"{opt} {out} is not writable")
         self._clean_stale()
 
-    def _previous_files(self) -> set[str]:
+    def _foreign_files(self) -> list[str]:
+        """Paths under the output folder (sub-folders included) that the previous set's
+        manifest does not list with the same size and SHA-256: a user's file, or one of
+        ours edited since. Links and special files are always foreign. Empty folders are
+        not files and are ignored."""
         m = read_manifest(self.out)
-        if not m:
-            return set()
-        tops = {Path(rec["path"]).parts[0] for rec in m.get("files", [])}
-        return tops | set(m.get("folders", []))
+        listed = {
+            str(rec["path"]): rec for rec in (m or {}).get("files", []) if isinstance(rec, dict)
+        }
+        foreign: list[str] = []
+        for root, dirs, names in os.walk(self.out, followlinks=False):
+            base = Path(root)
+            for d in list(dirs):
+                if (base / d).is_symlink():
+                    foreign.append((base / d).relative_to(self.out).as_posix())
+                    dirs.remove(d)
+            for n in names:
+                p = base / n
+                rel = p.relative_to(self.out).as_posix()
+                if rel == MANIFEST and base == self.out:
+                    continue
+                rec = listed.get(rel)
+                if rec is None or p.is_symlink() or not p.is_file():
+                    foreign.append(rel)
+                elif p.stat().st_size != rec.get("size") or _sha256(p) != rec.get("sha256"):
+                    foreign.append(rel)
+        return sorted(foreign)
 
     def _clean_stale(self) -> None:
         """Remove staging folders of earlier runs that were killed (marked as ours)."""

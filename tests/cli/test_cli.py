@@ -68,6 +68,22 @@ def test_overwrite_never_deletes_a_user_file(demo, capsys, tmp_path):
     assert main(["demo", "--out", str(copy), "--overwrite"]) == EXIT_USER
     assert "did not write" in capsys.readouterr().err
     assert (copy / "my_notes.txt").read_text() == "mine"
+    # a user's file inside a sub-folder of the set, and a file of the set edited since
+    for name, change in (
+        ("phantom_study/my_notes.txt", None),
+        ("report.md", "edited by hand"),
+    ):
+        again = tmp_path / f"copy_{name.replace('/', '_')}"
+        shutil.copytree(out, again)
+        (again / name).write_text(change or "mine")
+        assert main(["demo", "--out", str(again), "--overwrite"]) == EXIT_USER
+        err = capsys.readouterr().err
+        assert "did not write" in err and name in err
+        assert (again / name).read_text() == (change or "mine")
+    # the untouched set is replaced
+    clean = tmp_path / "clean"
+    shutil.copytree(out, clean)
+    assert main(["demo", "--out", str(clean), "--overwrite"]) == 0
 
 
 def test_plan_errors_exit_2_with_one_line_and_no_output(demo, capsys, tmp_path):
