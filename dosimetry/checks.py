@@ -86,6 +86,7 @@ FINDING_CODES: Mapping[str, str] = MappingProxyType(
         "no_whole_body_kinetics": "no sourced whole-body half-life for the agent",
         "organ_dose": "mean dose of one administration per VOI",
         "plateau": "uptake still changing between PET time points",
+        "registration_worse": "time-point CTs less alike after the registration than before",
         "short_field_of_view": "an axis shorter than twice the electron reach",
         "spect_corrections": "SPECT without attenuation or scatter correction",
         "spect_dead_time": "early SPECT without a stated dead-time correction",

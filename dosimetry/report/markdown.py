@@ -58,4 +58,7 @@ def render_markdown(doc: Document, *, figure_links: bool = True) -> str:
 
 def figure_files(doc: Document) -> dict[str, bytes]:
     """``figures/<name>`` -> PNG bytes for the figures a Markdown report links."""
-    return {str(Path("figures") / f.name): f.png for f in doc.figures}
+    figs = list(doc.figures) + [
+        b for section in doc.sections for b in section.blocks if isinstance(b, Figure)
+    ]
+    return {str(Path("figures") / f.name): f.png for f in figs}

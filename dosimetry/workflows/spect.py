@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -170,11 +170,97 @@ def _calibrate(run: Run, tp: TimePoint, cps_per_mbq: float) -> Volume:
     return a
 
 
+def _ct_method(registration: str) -> Literal["rigid", "deformable"]:
+    """The :func:`dosimetry.registration.register_ct` method of a ``registration`` choice."""
+    return "deformable" if registration in ("deformable", "bspline") else "rigid"
+
+
+@dataclass(frozen=True)
+class RegistrationQuality:
+    """The time-point registrations, for the report: per registered time point its rigid
+    parameters and the similarity of the two CTs inside the body before and after
+    (normalised cross-correlation, mutual information), and a checkerboard/edge overlay
+    drawn when the report is rendered (:func:`dosimetry.registration.registration_qa`)."""
+
+    records: tuple[Mapping[str, Any], ...]
+    registrations: tuple[tuple[str, Any, Volume], ...] = ()  # (label, Registration, moving CT)
+
+    def report_blocks(self) -> tuple[str, list[Any]]:
+        """Title and blocks for the reports."""
+        from ..registration import registration_qa
+        from ..report.blocks import Figure, Paragraph, Table
+        from ..viewer import figure_to_png
+
+        def pair(rec: Mapping[str, Any], key: str) -> str:
+            a, b = rec.get(f"{key}_before"), rec.get(f"{key}_after")
+            if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+                return "-"
+            return f"{a:.3f} -> {b:.3f}"
+
+        rows = []
+        for rec in self.records:
+            if rec.get("reference"):
+                rows.append((str(rec["time_point"]), "reference", "-", "-", "-", "-"))
+                continue
+            t = rec.get("translation_mm")
+            r = rec.get("rotation_deg")
+            rows.append(
+                (
+                    str(rec["time_point"]),
+                    str(rec.get("method", "-")),
+                    "-" if t is None else ", ".join(f"{x:+.1f}" for x in t),
+                    "-" if r is None else ", ".join(f"{x:+.2f}" for x in r),
+                    pair(rec, "ncc"),
+                    pair(rec, "mi"),
+                )
+            )
+        blocks: list[Any] = [
+            Paragraph(
+                "Each time point's CT registered to the first session's CT; the SPECT follows "
+                "its CT. Similarity inside the body of the first CT, before -> after "
+                "(normalised cross-correlation, 1 = identical; mutual information, higher "
+                "is better): it should rise. The figures show one axial slice: checkerboard "
+                "of the first CT and the registered one, and the CT edges before and after "
+                "(green: first CT, magenta: the time point's)."
+            ),
+            Table(
+                (
+                    "time point",
+                    "method",
+                    "translation (mm, x y z)",
+                    "rotation (deg)",
+                    "NCC",
+                    "MI",
+                ),
+                tuple(rows),
+            ),
+        ]
+        for label, reg, moving in self.registrations:
+            qa = registration_qa(reg, moving)
+            fig = qa.figure()
+            blocks.append(
+                Figure(
+                    figure_to_png(fig),
+                    f"Registration of the CT at {label} to the first CT (axial slice "
+                    f"{qa.index}); mean |HU difference| in the body "
+                    f"{qa.mean_abs_diff_hu_before:.0f} -> {qa.mean_abs_diff_hu_after:.0f} HU.",
+                    f"registration_{label.replace(' ', '').replace('.', '_')}.png",
+                )
+            )
+        return "Registration of the time points", blocks
+
+
 def _register(
     run: Run, points: Sequence[TimePoint], activities: Sequence[Volume], registration: str
-) -> tuple[list[Volume], list[dict[str, Any]]]:
-    """Every time point on the first SPECT grid (CT-driven rigid registration)."""
+) -> tuple[list[Volume], list[dict[str, Any]], list[tuple[str, Any, Volume]]]:
+    """Every time point on the first SPECT grid (CT-driven registration: rigid, or rigid
+    then B-spline for ``"deformable"``)."""
+    from ..checks import Finding
     from ..registration import apply_registration, register_ct
+
+    method = _ct_method(registration)
+    drop = run.parameter("registration_ncc_drop_warn")
+    regs: list[tuple[str, Any, Volume]] = []
 
     ref = activities[0]
     aligned = [ref]
@@ -192,21 +278,35 @@ def _register(
             aligned.append(act if same else resample(act, ref, "concentration", fill_value=0.0))
             records.append({"time_point": tp.label, "method": "none"})
             continue
-        run.step(f"registering the CT of {tp.label} to the first session")
-        reg = register_ct(ct0, tp.ct.volume)
+        run.step(f"registering the CT of {tp.label} to the first session ({method})")
+        reg = register_ct(ct0, tp.ct.volume, method=method)
         moved = apply_registration(reg, act, ref, "concentration")
         aligned.append(moved)
         rec: dict[str, Any] = {
             "time_point": tp.label,
-            "method": "rigid (CT-driven)",
+            "method": f"{reg.method} (CT-driven)",
             "translation_mm": [round(float(x), 3) for x in reg.translation_mm],
             "rotation_deg": [round(float(x), 3) for x in reg.rotation_deg],
         }
         metric = getattr(reg, "metric_value", None)
         if metric is not None:
             rec["metric"] = float(metric)
+        rec.update({k: float(v) for k, v in reg.similarity.items()})
         records.append(rec)
-    return aligned, records
+        regs.append((tp.label, reg, tp.ct.volume))
+        nb, na = rec["ncc_before"], rec["ncc_after"]
+        if math.isfinite(nb) and math.isfinite(na) and na < nb - drop:
+            run.add(
+                Finding(
+                    "registration_worse",
+                    "warning",
+                    f"{tp.label}: the CTs are less alike after the registration than before "
+                    f"(NCC in the body {nb:.3f} -> {na:.3f}); the time point may be misaligned",
+                    "look at the registration figure in the report; --registration none if "
+                    "the images were already aligned",
+                )
+            )
+    return aligned, records, regs
 
 
 def _study_masks(run: Run, tp: TimePoint, grid: Volume, registration: str) -> dict[str, Volume]:
@@ -234,12 +334,12 @@ def _study_masks(run: Run, tp: TimePoint, grid: Volume, registration: str) -> di
     src_grid = study.spect(sessions[0]).volume
     src_masks = study.masks(grid=src_grid, mode="fraction")
     run.step("registering the structures' CT to the reference CT")
-    reg = register_ct(tp.ct.volume, study.ct(cts[0]).volume)
+    reg = register_ct(tp.ct.volume, study.ct(cts[0]).volume, method=_ct_method(registration))
     run.assume(
         "VOI transfer",
         "structures rasterised on their own session and carried to the reference time point "
         "by the CT registration",
-        "CT-driven rigid registration (SimpleITK)",
+        f"CT-driven {reg.method} registration (SimpleITK)",
     )
     out = {}
     for name, m in src_masks.items():
@@ -713,7 +813,7 @@ def run(
         for tp, a, t in zip(points, activities, times_s, strict=True):
             decayed = administered * 2.0 ** (-t / points[0].spect.half_life_s)
             run_.add(check_fraction_in_fov(a.total() / decayed, "SPECT", f"SPECT {tp.label}"))
-        aligned, reg_records = _register(run_, points, activities, registration)
+        aligned, reg_records, reg_objects = _register(run_, points, activities, registration)
         grid = aligned[0]
         from ..checks import check_grid_extent
         from ..kernels import electron_reach_mm
@@ -959,7 +1059,11 @@ def run(
             else "each voxel scaled by its VOI's single-time-point factor",
             "dosimetry.kinetics.fit_voxels" if n > 1 else "Madsen 2018 applied per VOI",
         )
-        run_.assume("registration", registration, "CT-driven, SimpleITK")
+        run_.assume(
+            "registration",
+            registration if registration == "none" else f"{_ct_method(registration)} (CT-driven)",
+            "SimpleITK; the Registration section of the report shows its quality",
+        )
         run_.assume("dose method", chosen, "user" if method != "auto" else "automatic choice")
         from ..io.records import input_record, patient_record
 
@@ -994,6 +1098,15 @@ def run(
                 "tac_fits": fits,
                 "voi_kinetics": kinetics,
                 "registrations": reg_records,
+                **(
+                    {
+                        "registration_quality": RegistrationQuality(
+                            tuple(reg_records), tuple(reg_objects)
+                        )
+                    }
+                    if reg_objects
+                    else {}
+                ),
                 "tacs": tacs,
                 "times_s": times_s,
                 **({"partial_volume": pv} if pv is not None else {}),

@@ -77,6 +77,12 @@ def test_cli_writes_the_plan_file_set_with_a_tia_column(cli_run):
     html = (out / "report.html").read_text()
     assert "Partial-volume correction" in html, "no PVC section"
     assert "fitted curves used for the TIA" in html, "no TAC figure"
+    # registration quality: a section with the similarity before/after and one overlay figure
+    # per registered time point (the first is the reference), in HTML and as Markdown files
+    assert "Registration of the time points" in html
+    figs = sorted(p.name for p in (out / "figures").glob("registration_*.png"))
+    assert len(figs) == 3, figs
+    assert "registration_worse" not in html
 
 
 @pytest.mark.slow
@@ -107,6 +113,27 @@ def test_one_time_point_within_15_percent(study):
         got = r.table.row(name).extra["tia_corrected_bq_s"]
         assert got / _true_region_tia(truth, name) == pytest.approx(1.0, abs=0.15), name
     assert any("Madsen" in a.value or "Madsen" in a.source for a in r.assumptions)
+
+
+@pytest.mark.slow
+def test_deformable_registration_is_used_when_asked(study):
+    """--registration deformable runs the rigid + B-spline registration (it was silently rigid
+    before): the records name it, the similarity rises, and the TIA stays near the truth."""
+    folder, truth = study
+    r = spect.run_folder(
+        folder,
+        calibration="8.3 cps/MBq",
+        method="led",
+        spect=[0, 1],
+        pvc="none",
+        registration="deformable",
+    )
+    recs = [rec for rec in r.details["registrations"] if not rec.get("reference")]
+    assert recs and all(rec["method"].startswith("deformable") for rec in recs)
+    assert all(rec["ncc_after"] > rec["ncc_before"] for rec in recs)
+    assert any("deformable" in a.value for a in r.assumptions if a.name == "registration")
+    got = r.table.row("liver").extra["tia_voi_fit_bq_s"]
+    assert got / _true_region_tia(truth, "liver") == pytest.approx(1.0, abs=0.15)
 
 
 @pytest.mark.slow
