@@ -418,21 +418,28 @@ def _kinetics_g(result: WorkflowResult, voi: str, repair_s: float) -> float | No
 
 
 def _shape_of_fit(fit: Any) -> Any:
-    """A DoseRateShape from a TacFit's fitted exponentials (effective rates)."""
+    """A DoseRateShape from a TacFit's fitted exponentials (:class:`dosimetry.kinetics.TacFit`
+    physical parameters ``A{i}_bq``, ``lambda{i}_per_s``, ``lambda_uptake_per_s``; effective
+    rates, since the fit is to activities without decay correction), so G sees the uptake
+    phase and every clearance phase. A trapezoid fit has no exponentials: its effective
+    half-life (the tail's) is used as a mono-exponential."""
     from ..radiobiology import DoseRateShape
 
-    try:
-        terms = fit.exponential_terms()
-    except AttributeError:
-        terms = None
-    if terms:
-        amps, rates, uptake = terms
-        return DoseRateShape.from_tac(amps, rates, uptake)
+    p = dict(getattr(fit, "params", None) or {})
+    amps, rates = [], []
+    i = 1
+    while f"A{i}_bq" in p and f"lambda{i}_per_s" in p:
+        amps.append(float(p[f"A{i}_bq"]))
+        rates.append(float(p[f"lambda{i}_per_s"]))
+        i += 1
+    if amps and all(math.isfinite(r) and r > 0 for r in rates) and sum(amps) > 0:
+        up = p.get("lambda_uptake_per_s")
+        return DoseRateShape.from_tac(amps, rates, None if up is None else float(up))
     try:
         t = float(fit.effective_half_lives_s()[0])
-    except Exception:  # a trapezoid has no exponentials
+    except (AttributeError, IndexError, TypeError, ValueError):
         return None
-    return DoseRateShape.mono_exponential(t)
+    return DoseRateShape.mono_exponential(t) if math.isfinite(t) and t > 0 else None
 
 
 def organ_doses(

@@ -225,3 +225,31 @@ def test_sphere_model_and_blood_based_marrow_rows(study, tmp_path):
     assert lesion.extra["sphere_model_mean_gy"] > 0
     # a 14 mL sphere keeps nearly all beta energy: the sphere model is near LED's lesion dose
     assert lesion.extra["sphere_model_mean_gy"] == pytest.approx(lesion.dose.mean, rel=0.35)
+
+
+def test_g_of_a_fitted_uptake_curve_sees_the_uptake_phase():
+    """The Lea-Catcheside G of a fitted uptake-washout TAC against Dale's double integral
+    evaluated with nested scipy quadrature on the true curve; the clearance phase alone
+    (a mono-exponential) gives a clearly different G."""
+    from scipy.integrate import quad
+
+    from dosimetry.kinetics import fit_tac
+    from dosimetry.radiobiology import DoseRateShape, lea_catcheside_g
+    from dosimetry.workflows.prescription import _shape_of_fit
+
+    h = 3600.0
+    lam, lam_u, mu = math.log(2) / (40 * h), math.log(2) / (8 * h), math.log(2) / (2.8 * h)
+    t_h = np.array([1.0, 4.0, 24.0, 48.0, 96.0, 168.0])
+
+    def rate(t):
+        return math.exp(-lam * t) - math.exp(-lam_u * t)
+
+    fit = fit_tac(t_h, 100.0 * np.vectorize(rate)(t_h * h), "h", "MBq", model="biexp-uptake")
+    g = lea_catcheside_g(_shape_of_fit(fit), 2.8 * h)
+    end, knots = 60 * 40 * h, [3 * h, 12 * h, 40 * h, 200 * h, 800 * h]  # 60 half-lives
+    d = quad(rate, 0, end, points=knots, limit=400)[0]
+    inner = lambda t: quad(lambda w: rate(w) * math.exp(-mu * (t - w)), 0, t, limit=200)[0]  # noqa: E731
+    g_true = 2.0 / d**2 * quad(lambda t: rate(t) * inner(t), 0, end, points=knots, limit=400)[0]
+    assert g == pytest.approx(g_true, rel=1e-3)
+    g_clearance_only = lea_catcheside_g(DoseRateShape.mono_exponential(40 * h), 2.8 * h)
+    assert abs(g_clearance_only / g_true - 1) > 0.05
