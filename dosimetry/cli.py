@@ -333,7 +333,16 @@ def _finish(result: Any, outset: Any, staging: Path, files: dict[str, Path]) -> 
     }
     final = outset.commit()
     shown: dict[str, Path] = {}
-    for label in ("RTDOSE", "NIfTI", "dose table", "report.html", "report.md"):
+    for label in (
+        "RTDOSE",
+        "NIfTI",
+        "RTDOSE (BED)",
+        "dose table",
+        "prescription.json",
+        "history.json",
+        "report.html",
+        "report.md",
+    ):
         if label in files:
             shown[label] = final / Path(files[label]).relative_to(staging)
     print(summary(result, shown))

@@ -40,6 +40,10 @@ def summary(result: WorkflowResult, files: Mapping[str, Path] | None = None) -> 
         if alpha and row.dose_rbe is not None:
             line += f"{row.dose_rbe.mean:>13.2f}"
         lines.append(line)
+    for detail in result.details.values():
+        more = getattr(detail, "summary_lines", None)
+        if callable(more):
+            lines += [terminal(str(x)) for x in more()]
     for f in result.findings:
         flag = "accepted" if f.accepted else f.level
         lines.append(f"[{flag}] {terminal(f.message)}")

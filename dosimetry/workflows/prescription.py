@@ -229,14 +229,26 @@ class TreatmentHistory:
     def totals(self, organ: str) -> tuple[float, float | None]:
         """Cumulative (dose, BED) of ``organ`` over the history; BED ``None`` if a cycle
         lacks it. A cycle's BED is its own ``bed_gy`` or, from ``mean_gy``, ``g_factor``
-        and ``alpha_beta_gy``, ``D (1 + G D / (alpha/beta))``."""
+        and ``alpha_beta_gy``, ``D (1 + G D / (alpha/beta))``.
+
+        Raises
+        ------
+        InputDataError
+            A cycle without the organ's ``mean_gy``: counting it as 0 would understate the
+            dose already given."""
         dose = 0.0
         bed: float | None = 0.0
         for c in self.cycles:
             o = c.organs.get(organ)
-            if o is None:
-                continue
-            d = float(o.get("mean_gy", 0.0))
+            if o is None or "mean_gy" not in o:
+                have = ", ".join(sorted(c.organs)) or "none"
+                raise InputDataError(
+                    f"treatment history: cycle {c.cycle} ({c.date}, {c.source or 'no source'}) "
+                    f"has no mean dose of {organ} (organs recorded: {have}); the limit on "
+                    f"{organ} needs it. Add the organ's mean_gy to that cycle of the --history "
+                    "file, or leave that limit out"
+                )
+            d = float(o["mean_gy"])
             dose += d
             if bed is None:
                 continue
@@ -276,6 +288,28 @@ class Prescription:
     rbe_note: str
     history: TreatmentHistory
     notes: tuple[str, ...] = ()
+
+    def summary_lines(self) -> list[str]:
+        """What the command line prints: the activity, what limits it, and every limit."""
+        per = "MBq" if self.max_activity_bq < 1e9 else "GBq"
+        scale = 1e6 if per == "MBq" else 1e9
+        lines = [
+            f"PRESCRIPTION ({DECISION_SUPPORT.split(':')[0].lower()}): at most "
+            f"{self.max_activity_bq / scale:.3g} {per} of {self.agent} per administration "
+            f"for {self.cycles} more cycle(s) after {len(self.history.cycles)} given, "
+            f"limited by {self.limiting_organ} ({self.limiting_voi}; limit on the "
+            f"{self.bound})"
+        ]
+        for o in self.outcomes:
+            prior = f"{o.prior_dose_gy:.3g} Gy" + (
+                "" if o.prior_bed_gy is None else f" (BED {o.prior_bed_gy:.3g})"
+            )
+            lines.append(
+                f"  {o.limit.label()}: allows {o.max_activity_bq / scale:.3g} {per}; given "
+                f"{prior}; at the prescription {o.total_at_prescription_gy:.3g} Gy"
+                + (" <- binding" if o.binding else "")
+            )
+        return lines
 
     def to_json(self) -> str:
         """``prescription.json``: the activity, the limiting VOI, the limits and totals."""
@@ -871,15 +905,23 @@ def finish_with_prescription(
     details = dict(result.details)
     common_end = {}
     organs = {"kidneys", "red_marrow", "salivary_glands", "lacrimal_glands", "liver", "spleen"}
+    measured = history_source != "planned"
+    lims: list[Limit] = []
     if limits or prescribe:
         lims = [parse_limit(x) if isinstance(x, str) else x for x in (limits or ())]
         if not lims:
             lims = list(default_limits(renal_risk_factors=renal_risk_factors))
-        p = max_activity(result, lims, cycles=cycles, history=hist, bound=limit_bound, lq=lq)  # type: ignore[arg-type]
-        details["prescription"] = p
         organs |= {lim.organ for lim in lims}
+    wanted = history is not None or bool(limits) or prescribe
+    entry = history_entry(result, organs, source=history_source, lq=lq) if wanted else None
+    if lims and entry is not None:
+        # a measured cycle (spect) has been given: it counts against the limits, and the
+        # prescription is for the next cycles, predicted from its dose per activity
+        prior = hist.with_cycles([entry]) if measured else hist
+        p = max_activity(result, lims, cycles=cycles, history=prior, bound=limit_bound, lq=lq)  # type: ignore[arg-type]
+        details["prescription"] = p
         a = result.administered_activity_bq or 0.0
-        if a > p.max_activity_bq * (1 + 1e-9):
+        if not measured and a > p.max_activity_bq * (1 + 1e-9):
             run.add(
                 Finding(
                     "activity_above_prescription",
@@ -890,9 +932,8 @@ def finish_with_prescription(
                 )
             )
         common_end["findings"] = run.findings.as_tuple()
-    if history is not None or limits or prescribe:
-        entry = history_entry(result, organs, source=history_source, lq=lq)
+    if entry is not None:
         details["history"] = HistoryOutput(
-            hist.with_cycles([entry] * (cycles if history_source == "planned" else 1))
+            hist.with_cycles([entry] * (cycles if not measured else 1))
         )
     return result.replace(details=details, **common_end)

@@ -172,3 +172,29 @@ def test_console_script_runs():
 def test_warmup_compiles_the_kernels(capsys):
     assert main(["warmup"]) == EXIT_OK
     assert "Numba kernels ready" in capsys.readouterr().out
+
+
+def test_plan_with_limits_prints_and_writes_the_prescription(demo, capsys, tmp_path):
+    """`plan --limit`: the terminal shows the activity, what limits it and the decision-support
+    line; prescription.json holds the same; the absorbed-dose limit's activity equals the
+    closed form (L / (N d)) from the kidneys' doses in dose_table.csv (mass-weighted)."""
+    import csv
+
+    _, out = demo
+    o = tmp_path / "rx"
+    argv = ["plan", str(out / "phantom_study"), "--out", str(o), "--activity", "7.4 GBq"]
+    argv += ["--method", "led", "--limit", "kidneys=23Gy", "--limit", "kidneys=BED:40Gy"]
+    assert main([*argv, "--cycles", "2"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "PRESCRIPTION (decision support for the treating physician" in text
+    assert "limited by kidneys" in text and "prescription.json" in text
+    rx = json.loads((o / "prescription.json").read_text())
+    assert f"at most {rx['max_activity_bq'] / 1e9:.3g} GBq" in text
+    with (o / "dose_table.csv").open() as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    kid = [rows["kidney_left"], rows["kidney_right"]]
+    mass = sum(float(r["mass_g"]) for r in kid)
+    d_per_bq = sum(float(r["mass_g"]) * float(r["mean_gy"]) for r in kid) / mass / 7.4e9
+    dose_lim = next(x for x in rx["limits"] if x["quantity"] == "absorbed_dose")
+    assert dose_lim["max_activity_bq"] == pytest.approx(23.0 / (2 * d_per_bq), rel=2e-3)
+    assert rx["max_activity_bq"] == pytest.approx(min(x["max_activity_bq"] for x in rx["limits"]))

@@ -253,3 +253,19 @@ def test_g_of_a_fitted_uptake_curve_sees_the_uptake_phase():
     assert g == pytest.approx(g_true, rel=1e-3)
     g_clearance_only = lea_catcheside_g(DoseRateShape.mono_exponential(40 * h), 2.8 * h)
     assert abs(g_clearance_only / g_true - 1) > 0.05
+
+
+def test_a_history_cycle_without_the_limited_organ_is_refused(plan):
+    """Counting a missing organ dose as 0 would understate what was given: refused, naming
+    the cycle and the organ."""
+    hist = TreatmentHistory().with_cycles(
+        [
+            CycleRecord(
+                0, "2026-01-12", "Lu-177-PSMA-617", 7.4e9, "cycle 1", {"kidneys": {"mean_gy": 3.0}}
+            )
+        ]
+    )
+    with pytest.raises(InputDataError, match=r"cycle 1 .*no mean dose of red_marrow"):
+        max_activity(plan, [Limit("red_marrow", "absorbed_dose", 2.0)], history=hist)
+    p = max_activity(plan, [Limit("kidneys", "absorbed_dose", 23.0)], history=hist)
+    assert p.outcomes[0].prior_dose_gy == pytest.approx(3.0)

@@ -4,6 +4,7 @@ shifts and calibration): organ and lesion TIAs against the phantom's analytic tr
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -83,6 +84,14 @@ def test_cli_writes_the_plan_file_set_with_a_tia_column(cli_run):
     figs = sorted(p.name for p in (out / "figures").glob("registration_*.png"))
     assert len(figs) == 3, figs
     assert "registration_worse" not in html
+    # the measured cycle counts against the limits: the prescription is for the next cycle
+    rx = json.loads((out / "prescription.json").read_text())
+    hist = json.loads((out / "history.json").read_text())
+    assert rx["previous_cycles"] == 1 and len(hist["cycles"]) == 1
+    measured = hist["cycles"][0]["organs"]
+    for lim in rx["limits"]:
+        assert lim["prior_dose_gy"] == pytest.approx(measured[lim["organ"]]["mean_gy"], rel=1e-9)
+        assert lim["prior_dose_gy"] > 0
 
 
 @pytest.mark.slow
