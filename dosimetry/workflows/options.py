@@ -480,7 +480,9 @@ OPTIONS: tuple[Option, ...] = (
         "blood",
         "blood samples (CSV: time and activity concentration columns, units in the headers, "
         "e.g. 'time [h],concentration [kBq/mL]') for the blood-based red-marrow dose "
-        "(EANM 2010), reported beside the image-based marrow VOI",
+        "(EANM 2010) of the administration of --activity (spect: of the imaged cycle), "
+        "reported beside the image-based marrow VOI; a red_marrow limit uses the larger of "
+        "the two",
         ("plan", "spect"),
         metavar="FILE",
     ),

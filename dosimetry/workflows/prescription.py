@@ -498,6 +498,13 @@ def organ_doses(
         rows = [
             r for r in result.table if r.role != "lesion" and (r.organ == want or r.name == organ)
         ]
+        # a blood-based marrow row is another estimate of the same organ, not more tissue:
+        # never mass-averaged with the image VOIs; the larger dose per activity is used
+        blood = [r for r in rows if "blood_tia_bq_s_per_ml" in r.extra]
+        image = [r for r in rows if r not in blood]
+        if blood and image:
+            img_mean = sum(r.mass_g * r.dose.mean for r in image) / sum(r.mass_g for r in image)
+            rows = blood if max(r.dose.mean for r in blood) > img_mean else image
         if not rows:
             continue
         mass = sum(r.mass_g for r in rows)

@@ -221,6 +221,14 @@ def test_sphere_model_and_blood_based_marrow_rows(study, tmp_path):
     lam_eff = lam + math.log(2) / (6.647 * 86400)
     expect = 1.0 * (c0 / lam_eff) * 1e3 * 0.1479 * 1.602176634e-13
     assert row.dose.mean == pytest.approx(expect, rel=0.02)
+    # a red_marrow limit: the larger of the blood-based and the image-based estimate, never
+    # their mass average (the blood row's 1170 g is the whole marrow, not extra tissue)
+    from dosimetry.workflows.prescription import organ_doses
+
+    od = organ_doses(r, ["red_marrow"])["red_marrow"]
+    image = [x for x in r.table if x.organ == "bone_marrow" and x.name != row.name]
+    img_mean = sum(x.mass_g * x.dose.mean for x in image) / sum(x.mass_g for x in image)
+    assert od.dose_per_bq * 7.4e9 == pytest.approx(max(row.dose.mean, img_mean), rel=1e-9)
     lesion = r.table.row("lesion_1")
     assert lesion.extra["sphere_model_mean_gy"] > 0
     # a 14 mL sphere keeps nearly all beta energy: the sphere model is near LED's lesion dose
