@@ -20,7 +20,8 @@ Rules
    :data:`IMAGE_CALL` — a pyplot figure call (``plt.show(``, ``plt.subplots(``,
    ``plt.figure(``, ``plt.imshow(``), any ``.figure(`` or ``.imshow(`` call, or a call of a
    viewer function (``viewer.<name>(``, ``<name>_viewer(``, ``<name>_plot(``,
-   ``fused_slice(``) — must show at least one image: an ``img``, a ``canvas`` or an inline
+   ``<name>_figure(`` such as ``three_plane_figure(``, ``<name>_widget(`` such as
+   ``dvh_widget(``, ``fused_slice(``) — must show at least one image: an ``img``, a ``canvas`` or an inline
    ``svg`` in its outputs (a widget counts only through the image it shows). A cell that
    draws on purpose without showing opts out with a ``# BROWSER_NO_IMAGE`` comment line
    (:data:`NO_IMAGE_MARK`) or the cell tag ``browser-no-image`` (:data:`NO_IMAGE_TAG`).
@@ -55,6 +56,8 @@ IMAGE_CALL = re.compile(
     r"|\b\w*_viewer\s*\("
     r"|\b\w+_plot\s*\("
     r"|\bfused_slice\s*\("
+    r"|\b\w+_figure\s*\("
+    r"|\b\w+_widget\s*\("
 )
 
 STDERR_MIME = "application/vnd.jupyter.stderr"

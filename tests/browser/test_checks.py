@@ -47,6 +47,10 @@ def _md() -> dict[str, Any]:
         "viewer.three_plane(dose)",
         "dvh_plot(dvhs)",
         "fused_slice(activity, ct.volume, index=3)",
+        "three_plane_figure(result.dose, result.images['CT'], isodoses=[1, 2])",
+        "tac_figure({n: fits[n] for n in shown}, yscale='log')",
+        "bland_altman_figure(meas, pred, PAIRS)",
+        "dvh_widget(plan.dose, masks, plan.density)",
     ],
 )
 def test_a_plotting_or_viewer_call_expects_an_image(source: str) -> None:
@@ -61,6 +65,8 @@ def test_a_plotting_or_viewer_call_expects_an_image(source: str) -> None:
         "from dosimetry.viewer import slice_viewer",  # an import is not a call
         "figures = 3",
         "plot_count = 2",
+        "png = figure_to_png(fig)",  # converts, shows nothing
+        "from dosimetry.viewer import three_plane_figure, dvh_widget",
     ],
 )
 def test_code_without_a_plotting_call_expects_no_image(source: str) -> None:
