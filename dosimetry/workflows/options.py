@@ -278,7 +278,7 @@ OPTIONS: tuple[Option, ...] = (
         "therapy",
         "therapy",
         _THERAPY_HELP,
-        ("plan",),
+        ("plan", "spect"),
         default="Lu-177-PSMA-617",
         metavar="AGENT",
     ),
@@ -364,8 +364,8 @@ OPTIONS: tuple[Option, ...] = (
         "half-life",
         "effective_half_life_s",
         "effective half-life of a VOI, e.g. kidney_left=40h; a pattern such as 'lesion*=70h' "
-        "applies to every matching VOI (repeatable)",
-        ("plan",),
+        "applies to every matching VOI (repeatable; spect: for a single time point)",
+        ("plan", "spect"),
         convert=parse_half_life,
         repeat=True,
         metavar="VOI=DURATION",
@@ -373,8 +373,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "kinetics",
         "kinetics_file",
-        "per-VOI effective half-lives from a CSV (voi,effective_half_life_h[,source]) or YAML",
-        ("plan",),
+        "per-VOI effective half-lives from a CSV (voi,effective_half_life_h[,source]) or YAML "
+        "(spect: for a single time point)",
+        ("plan", "spect"),
         metavar="FILE",
     ),
     Option(
@@ -668,7 +669,8 @@ def add_options(parser: argparse.ArgumentParser, workflow: str) -> None:
     for opt in OPTIONS:
         if workflow not in opt.workflows:
             continue
-        kw: dict[str, Any] = {"help": opt.help, "dest": opt.column}
+        # argparse formats help with %-style: a literal % (e.g. '40%') must be doubled
+        kw: dict[str, Any] = {"help": opt.help.replace("%", "%%"), "dest": opt.column}
         if opt.flag:
             kw["action"] = "store_true"
         else:
@@ -784,6 +786,7 @@ def to_workflow_kwargs(values: Mapping[str, Any], workflow: str) -> dict[str, An
             *shared,
         ),
         "spect": (
+            "therapy",
             "method",
             "masks",
             "rbe",

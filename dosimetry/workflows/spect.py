@@ -421,17 +421,24 @@ def _voi_tia(
     agent: str,
     nuclide: str,
     model: str,
+    user_half_life_s: float | None = None,
 ) -> VoiKinetics:
-    """TIA of one VOI from its time-activity points (rules by the number of points)."""
+    """TIA of one VOI from its time-activity points (rules by the number of points);
+    ``user_half_life_s`` replaces the population half-life of a single time point."""
     from ..kinetics import fit_tac, stp_tia
 
     n = len(times_s)
     if n == 1:
-        prior = _population_half_life(agent, organ)
+        prior = (
+            (user_half_life_s, "user (--half-life / --kinetics)")
+            if user_half_life_s is not None
+            else _population_half_life(agent, organ)
+        )
         if prior is None:
             raise InputDataError(
                 f"single time point: no population half-life for VOI {name!r} ({agent}); give "
-                "one (--half-life) or more time points"
+                f"one (--half-life {name}=DURATION, or effective_half_life_s= in Python) or "
+                "more time points"
             )
         t_eff, cite = prior
         v = stp_tia(
@@ -442,12 +449,35 @@ def _voi_tia(
             activity_unit="Bq",
             effective_half_life=t_eff,
         )
+        sd = None
+        if user_half_life_s is None:
+            # the population spread of T_eff propagated to the TIA: TIA = A e^(ln2 t/T) T/ln2,
+            # so d ln TIA / d ln T = 1 - ln2 t / T (first order)
+            from ..kinetics import population_record
+            from ..uncertainty import relative_sd_from_spread
+
+            for key in (organ, "whole_body"):
+                if key is None:
+                    continue
+                try:
+                    rec = population_record(agent, key)
+                except DosimetryError:
+                    continue
+                rel, _how = relative_sd_from_spread(rec.effective_half_life_s / 3600.0, rec.spread)
+                sens = abs(1.0 - math.log(2) * float(times_s[0]) / t_eff)
+                sd = float(v) * rel * sens
+                break
         return VoiKinetics(
             float(v),
-            None,
-            "single time point (Madsen 2018)",
+            sd,
+            "single time point (Madsen 2018"
+            + (f", user half-life {t_eff / 3600:.3g} h)" if user_half_life_s is not None else ")"),
             t_eff,
-            note=f"population effective half-life {t_eff / 3600:.1f} h: {cite}",
+            note=(
+                f"effective half-life {t_eff / 3600:.1f} h: {cite}"
+                if user_half_life_s is not None
+                else f"population effective half-life {t_eff / 3600:.1f} h: {cite}"
+            ),
         )
     if n == 2:
         a1, a2 = float(tac[0]), float(tac[1])
@@ -691,9 +721,10 @@ def run(
     *,
     calibration: str | Path,
     activity: str | None = None,
-    agent: str = "Lu-177-PSMA-617",
+    therapy: str = "Lu-177-PSMA-617",
     method: str = "auto",
     spect: Sequence[int | str] | None = None,
+    effective_half_life_s: Mapping[str, float] | None = None,
     masks: Mapping[str, Volume] | str | Path | None = None,
     voi_map: VoiMap | None = None,
     registration: str = "rigid",
@@ -729,12 +760,17 @@ def run(
         Camera sensitivity ``"9.1 cps/MBq"`` or a calibration record file (JSON).
     activity
         Administered activity with unit, when the headers lack it (or to override them).
-    agent
-        Therapy agent (population half-lives for a single time point).
+    therapy
+        Therapy agent given (its nuclide must match the SPECT's; population half-lives
+        for a single time point), any spelling of :func:`dosimetry.nuclides.parse_agent`.
     method
         Dose method, as for :func:`dosimetry.workflows.pet_plan.run`.
     spect
         Which NM series to use (index, UID or description; default all reconstructed).
+    effective_half_life_s
+        VOI name or shell pattern (``"lesion*"``) -> effective half-life (s) for a single
+        time point, instead of the agent's population value (``--half-life``,
+        ``--kinetics``); ignored, with a note, when there are several time points.
     masks
         VOIs (mapping, or an RTSTRUCT/SEG/NIfTI path); default the study's RTSTRUCT on the
         first session.
@@ -775,7 +811,7 @@ def run(
     run_ = Run("spect", progress=progress, policy=policy, accept=accept, parameters=parameters)
     studies = list(study) if isinstance(study, list | tuple) else [study]
     with run_.active():
-        therapy = parse_agent(agent)
+        agent_ = parse_agent(therapy)
         cps_per_mbq, cps_sd, cal_source = parse_calibration_text(calibration)
         ov = dict(overrides or {})
         if activity is not None:
@@ -792,7 +828,7 @@ def run(
         run_.add(
             check_administered_activity(
                 administered,
-                therapy.nuclide,
+                agent_.nuclide,
                 "--activity (or RadionuclideTotalDose (0018,1074) of the SPECT)",
             )
         )
@@ -804,8 +840,8 @@ def run(
             for tp, t in zip(points, times_s, strict=True)
         ]
         for tp, t in zip(points, times_s, strict=True):
-            run_.add(check_spect_time(t / 3600.0, therapy.nuclide, f"SPECT {tp.label}"))
-            _check_series(run_, tp, therapy.nuclide)
+            run_.add(check_spect_time(t / 3600.0, agent_.nuclide, f"SPECT {tp.label}"))
+            _check_series(run_, tp, agent_.nuclide)
         run_.step(
             f"calibrating {len(points)} time point(s): counts -> Bq/mL ({cps_per_mbq:g} cps/MBq)"
         )
@@ -820,7 +856,7 @@ def run(
 
         run_.add(
             check_grid_extent(
-                grid.shape, grid.spacing_mm, electron_reach_mm(therapy.nuclide), "the SPECT"
+                grid.shape, grid.spacing_mm, electron_reach_mm(agent_.nuclide), "the SPECT"
             )
         )
         density = None
@@ -868,6 +904,16 @@ def run(
         run_.step("VOI time-activity curves and TIA")
         region_masks = _disjoint_masks(vois, roles) if minus_lesions else dict(vois)
         tacs = _voi_tacs(aligned, region_masks)
+        from .options import expand_half_lives
+
+        user_t = expand_half_lives(effective_half_life_s, region_masks) or {}
+        if user_t and len(times_s) > 1:
+            run_.assume(
+                "user half-lives not used",
+                ", ".join(sorted(user_t)),
+                f"{len(times_s)} time points: the VOIs' own fitted kinetics are used",
+            )
+            user_t = {}
         kinetics: dict[str, VoiKinetics] = {}
         for name, tac in tacs.items():
             organ, role = roles[name]
@@ -878,9 +924,10 @@ def run(
                     tac,
                     name=name,
                     organ=organ,
-                    agent=therapy.name,
-                    nuclide=therapy.nuclide,
+                    agent=agent_.name,
+                    nuclide=agent_.nuclide,
                     model=model,
+                    user_half_life_s=user_t.get(name),
                 )
             except DosimetryError as exc:
                 run_.add(Finding("voi_kinetics", "warning", f"VOI {name}: no TIA ({exc})", ""))
@@ -898,21 +945,22 @@ def run(
                         ctac,
                         name=name,
                         organ=roles[name][0],
-                        agent=therapy.name,
-                        nuclide=therapy.nuclide,
+                        agent=agent_.name,
+                        nuclide=agent_.nuclide,
                         model=model,
+                        user_half_life_s=user_t.get(name),
                     )
                 except DosimetryError as exc:
                     run_.add(
                         Finding("voi_kinetics", "warning", f"VOI {name} (corrected): {exc}", "")
                     )
         if len(times_s) == 1:
-            prior = _population_half_life(therapy.name, "whole_body")
+            prior = _population_half_life(agent_.name, "whole_body")
             if prior is not None:
                 kinetics["__body__"] = VoiKinetics(0.0, None, "population", prior[0])
         run_.step("voxel TIA map")
         tia = _voxel_tia(
-            run_, aligned, times_s, body, nuclide=therapy.nuclide, kinetics=kinetics, masks=vois
+            run_, aligned, times_s, body, nuclide=agent_.nuclide, kinetics=kinetics, masks=vois
         )
         kinetics.pop("__body__", None)
 
@@ -920,16 +968,16 @@ def run(
         from ..nuclides import nuclide as nuclide_data
         from .pet_plan import UncertaintyBudget, _choose_method, _dose_maps
 
-        members = decay_chain(therapy.nuclide).members
+        members = decay_chain(agent_.nuclide).members
         chain = len(members) > 1
         alpha = any(nuclide_data(m).energy_per_decay_mev("alpha") > 0 for m in members)
         chosen, kernel = _choose_method(
-            run_, method, therapy.nuclide, tia.spacing_mm, density, chain
+            run_, method, agent_.nuclide, tia.spacing_mm, density, chain
         )
         run_.step(f"absorbed dose ({chosen.upper()})")
         dose, dose_rbe, uncertainty = _dose_maps(
             tia,
-            therapy.nuclide,
+            agent_.nuclide,
             method=chosen,
             kernel=kernel,
             density=density,
@@ -956,7 +1004,7 @@ def run(
         from ._heterogeneity import flag_table, method_terms
 
         table, heterogeneity = flag_table(
-            run_, table, vois, density, therapy.nuclide, chain=chain, method=chosen
+            run_, table, vois, density, agent_.nuclide, chain=chain, method=chosen
         )
         from ..uncertainty import Term, combine
 
@@ -1078,9 +1126,9 @@ def run(
         fits = {name: k.fit for name, k in kinetics.items() if k.fit is not None}
         result = WorkflowResult(
             kind="spect",
-            title=f"{therapy.name} post-therapy SPECT/CT dosimetry, {n} time point(s)",
-            agent=therapy.name,
-            nuclide=therapy.nuclide,
+            title=f"{agent_.name} post-therapy SPECT/CT dosimetry, {n} time point(s)",
+            agent=agent_.name,
+            nuclide=agent_.nuclide,
             administered_activity_bq=administered,
             method=chosen,
             inputs=tuple(inputs),

@@ -198,3 +198,15 @@ def test_plan_with_limits_prints_and_writes_the_prescription(demo, capsys, tmp_p
     dose_lim = next(x for x in rx["limits"] if x["quantity"] == "absorbed_dose")
     assert dose_lim["max_activity_bq"] == pytest.approx(23.0 / (2 * d_per_bq), rel=2e-3)
     assert rx["max_activity_bq"] == pytest.approx(min(x["max_activity_bq"] for x in rx["limits"]))
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "plan", "spect", "cohort", "diagnostic-dose", "dispense", "warmup"]
+)
+def test_every_command_prints_its_help(command, capsys):
+    """argparse %-formats help texts: a literal '%' (spect's '40%' lesion rule) broke
+    `dosimetry spect --help` before."""
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"usage: dosimetry {command}" in capsys.readouterr().out

@@ -146,6 +146,35 @@ def test_deformable_registration_is_used_when_asked(study):
 
 
 @pytest.mark.slow
+def test_one_time_point_with_the_users_half_life(study, capsys):
+    """--therapy and --half-life reach spect: a single time point's TIA is the
+    mono-exponential through the point with the user's half-life (Madsen 2018 closed form),
+    and the command line lists both options."""
+    import math
+
+    folder, _ = study
+    r = spect.run_folder(
+        folder,
+        calibration="8.3 cps/MBq",
+        method="led",
+        spect=[1],
+        pvc="none",
+        therapy="[177Lu]Lu-PSMA-617",
+        effective_half_life_s={"kidney_*": 40 * 3600.0},
+    )
+    t = float(r.details["times_s"][0])
+    a = float(r.details["tacs"]["kidney_left"][0])
+    lam = math.log(2) / (40 * 3600.0)
+    row = r.table.row("kidney_left")
+    assert row.extra["tia_voi_fit_bq_s"] == pytest.approx(a * math.exp(lam * t) / lam, rel=1e-9)
+    assert "user" in row.notes
+    with pytest.raises(SystemExit):
+        main(["spect", "--help"])
+    helptext = capsys.readouterr().out
+    assert "--therapy" in helptext and "--half-life" in helptext and "--kinetics" in helptext
+
+
+@pytest.mark.slow
 def test_two_time_points_are_flagged_exactly_determined(study):
     folder, _ = study
     r = spect.run_folder(folder, calibration="8.3 cps/MBq", method="led", spect=[0, 2], pvc="none")
