@@ -58,3 +58,25 @@ def test_readme_commands_match_the_project():
     assert "dosimetry demo --out demo-output" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -q -e ".[test]"' in ci and "\npytest" in ci
+
+
+def test_every_readme_command_line_parses():
+    """Each `dosimetry ...` line of the README is accepted by the command's parser (options
+    and choices exist as written; nothing is run)."""
+    import shlex
+
+    from dosimetry.cli import build_parser
+
+    parser = build_parser()
+    lines = [
+        line.split("  #")[0].strip()
+        for line in README.splitlines()
+        if line.startswith("dosimetry ") and "--help" not in line
+    ]
+    assert len(lines) >= 10
+    for line in lines:
+        args = shlex.split(line, comments=True)[1:]
+        try:
+            parser.parse_args(args)
+        except SystemExit as exc:  # argparse exits on an unknown option or a bad choice
+            raise AssertionError(f"README line does not parse: {line}") from exc
