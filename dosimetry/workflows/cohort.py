@@ -36,7 +36,8 @@ largest study's estimate); ``client=`` (a ``Client``, a scheduler address such a
 The summary ``OUT/cohort_summary.csv`` (and ``.parquet`` when pyarrow is installed), written
 atomically, has one row per study and VOI (:data:`SUMMARY_COLUMNS`): the dose-table columns
 (:data:`dosimetry.results.TABLE_COLUMNS`), the status (``ok``, ``failed``, ``skipped``; and
-``interrupted`` for rows not run when the cohort was stopped), the message, timing and
+``interrupted`` for rows not run when the cohort was stopped), the message, the findings
+(``code:level`` of every warning or error check, ``code:accepted`` when accepted), timing and
 provenance (input hash, software version, kernel identity). With ``anonymize`` the patient
 identifiers and the study paths are left out.
 """
@@ -100,6 +101,7 @@ _LEAD_COLUMNS: tuple[str, ...] = (
     "study",
     "status",
     "message",
+    "findings",
     "agent",
     "nuclide",
     "method",
@@ -648,6 +650,12 @@ def _study_info(result: WorkflowResult) -> dict[str, str]:
         "input_sha256": _combined_hash(result),
         "software": f"dosimetry {__version__}",
         "kernel": csv_cell(_kernel_identity(result)),
+        # the checks that spoke (code:level, accepted ones marked), for filtering a cohort
+        "findings": "; ".join(
+            f"{f.code}:{'accepted' if f.accepted else f.level}"
+            for f in result.findings
+            if f.level != "info"
+        ),
         "patient_id": csv_cell(result.patient.get("id", "")),
         "patient_name": csv_cell(result.patient.get("name", "")),
     }
@@ -1050,6 +1058,7 @@ _TEXT_COLUMNS = {
     "study",
     "status",
     "message",
+    "findings",
     "agent",
     "nuclide",
     "method",

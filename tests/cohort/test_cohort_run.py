@@ -90,6 +90,14 @@ def test_acceptance_exit_3_outputs_and_summary(acceptance, capsys):
         assert len(r["input_sha256"]) == 64 and r["software"].startswith("dosimetry ")
         assert r["patient_id"] and float(r["elapsed_s"]) > 0 and r["attempts"] == "1"
         assert r["administered_activity_bq"] in ("7.4e+09", "3.7e+09")
+        # the findings column: registered check codes with their level
+        from dosimetry.checks import FINDING_CODES
+
+        assert "findings" in r
+
+        for item in filter(None, r["findings"].split("; ")):
+            code, level = item.split(":")
+            assert code in FINDING_CODES and level in ("warning", "error", "accepted"), item
 
 
 def test_good_rows_equal_single_runs(acceptance, pet_studies):
