@@ -276,3 +276,19 @@ def test_energy_conservation(name, slab, slab_runs, icrp107):
     assert (deposited_j + escaped_j) / emitted_j == pytest.approx(1.0, abs=0.005)
     assert 0 < escaped_j < emitted_j
     assert r.uncertainty.array.max() > 0
+
+
+def test_absorbed_dose_method_mc_is_the_patient_transport(base_run):
+    """ds.absorbed_dose(..., method="mc") runs patient_dose with the request's density and
+    the mc= settings: the same seed gives the same dose map, with the MC provenance."""
+    tia, rho = _small()
+    dose = ds.absorbed_dose(
+        tia,
+        "Y-90",
+        method="mc",
+        density=rho,
+        mc={"histories": 10_000, "batches": 10, "seed": 3, "workers": 2},
+    )
+    assert dose.unit == "Gy" and dose.same_grid(tia)
+    np.testing.assert_allclose(dose.array, base_run.dose.array, rtol=1e-12, atol=0.0)
+    assert dose.provenance["mc"]["histories"] == base_run.histories
