@@ -309,6 +309,7 @@ class Prescription:
                 f"{prior}; at the prescription {o.total_at_prescription_gy:.3g} Gy"
                 + (" <- binding" if o.binding else "")
             )
+        lines += [f"  note: {n}" for n in self.notes]
         return lines
 
     def to_json(self) -> str:
@@ -687,6 +688,25 @@ def max_activity(
             f"the history already reaches the limit {best.limit.label()}: no further activity "
             "is allowed under it"
         )
+    else:
+        from ..checks import bound as plausibility_bound
+
+        b = plausibility_bound("administered_activity", result.nuclide)
+        if best.max_activity_bq > b.warn_high:
+            over_error = best.max_activity_bq > b.error_high
+            notes.append(
+                f"the limits allow {best.max_activity_bq / 1e9:.3g} GBq per administration, above "
+                f"the usual range of single {result.nuclide} administrations "
+                f"({b.warn_low / 1e9:g}-{b.warn_high / 1e9:g} GBq; dosimetry/data/plausibility.csv)"
+                + (
+                    f" and above the {b.error_high / 1e9:g} GBq this tool plans without "
+                    "--accept administered_activity"
+                    if over_error
+                    else ""
+                )
+                + ": the organ limits are not what bounds the activity here; more cycles at "
+                "a lower activity (--cycles) or the clinical protocol's activity apply"
+            )
     return Prescription(
         max_activity_bq=best.max_activity_bq,
         limiting_organ=best.limit.organ,
