@@ -74,7 +74,7 @@ _LAZY: dict[str, str] = {
     "read_rtdose": "dosimetry.io",
 }
 
-# submodules reachable as attributes (``ds.planning``, ``ds.io``) without an explicit import
+# submodules reachable as attributes (``ds.io``, ``ds.workflows``) without an explicit import
 _SUBMODULES = {
     "io",
     "workflows",

@@ -911,6 +911,16 @@ class _PinCores(WorkerPlugin):
                     os.sched_setaffinity(int(tid), cores)
 
 
+def _restore_environ(saved: Mapping[str, str | None]) -> None:
+    """Put back this process's values of ``saved`` (a Dask nanny writes its pre-spawn
+    variables into the parent's ``os.environ`` every time it starts a worker)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def _embedded_cluster(plan: ClusterPlan) -> Any:
     import dask
     from distributed import LocalCluster
@@ -918,7 +928,12 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
     threads = str(plan.threads_per_study)
     env = dict.fromkeys(_THREAD_VARIABLES, threads)
     spawn = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
-    spawn.update(env)
+    # Libraries that size their pools when loaded (OpenMP, BLAS, ITK) get theirs before the
+    # worker starts. NUMBA_NUM_THREADS only through ``env`` (set in the worker before it
+    # imports Numba): the nanny also writes pre-spawn variables into this process's
+    # environment, and Numba here refuses a NUMBA_NUM_THREADS that differs from the size of
+    # its running thread pool.
+    spawn.update({k: v for k, v in env.items() if k != "NUMBA_NUM_THREADS"})
     with dask.config.set(
         {
             # a killed worker fails its task at once; run() retries it (bounded)
@@ -1290,6 +1305,7 @@ def run(
             callback(o)
 
     where = "nothing to run"
+    saved_env = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
     own_cluster = None
     own_client = False
     dask_client = None
@@ -1321,26 +1337,39 @@ def run(
         interrupted = True
         raise
     finally:
-        for r in rows:
-            if r.row not in outcomes:
-                outcomes[r.row] = StudyOutcome(
-                    r.id,
-                    r.row,
-                    "interrupted",
-                    "not finished: the cohort was interrupted; run it again to finish",
-                    attempts=0,
-                )
-        bar.close()
-        ordered = tuple(outcomes[r.row] for r in rows)
-        csv_path, parquet = _write_summary(
-            out_dir, _summary_rows(rows, ordered, anonymize), anonymize
-        )
+        # the workers stop first, so that no study is still being written while the
+        # summary says what finished
         if own_client and dask_client is not None:
             with contextlib.suppress(Exception):
                 dask_client.close()
         if own_cluster is not None:
             with contextlib.suppress(Exception):
                 own_cluster.close()
+        _restore_environ(saved_env)
+        for r in rows:
+            if r.row in outcomes:
+                continue
+            if r.row in tasks and is_complete(out_dir / r.id):
+                # its worker committed the set after the interruption was asked for
+                outcomes[r.row] = replace(
+                    _skipped(tasks[r.row], out_dir / r.id),
+                    status="ok",
+                    message="finished while the cohort was being interrupted",
+                    attempts=1,
+                )
+                continue
+            outcomes[r.row] = StudyOutcome(
+                r.id,
+                r.row,
+                "interrupted",
+                "not finished: the cohort was interrupted; run it again to finish",
+                attempts=0,
+            )
+        bar.close()
+        ordered = tuple(outcomes[r.row] for r in rows)
+        csv_path, parquet = _write_summary(
+            out_dir, _summary_rows(rows, ordered, anonymize), anonymize
+        )
         if interrupted:
             log.warning("cohort interrupted; summary of what finished in %s", csv_path)
     result = CohortResult(out_dir, ordered, csv_path, parquet, time.perf_counter() - t0, where)

@@ -118,12 +118,21 @@ def _density_on_grid(
     run: Run, study: Any, grid: Volume, ct: int | str | None
 ) -> tuple[Any, Volume | None]:
     """The CT series and its mass density resampled onto ``grid`` (``None`` without a CT)."""
+    from .. import parameters as _parameters
+
     try:
         ct_series = study.ct(ct)
     except DosimetryError as exc:
         if ct is not None:
             raise
         log.warning("no CT used for densities (%s); soft-tissue density assumed", exc)
+        run.assume(
+            "mass density",
+            f"no CT in the study ({exc}): soft tissue, "
+            f"{run.parameter('density_soft_tissue_g_per_ml'):g} g/mL, everywhere (VOI masses "
+            "and the dose kernel's medium; lungs and bone are not distinguished)",
+            _parameters.describe("density_soft_tissue_g_per_ml").citation,
+        )
         return None, None
     rho_air = run.parameter("density_air_g_per_ml")
     density = resample(ct_series.density(), grid, "concentration", fill_value=rho_air)

@@ -271,7 +271,7 @@ def _register(
             if not act.same_frame(ref) and registration != "none":
                 raise InputDataError(
                     f"{tp.label}: no CT to register this time point to the first (frames of "
-                    "reference differ); give the CT series, or registration='none' if the "
+                    "reference differ); give the CT series, or --registration none (registration='none') if the "
                     "images are already aligned"
                 )
             same = act.same_grid(ref)

@@ -210,3 +210,20 @@ def test_every_command_prints_its_help(command, capsys):
         main([command, "--help"])
     assert exc.value.code == 0
     assert f"usage: dosimetry {command}" in capsys.readouterr().out
+
+
+def test_plan_anonymize_leaves_identifiers_out_of_the_reports(demo, capsys, tmp_path):
+    """--anonymize: the phantom's name, ID and birth date are in a normal report and in
+    neither report (HTML, Markdown) nor the summary of an anonymised one."""
+    _, out = demo
+    ident = ("PHANTOM^TORSO", "PHANTOM-0001", "19560101")
+    normal = (out / "report.html").read_text()
+    assert all(x in normal for x in ident)
+    o = tmp_path / "anon"
+    argv = ["plan", str(out / "phantom_study"), "--out", str(o), "--activity", "7.4 GBq"]
+    assert main([*argv, "--method", "led", "--anonymize"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    for name in ("report.html", "report.md"):
+        text = (o / name).read_text()
+        assert not any(x in text for x in ident), name
+    assert not any(x in printed for x in ident)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,7 @@ def test_rerun_recomputes_nothing_that_is_complete(acceptance, capsys):
 def test_interrupted_then_killed_worker_then_rerun(pet_studies, tmp_path, monkeypatch):
     """Ctrl-C after the first study; the rerun skips it, and the worker writing one of the
     other studies is killed: that study leaves no partial output and is retried."""
+    env_before = {k: os.environ.get(k) for k in cohort._THREAD_VARIABLES}
     m = tmp_path / "cohort.yaml"
     m.write_text(
         "defaults: {workflow: plan, method: led}\n"
@@ -158,10 +160,17 @@ def test_interrupted_then_killed_worker_then_rerun(pet_studies, tmp_path, monkey
     (done,) = seen
     assert done.status == "ok" and is_complete(out / done.id)
     statuses = {r["id"]: r["status"] for r in _read(out / "cohort_summary.csv")}
-    assert statuses[done.id] == "ok" and sorted(statuses.values()).count("interrupted") == 2
+    assert statuses[done.id] == "ok"
     others = sorted({"a", "b", "c"} - {done.id})
-    for ident in others:  # nothing of an unfinished study is left as if it were a result
-        assert not is_complete(out / ident)
+    # a study its worker committed while the interruption was being handled is a whole set
+    # and says ok; every other one left nothing in its place (the staging is a dot-folder)
+    finished = [i for i in others if is_complete(out / i, verify_hashes=True)]
+    to_run = [i for i in others if i not in finished]
+    assert to_run, "the interruption stopped nothing"
+    for ident in finished:
+        assert statuses[ident] == "ok"
+    for ident in to_run:
+        assert statuses[ident] == "interrupted" and not (out / ident).exists()
     stamp = (out / done.id / "manifest.json").stat().st_mtime_ns
 
     # the rerun: every first attempt to write a study kills its worker process once
@@ -175,9 +184,13 @@ def test_interrupted_then_killed_worker_then_rerun(pet_studies, tmp_path, monkey
     by_id = {o.id: o for o in result.outcomes}
     assert by_id[done.id].status == "skipped"
     assert (out / done.id / "manifest.json").stat().st_mtime_ns == stamp
-    assert [by_id[i].status for i in others] == ["ok", "ok"]
-    assert sorted(by_id[i].attempts for i in others) == [1, 2]
+    assert [by_id[i].status for i in finished] == ["skipped"] * len(finished)
+    assert [by_id[i].status for i in to_run] == ["ok"] * len(to_run)
+    assert sorted(by_id[i].attempts for i in to_run) == ([1, 2] if len(to_run) == 2 else [2])
     for ident in others:
         assert is_complete(out / ident, verify_hashes=True)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging left
     assert result.all_ok
+    # the workers' thread settings never stay in this process's environment (a Dask nanny
+    # writes them there at every worker start; Numba here then refused to run)
+    assert {k: os.environ.get(k) for k in cohort._THREAD_VARIABLES} == env_before

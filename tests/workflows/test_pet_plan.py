@@ -95,6 +95,18 @@ def test_ac225_chain_energy_rbe_and_override(study):
     assert k3.dose.mean == pytest.approx(k5.dose.mean, rel=1e-12)
     assert 1.0 < k3.dose_rbe.mean / k3.dose.mean < k5.dose_rbe.mean / k5.dose.mean < 5.0
     assert any(a.name == "rbe_alpha" and a.source == "user" for a in three.assumptions)
+    # the report of an alpha emitter: MBq in the title, RBE-weighted columns, the RBE and
+    # the BED convention for alpha emitters stated; citations numbered once each
+    from dosimetry.report import render_html
+
+    html = render_html(plan, figures=False)
+    assert "Ac-225-PSMA-617, 8.00 MBq" in html
+    assert "Gy_RBE" in html and "Gy/MBq" in html
+    assert "rbe_alpha" in html
+    import re
+
+    refs = re.findall(r"<li[^>]*>(.*?)</li>", html.split("References")[-1], flags=re.S)
+    assert refs and len(refs) == len(set(refs)), "a citation listed twice"
 
 
 def test_vsv_density_and_its_need_for_a_ct(study, study_dir, plan, tmp_path):
@@ -253,6 +265,8 @@ def test_heterogeneity_flags_in_table_findings_and_report(plan, study, study_dir
     )
     assert "heterogeneity" not in r.details
     assert any(a.name == "heterogeneity" and "not assessed" in a.value for a in r.assumptions)
+    # and the soft-tissue density that replaces the CT is an assumption of the result
+    assert any(a.name == "mass density" and "no CT" in a.value for a in r.assumptions)
 
 
 @pytest.mark.slow
