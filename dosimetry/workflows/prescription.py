@@ -794,11 +794,19 @@ def with_radiobiology(
             d_alpha = max((r.dose_rbe.mean - d) / (rbe - 1.0), 0.0)
             d_beta = max(d - d_alpha, 0.0)
             bed = rbe * d_alpha + float(bed_gy(d_beta, ab, g))
+            # d BED / d ln(scale of the dose): both parts scale with the TIA
+            slope = rbe * d_alpha + d_beta * (1.0 + 2.0 * g * d_beta / ab)
         else:
             bed = float(bed_gy(d, ab, g))
+            slope = d * (1.0 + 2.0 * g * d / ab)
+        extra = dict(r.extra)
+        if r.mean_u is not None and d > 0 and math.isfinite(r.mean_u):
+            # first order: the dose's relative uncertainty through dBED/dD = 1 + 2 G D/(a/b);
+            # alpha/beta and G taken as exact (their own spread is not sourced)
+            extra["bed_gy_u"] = slope * r.mean_u / d
         used[key or r.name] = (ab, rep, src)
         voxel_lq.append((r.name, ab, g))
-        rows.append(dc_replace(r, bed_gy=bed, eqd2_gy=bed / (1.0 + 2.0 / ab)))
+        rows.append(dc_replace(r, bed_gy=bed, eqd2_gy=bed / (1.0 + 2.0 / ab), extra=extra))
     table = DoseTable(tuple(rows), result.table.administered_activity_bq, result.table.convention)
     assumptions = list(result.assumptions)
     for organ, (ab, rep, src) in used.items():
@@ -806,7 +814,9 @@ def with_radiobiology(
             Assumption(
                 f"radiobiology {organ}",
                 f"alpha/beta {ab:g} Gy, repair half-time {rep / 3600:.3g} h; G from the VOI's "
-                "kinetics (Lea-Catcheside); BED = D (1 + G D / (alpha/beta))",
+                "kinetics (Lea-Catcheside); BED = D (1 + G D / (alpha/beta)); bed_gy_u: the "
+                "dose uncertainty times dBED/dD = 1 + 2 G D / (alpha/beta) (alpha/beta and G "
+                "without uncertainty)",
                 src,
             )
         )

@@ -5,6 +5,7 @@ recomputes nothing, and a worker killed while writing (no partial output, retrie
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from pathlib import Path
@@ -58,13 +59,28 @@ def acceptance(pet_studies, tmp_path_factory):
         encoding="utf-8",
     )
     out = root / "out"
-    rc = main(["cohort", str(m), "--out", str(out), "--workers", "2"])
-    return {"rc": rc, "manifest": m, "out": out}
+    notes: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: notes.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("dosimetry.workflows.cohort")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        rc = main(["cohort", str(m), "--out", str(out), "--workers", "2"])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return {"rc": rc, "manifest": m, "out": out, "notes": notes}
 
 
 def test_acceptance_exit_3_outputs_and_summary(acceptance, capsys):
     out = acceptance["out"]
     assert acceptance["rc"] == EXIT_PARTIAL
+    # the embedded cluster's dashboard (bokeh is a dependency) is linked
+    assert any(n.startswith("Dask dashboard: http") for n in acceptance["notes"]), acceptance[
+        "notes"
+    ]
     for ident in ("p1", "p2", "p3"):
         assert is_complete(out / ident, verify_hashes=True), ident
         names = {p.name for p in (out / ident).iterdir()}

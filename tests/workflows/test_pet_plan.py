@@ -116,6 +116,16 @@ def test_vsv_density_and_its_need_for_a_ct(study, study_dir, plan, tmp_path):
             plan.table.row(organ).dose.mean, rel=0.05
         )
     assert dens.table.row("lung_left").dose.mean > 2.0 * plan.table.row("lung_left").dose.mean
+    # the report's Method section reads what the dose provenance holds (no dead lookups):
+    # the kernel identity and convolution of vsv; each medium's kernel and the density
+    # correction of vsv-density
+    from dosimetry.report import render_markdown
+
+    md_vsv = render_markdown(plan, figures=False)
+    for key in ("- Kernel:", "- Convolution path:", "- Convolution precision:", "sha256"):
+        assert key in md_vsv, key
+    md_dens = render_markdown(dens, figures=False)
+    assert "- Kernel" in md_dens and "lung" in md_dens and "- Density correction:" in md_dens
     no_ct = tmp_path / "no_ct"
     shutil.copytree(study_dir, no_ct)
     for p in no_ct.rglob("*.dcm"):

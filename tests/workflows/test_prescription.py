@@ -93,6 +93,11 @@ def test_bed_limit_matches_the_mono_exponential_closed_form(plan):
     x = (-1 + math.sqrt(1 + 4 * (g / ab) * 10.0)) / (2 * g / ab)
     assert p.max_activity_bq == pytest.approx(x / d, rel=1e-9)
     assert p.outcomes[0].total_at_prescription_gy == pytest.approx(40.0, rel=0.01)
+    # the BED's uncertainty: the dose's, through dBED/dD = 1 + 2 G D / ab (first order)
+    for r in rows:
+        g_r = t_rep / (t_rep + proj.row(r.name).effective_half_life_s)
+        expect = (1 + 2 * g_r * r.dose.mean / ab) * r.mean_u
+        assert r.extra["bed_gy_u"] == pytest.approx(expect, rel=1e-9)
 
 
 def test_voxel_bed_map_is_the_lq_formula_voxel_by_voxel(plan):
