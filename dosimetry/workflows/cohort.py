@@ -1310,11 +1310,14 @@ def run(
     own_client = False
     dask_client = None
     interrupted = False
+    # input size as the proxy of a study's cost: the largest go first, so that no worker
+    # starts a long study while the others run out of work (longest processing time first)
+    sizes = {row: _input_bytes(t.study) for row, t in tasks.items()}
     try:
         if tasks:
             dask_client, own_client = _connect(client, scheduler_file)
             if dask_client is None:
-                largest = max(_input_bytes(t.study) for t in tasks.values())
+                largest = max(sizes.values())
                 plan = plan_cluster(len(tasks), largest, workers=workers)
                 where = f"embedded LocalCluster: {plan.describe()}"
                 own_cluster = _embedded_cluster(plan)
@@ -1332,7 +1335,8 @@ def run(
             bar.note(f"cohort: {len(tasks)} of {len(rows)} studies to run on {where}")
             if _has_bokeh() and dask_client.dashboard_link:
                 bar.note(f"Dask dashboard: {dask_client.dashboard_link}")
-            _execute(dask_client, tasks, outcomes, retries, bar, counts, callback)
+            ordered_tasks = dict(sorted(tasks.items(), key=lambda kv: (-sizes[kv[0]], kv[0])))
+            _execute(dask_client, ordered_tasks, outcomes, retries, bar, counts, callback)
     except KeyboardInterrupt:
         interrupted = True
         raise

@@ -226,6 +226,26 @@ class TreatmentHistory:
             + "\n"
         )
 
+    def cumulative(self) -> dict[str, tuple[float, float | None, int]]:
+        """Every organ and lesion (``"lesion:NAME"``) of the history: its summed mean dose,
+        summed BED (``None`` unless every cycle that has it gives its BED) and the number
+        of cycles that record it."""
+        out: dict[str, tuple[float, float | None, int]] = {}
+        for c in self.cycles:
+            for key, o in c.organs.items():
+                if "mean_gy" not in o:
+                    continue
+                d0, b0, n0 = out.get(key, (0.0, 0.0, 0))
+                d = float(o["mean_gy"])
+                if "bed_gy" in o:
+                    b = float(o["bed_gy"])
+                elif "g_factor" in o and "alpha_beta_gy" in o:
+                    b = d * (1.0 + o["g_factor"] * d / o["alpha_beta_gy"])
+                else:
+                    b = None
+                out[key] = (d0 + d, None if b0 is None or b is None else b0 + b, n0 + 1)
+        return out
+
     def totals(self, organ: str) -> tuple[float, float | None]:
         """Cumulative (dose, BED) of ``organ`` over the history; BED ``None`` if a cycle
         lacks it. A cycle's BED is its own ``bed_gy`` or, from ``mean_gy``, ``g_factor``
@@ -273,6 +293,23 @@ class LimitOutcome:
     total_at_prescription_gy: float
     binding: bool = False
 
+    @property
+    def remaining_gy(self) -> float | None:
+        """What the history leaves of the limit, in the limit's quantity (Gy; BED or EQD2
+        for those limits): ``limit - prior``; ``None`` where the prior BED is unknown."""
+        lim = self.limit
+        if lim.quantity == "absorbed_dose":
+            return lim.value_gy - self.prior_dose_gy
+        if self.prior_bed_gy is None:
+            return None
+        prior = self.prior_bed_gy
+        if lim.quantity == "eqd2":
+            ab = self.organ_dose.alpha_beta_gy
+            if ab is None:
+                return None
+            prior = prior / (1.0 + 2.0 / ab)
+        return lim.value_gy - prior
+
 
 @dataclass(frozen=True)
 class Prescription:
@@ -304,9 +341,10 @@ class Prescription:
             prior = f"{o.prior_dose_gy:.3g} Gy" + (
                 "" if o.prior_bed_gy is None else f" (BED {o.prior_bed_gy:.3g})"
             )
+            left = "" if o.remaining_gy is None else f", {o.remaining_gy:.3g} Gy of the limit left"
             lines.append(
                 f"  {o.limit.label()}: allows {o.max_activity_bq / scale:.3g} {per}; given "
-                f"{prior}; at the prescription {o.total_at_prescription_gy:.3g} Gy"
+                f"{prior}{left}; at the prescription {o.total_at_prescription_gy:.3g} Gy"
                 + (" <- binding" if o.binding else "")
             )
         lines += [f"  note: {n}" for n in self.notes]
@@ -340,6 +378,7 @@ class Prescription:
                             "alpha_beta_gy": o.organ_dose.alpha_beta_gy,
                             "prior_dose_gy": o.prior_dose_gy,
                             "prior_bed_gy": o.prior_bed_gy,
+                            "remaining_gy": o.remaining_gy,
                             "max_activity_bq": o.max_activity_bq,
                             "total_at_prescription_gy": o.total_at_prescription_gy,
                             "binding": o.binding,
@@ -371,6 +410,7 @@ class Prescription:
                     "-" if o.organ_dose.g_factor is None else f"{o.organ_dose.g_factor:.3g}",
                     f"{o.prior_dose_gy:.3g}"
                     + ("" if o.prior_bed_gy is None else f" / BED {o.prior_bed_gy:.3g}"),
+                    "-" if o.remaining_gy is None else f"{o.remaining_gy:.3g}",
                     format_activity(o.max_activity_bq),
                     f"{o.total_at_prescription_gy:.3g}",
                     "limiting" if o.binding else "",
@@ -395,33 +435,15 @@ class Prescription:
                     "dose per activity",
                     "G",
                     "history (Gy)",
+                    "remaining of the limit (Gy)",
                     "max activity",
                     "total at prescription (Gy)",
                     "",
                 ),
                 tuple(rows),
-                ("left", "left", "right", "right", "right", "right", "right", "left"),
+                ("left", "left", "right", "right", "right", "right", "right", "right", "left"),
             ),
         ]
-        if self.history.cycles:
-            cyc = tuple(
-                (
-                    str(c.cycle),
-                    c.date,
-                    c.agent,
-                    format_activity(c.administered_activity_bq),
-                    c.source,
-                    "; ".join(
-                        f"{k} {v.get('mean_gy', float('nan')):.3g} Gy"
-                        + (f" (BED {v['bed_gy']:.3g})" if "bed_gy" in v else "")
-                        for k, v in c.organs.items()
-                    ),
-                )
-                for c in self.history.cycles
-            )
-            blocks.append(
-                Table(("cycle", "date", "agent", "activity", "source", "organ doses"), cyc)
-            )
         blocks += [Paragraph(n, "note") for n in self.notes]
         return "Prescription (decision support)", blocks
 
@@ -721,6 +743,10 @@ def max_activity(
     )
 
 
+#: Key prefix of a lesion in a cycle record (``"lesion:lesion_1"``), beside organ names.
+LESION_PREFIX = "lesion:"
+
+
 def history_entry(
     result: WorkflowResult,
     organs: Iterable[str],
@@ -745,6 +771,17 @@ def history_entry(
                 bed_gy=d * (1.0 + od.g_factor * d / od.alpha_beta_gy),
             )
         recs[organ] = rec
+    # lesions by VOI name (the same names over a patient's cycles add up), as "lesion:NAME"
+    a_result = result.administered_activity_bq
+    for r in result.table:
+        if r.role != "lesion" or not a_result:
+            continue
+        stats = r.dose_rbe or r.dose
+        d = stats.mean / a_result * a
+        lrec: dict[str, float] = {"mean_gy": d}
+        if r.bed_gy is not None and math.isclose(a, a_result, rel_tol=1e-9):
+            lrec["bed_gy"] = float(r.bed_gy)
+        recs[f"{LESION_PREFIX}{r.name}"] = lrec
     return CycleRecord(0, when or date.today().isoformat(), result.agent, a, source, recs)
 
 
@@ -914,6 +951,50 @@ class HistoryOutput:
     def output_files(self) -> dict[str, str]:
         """File name -> content written into the output set."""
         return {"history.json": self.history.to_json()}
+
+    def report_blocks(self) -> tuple[str, list[Any]]:
+        """Per-cycle doses and the cumulative dose and BED of every organ and lesion."""
+        from ..report.blocks import Paragraph, Table, format_activity
+
+        cyc = tuple(
+            (
+                str(c.cycle),
+                c.date,
+                c.agent,
+                format_activity(c.administered_activity_bq),
+                c.source,
+                "; ".join(
+                    f"{k} {v.get('mean_gy', float('nan')):.3g} Gy"
+                    + (f" (BED {v['bed_gy']:.3g})" if "bed_gy" in v else "")
+                    for k, v in c.organs.items()
+                ),
+            )
+            for c in self.history.cycles
+        )
+        n = len(self.history.cycles)
+        total = tuple(
+            (
+                key.removeprefix(LESION_PREFIX),
+                "lesion" if key.startswith(LESION_PREFIX) else "organ",
+                f"{d:.3g}",
+                "-" if b is None else f"{b:.3g}",
+                f"{k} of {n}",
+            )
+            for key, (d, b, k) in self.history.cumulative().items()
+        )
+        return "Treatment history", [
+            Paragraph(
+                "Every cycle of history.json (the --history file's cycles, then this result's: "
+                "measured for spect, planned for plan). Cycles add in dose and, with repair "
+                "between cycles, in BED; a lesion is followed by its VOI name."
+            ),
+            Table(("cycle", "date", "agent", "activity", "source", "doses"), cyc),
+            Table(
+                ("organ or lesion", "kind", "total dose (Gy)", "total BED (Gy)", "cycles"),
+                total,
+                ("left", "left", "right", "right", "right"),
+            ),
+        ]
 
 
 def finish_with_prescription(

@@ -123,6 +123,12 @@ def test_two_pet_series_need_a_choice_and_pet_1_plans(two_pet, tmp_path, capsys)
         ]
     )
     assert rc2 == EXIT_OK
+    # or by its SeriesInstanceUID: the same series as by its description
+    uid = str(pydicom.dcmread(next(two_pet.rglob("second_*.dcm"))).SeriesInstanceUID)
+    argv = ["plan", str(two_pet), "--out", str(tmp_path / "p3"), "--activity", "7.4 GBq"]
+    assert main([*argv, "--method", "led", "--pet", uid, "--accept", "fraction_in_fov"]) == 0
+    t2, t3 = _table(tmp_path / "p2"), _table(tmp_path / "p3")
+    assert t3["kidney_left"]["mean_gy"] == t2["kidney_left"]["mean_gy"]
 
 
 def test_nifti_masks_from_a_folder(study_dir, tmp_path):

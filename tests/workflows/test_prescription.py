@@ -166,6 +166,8 @@ def test_history_counts_and_three_cycle_bed_is_independently_summed(plan, tmp_pa
     independent = bed + d3 * (1 + g3 * d3 / ab)
     assert independent == pytest.approx(28.0, rel=1e-9)
     assert json.loads(p.to_json())["previous_cycles"] == 2
+    assert out.remaining_gy == pytest.approx(28.0 - bed, rel=1e-12)  # BED budget left
+    assert json.loads(p.to_json())["limits"][0]["remaining_gy"] == pytest.approx(28.0 - bed)
 
 
 def test_no_bed_without_radiobiology_and_lq_override(plan):
@@ -194,8 +196,14 @@ def test_plan_with_prescription_writes_json_and_history(study, tmp_path):
     assert "not a prescription order" in rx["decision_support"]
     hist = json.loads((out / "history.json").read_text())
     assert hist["format"] == "dosimetry-treatment-history/1" and len(hist["cycles"]) == 2
+    # lesions are followed by name beside the organs, and the report sums every cycle
+    lesion = hist["cycles"][0]["organs"]["lesion:lesion_1"]
+    assert lesion["mean_gy"] == pytest.approx(r.table.row("lesion_1").dose.mean, rel=1e-9)
+    cum = TreatmentHistory.load(out / "history.json").cumulative()
+    assert cum["lesion:lesion_1"][0] == pytest.approx(2 * lesion["mean_gy"], rel=1e-9)
+    assert cum["kidneys"][2] == 2
     html = (out / "report.html").read_text()
-    assert "Prescription (decision support)" in html
+    assert "Prescription (decision support)" in html and "Treatment history" in html
     csv_text = (out / "dose_table.csv").read_text().splitlines()
     header = csv_text[0].split(",")
     kid = next(line.split(",") for line in csv_text if line.startswith("kidney_left,"))
@@ -289,3 +297,4 @@ def test_a_history_cycle_without_the_limited_organ_is_refused(plan):
         max_activity(plan, [Limit("red_marrow", "absorbed_dose", 2.0)], history=hist)
     p = max_activity(plan, [Limit("kidneys", "absorbed_dose", 23.0)], history=hist)
     assert p.outcomes[0].prior_dose_gy == pytest.approx(3.0)
+    assert p.outcomes[0].remaining_gy == pytest.approx(20.0)  # 23 Gy limit - 3 Gy given
