@@ -398,26 +398,21 @@ def write_result(
                 result.dose, root / "dose.dcm", reference=result.reference, comment=comment, **kw
             )
         files["NIfTI"] = write_nifti(result.dose, root / "dose.nii.gz", **kw)
-    if result.dose_rbe is not None:
+    for vol, stem, what in (
+        (result.dose_rbe, "dose_rbe", "RBE-weighted"),
+        (result.bed, "bed", "BED"),
+    ):
+        if vol is None:
+            continue
         if result.reference is not None:
-            files["RTDOSE (RBE-weighted)"] = write_rtdose(
-                result.dose_rbe,
-                root / "dose_rbe.dcm",
+            files[f"RTDOSE ({what})"] = write_rtdose(
+                vol,
+                root / f"{stem}.dcm",
                 reference=result.reference,
-                comment=f"{result.agent} RBE-weighted",
+                comment=f"{result.agent} {what}",
                 **kw,
             )
-        files["NIfTI (RBE-weighted)"] = write_nifti(result.dose_rbe, root / "dose_rbe.nii.gz", **kw)
-    if result.bed is not None:
-        if result.reference is not None:
-            files["RTDOSE (BED)"] = write_rtdose(
-                result.bed,
-                root / "bed.dcm",
-                reference=result.reference,
-                comment=f"{result.agent} BED",
-                **kw,
-            )
-        files["NIfTI (BED)"] = write_nifti(result.bed, root / "bed.nii.gz", **kw)
+        files[f"NIfTI ({what})"] = write_nifti(vol, root / f"{stem}.nii.gz", **kw)
     if result.dose_uncertainty is not None:
         files["dose uncertainty"] = write_nifti(
             result.dose_uncertainty, root / "dose_uncertainty.nii.gz", **kw
