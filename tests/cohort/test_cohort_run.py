@@ -210,3 +210,34 @@ def test_interrupted_then_killed_worker_then_rerun(pet_studies, tmp_path, monkey
     # the workers' thread settings never stay in this process's environment (a Dask nanny
     # writes them there at every worker start; Numba here then refused to run)
     assert {k: os.environ.get(k) for k in cohort._THREAD_VARIABLES} == env_before
+
+
+@pytest.mark.slow
+def test_a_spect_row_equals_its_single_run(pet_studies, tmp_path):
+    """A post-therapy SPECT/CT study (4 time points) as a cohort row beside a PET plan: its
+    summary rows equal `spect.run_folder` on the same study with the same options."""
+    import phantoms
+    from dosimetry.workflows import spect
+
+    torso = phantoms.make_torso(voxel_mm=4.0, head_and_neck=False)
+    folder = tmp_path / "spect0"
+    phantoms.write_lu177_spect_study(
+        folder, phantom=torso, seed=2, spect_matrix=(80, 80), calibration_cps_per_mbq=9.6
+    )
+    m = tmp_path / "cohort.csv"
+    m.write_text(
+        "id,workflow,study,activity,calibration,method,pvc\n"
+        f"pet,plan,{pet_studies['s0']},7.4 GBq,,led,\n"
+        f"sp,spect,{folder},,9.6 cps/MBq,led,none\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = cohort.run(m, out, workers=2, figures=False, progress=False)
+    assert result.all_ok, [o.message for o in result.outcomes]
+    got = {r["name"]: r for r in _read(out / "cohort_summary.csv") if r["id"] == "sp"}
+    assert got and {r["workflow"] for r in got.values()} == {"spect"}
+    single = spect.run_folder(folder, calibration="9.6 cps/MBq", method="led", pvc="none")
+    for row in single.table.csv_rows():
+        assert float(got[row["name"]]["mean_gy"]) == pytest.approx(
+            float(row["mean_gy"]), rel=1e-5
+        ), row["name"]
