@@ -71,3 +71,20 @@ def test_regions_within_3_percent_at_1_percent_uncertainty(nuclide, slab):
         assert r.voi_relative_uncertainty[region] <= 0.01
         dev = r.voi_mean_dose[region] / ref[region][0] - 1
         assert abs(dev) <= 0.03, (region, dev, ref[region][1] / ref[region][0])
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize("nuclide", ["Lu-177", "Y-90"])
+def test_default_vsv_within_2_percent_of_mc_in_homogeneous_soft_tissue(nuclide, slab):
+    """#19 acceptance: the default ``vsv`` kernel (photon tail included) against the full
+    transport reference in the phantom's kidney (soft tissue, away from lung, bone and air):
+    within 2 %. (Its ``background`` region, two voxels from the interfaces, is +3.1 % for
+    Lu-177: photons escape a finite body that the infinite-medium kernel keeps;
+    docs/dose.md.)"""
+    import dosimetry as ds
+    from dosimetry.mc.validate import region_means
+
+    ref, _ = _reference(nuclide)
+    dose = ds.absorbed_dose(slab.tia, nuclide, method="vsv")
+    got = region_means(dose, {"kidney": slab.regions["kidney"]}, slab.density)["kidney"]
+    assert abs(got / ref["kidney"][0] - 1) <= 0.02, got / ref["kidney"][0] - 1
