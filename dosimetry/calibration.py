@@ -743,6 +743,27 @@ class RecoveryCurve:
         ys = np.asarray(self.rc, dtype=float)[order]
         return np.asarray(np.interp(np.log(v), xs, ys))
 
+    def rc_relative_sd(self, volume_ml: float) -> float | None:
+        """Relative standard uncertainty of ``RC(volume_ml)`` from the fit's parameter
+        uncertainties (``"gaussian-sphere"``: FWHM and RC_max, first order, central
+        differences, their covariance neglected); ``None`` where the curve states none
+        (a table, or NaN uncertainties)."""
+        if self.model != "gaussian-sphere":
+            return None
+        sd_f = float(self.parameter_sd.get("fwhm_mm", math.nan))
+        sd_m = float(self.parameter_sd.get("rc_max", math.nan))
+        if not (math.isfinite(sd_f) and math.isfinite(sd_m)):
+            return None
+        rc = float(self(volume_ml))
+        if not rc > 0:
+            return None
+        fwhm = float(self.parameters["fwhm_mm"])
+        h = 1e-4 * fwhm
+        d = 2.0 * (3.0 * float(volume_ml) * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+        m = float(self.parameters["rc_max"])
+        slope = m * (sphere_recovery(d, fwhm + h) - sphere_recovery(d, fwhm - h)) / (2 * h)
+        return math.hypot(slope * sd_f / rc, sd_m / m)
+
     def in_range(self, volume_ml: float) -> bool:
         """Whether ``volume_ml`` lies within the measured spheres' volumes."""
         return min(self.volumes_ml) <= float(volume_ml) <= max(self.volumes_ml)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -581,6 +581,8 @@ class PartialVolume:
     method: Mapping[str, str]
     recovery: Mapping[str, float]
     fwhm_mm: float | None
+    #: relative standard uncertainty of each lesion's recovery coefficient (curve fit)
+    rc_relative_sd: Mapping[str, float] = field(default_factory=dict)
 
     def report_blocks(self) -> tuple[str, list[Any]]:
         """Title and blocks for the reports."""
@@ -629,6 +631,7 @@ def _partial_volume(
     if pvc == "gtm" and fwhm_mm is None:
         raise InputDataError("--pvc gtm needs the system resolution: --fwhm MM (fwhm_mm=)")
     names = [n for n in vois if roles[n][1] != "body"]
+    rc_rel: dict[str, float] = {}
     corrected: dict[str, np.ndarray] = {}
     method: dict[str, str] = {}
     if fwhm_mm is not None:
@@ -649,6 +652,9 @@ def _partial_volume(
             rcs = [apply_recovery(float(a), vol, recovery_curve) for a in tacs[n]]
             corrected[n] = np.array([r.corrected_activity_bq for r in rcs])
             method[n] = f"recovery coefficient {rcs[0].rc:.3f} at {vol:.3g} mL"
+            rc_sd = recovery_curve.rc_relative_sd(vol)
+            if rc_sd is not None:
+                rc_rel[n] = rc_sd
         run.assume(
             "lesion recovery",
             "recovery curve of the sphere phantom applied per lesion (VOI volume)",
@@ -660,7 +666,7 @@ def _partial_volume(
         n: float(tacs[n].sum() / corrected[n].sum()) if corrected[n].sum() else float("nan")
         for n in corrected
     }
-    return PartialVolume(corrected, method, recovery, fwhm_mm)
+    return PartialVolume(corrected, method, recovery, fwhm_mm, rc_rel)
 
 
 def _lesion_masks(
@@ -1055,6 +1061,12 @@ def run(
                 extra["tia_corrected_bq_s"] = kc.tia_bq_s
                 extra["recovery"] = k.tia_bq_s / kc.tia_bq_s
                 extra["mean_gy_corrected"] = row.dose.mean * kc.tia_bq_s / k.tia_bq_s
+                # the corrected dose: the same budget plus the recovery coefficient's own
+                # uncertainty where the curve states it (GTM: the FWHM is taken as exact)
+                rc_sd = pv.rc_relative_sd.get(row.name) if pv is not None else None
+                extra["mean_gy_corrected_u"] = extra["mean_gy_corrected"] * math.hypot(
+                    combine(terms), rc_sd or 0.0
+                )
             rows.append(
                 VoiDose(
                     row.name,

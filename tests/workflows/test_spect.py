@@ -267,3 +267,35 @@ def test_an_absurd_administered_activity_is_refused_before_computing(
     err = capsys.readouterr().err
     assert code in err and "--activity" in err and "--accept" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_recovery_curve_uncertainty_reaches_the_corrected_lesion_dose(study):
+    """--recovery: a lesion's corrected dose carries the recovery coefficient's uncertainty
+    (from the curve's FWHM and RC_max uncertainties) beside the dose budget, in quadrature."""
+    import dataclasses
+    import math
+
+    from dosimetry.calibration import RecoveryCurve
+
+    folder, _ = study
+    curve = RecoveryCurve(
+        "gaussian-sphere",
+        {"fwhm_mm": 11.0, "rc_max": 1.0},
+        {"fwhm_mm": 0.6, "rc_max": 0.03},
+        (0.5, 1.2, 2.6, 5.6, 11.5, 26.5),
+        (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    )
+    r = spect.run_folder(folder, calibration="8.3 cps/MBq", method="led", recovery=curve)
+    row = r.table.row("lesion_1")
+    vol = row.volume_ml
+    h = 0.01  # mm: the RC's slope in the FWHM by the public curve, independently of the code
+
+    def rc_at(fwhm):
+        return float(dataclasses.replace(curve, parameters={"fwhm_mm": fwhm, "rc_max": 1.0})(vol))
+
+    slope = (rc_at(11.0 + h) - rc_at(11.0 - h)) / (2 * h)
+    rc_rel = math.hypot(slope * 0.6 / rc_at(11.0), 0.03)
+    expect = row.extra["mean_gy_corrected"] * math.hypot(row.mean_u / row.dose.mean, rc_rel)
+    assert row.extra["mean_gy_corrected_u"] == pytest.approx(expect, rel=1e-3)
+    assert rc_rel > 0.03  # the FWHM term counts
