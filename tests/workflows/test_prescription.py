@@ -298,3 +298,16 @@ def test_a_history_cycle_without_the_limited_organ_is_refused(plan):
     p = max_activity(plan, [Limit("kidneys", "absorbed_dose", 23.0)], history=hist)
     assert p.outcomes[0].prior_dose_gy == pytest.approx(3.0)
     assert p.outcomes[0].remaining_gy == pytest.approx(20.0)  # 23 Gy limit - 3 Gy given
+
+
+def test_ac225_limits_apply_to_the_rbe_weighted_dose(study):
+    """For Ac-225 the kidney limit is on the RBE-weighted dose (Gy_RBE), the RBE named:
+    A = L / (N d_RBE) with d_RBE the kidneys' mass-weighted Gy_RBE per Bq (closed form)."""
+    ac = pet_plan.run(study, therapy="Ac-225-PSMA-617", activity="8 MBq", method="led")
+    p = max_activity(ac, [Limit("kidneys", "absorbed_dose", 23.0)], cycles=4)
+    od = p.outcomes[0].organ_dose
+    assert od.unit == "Gy_RBE" and "RBE 5" in p.rbe_note and "extrapolation" in p.rbe_note
+    rows = [r for r in ac.table if r.organ == "kidneys"]
+    d_rbe = sum(r.mass_g * r.dose_rbe.mean for r in rows) / sum(r.mass_g for r in rows) / 8e6
+    assert p.max_activity_bq == pytest.approx(23.0 / (4 * d_rbe), rel=1e-9)
+    assert json.loads(p.to_json())["rbe"] == p.rbe_note
