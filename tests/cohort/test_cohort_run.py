@@ -241,3 +241,56 @@ def test_a_spect_row_equals_its_single_run(pet_studies, tmp_path):
         assert float(got[row["name"]]["mean_gy"]) == pytest.approx(
             float(row["mean_gy"]), rel=1e-5
         ), row["name"]
+
+
+@pytest.mark.slow
+def test_sigint_to_the_cohort_command_then_rerun(pet_studies, tmp_path):
+    """A real Ctrl-C (SIGINT) to a running `dosimetry cohort` process once a study is
+    complete: exit status 130, a summary that says what finished, nothing partial left;
+    the rerun finishes only what is missing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    m = tmp_path / "cohort.csv"
+    m.write_text(
+        "id,workflow,study,activity,method\n"
+        + "".join(
+            f"s{i},plan,{pet_studies['s0' if i % 2 else 's1']},{5 + i} GBq,led\n" for i in range(4)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dosimetry.cli", "cohort", str(m), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(is_complete(out / f"s{i}") for i in range(4)):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"interrupted" in err
+    rows = _read(out / "cohort_summary.csv")
+    status = {r["id"]: r["status"] for r in rows}
+    done = sorted(i for i, s in status.items() if s == "ok")
+    assert done and "interrupted" in status.values()
+    for ident, s in status.items():
+        assert is_complete(out / ident) == (s == "ok"), ident
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    stamps = {i: (out / i / "manifest.json").stat().st_mtime_ns for i in done}
+    rerun = subprocess.run(cmd, capture_output=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    again = {r["id"]: r["status"] for r in _read(out / "cohort_summary.csv")}
+    assert all(again[i] == "skipped" for i in done)
+    assert all(again[i] == "ok" for i in status if i not in done)
+    assert all((out / i / "manifest.json").stat().st_mtime_ns == t for i, t in stamps.items())
