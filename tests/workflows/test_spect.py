@@ -299,3 +299,42 @@ def test_recovery_curve_uncertainty_reaches_the_corrected_lesion_dose(study):
     expect = row.extra["mean_gy_corrected"] * math.hypot(row.mean_u / row.dose.mean, rc_rel)
     assert row.extra["mean_gy_corrected_u"] == pytest.approx(expect, rel=1e-3)
     assert rc_rel > 0.03  # the FWHM term counts
+
+
+@pytest.mark.slow
+def test_one_folder_per_time_point_equals_one_folder(study, tmp_path):
+    """The same four sessions given as four folders (one exported per day, each with its
+    SPECT and CT; the structures with the first day) give the same TIA and dose as the one
+    folder holding them all."""
+    import shutil
+
+    import pydicom
+
+    folder, _ = study
+    by_frame: dict[str, list] = {}
+    for p in sorted(folder.rglob("*.dcm")):
+        uid = str(pydicom.dcmread(p, stop_before_pixels=True).FrameOfReferenceUID)
+        by_frame.setdefault(uid, []).append(p)
+    assert len(by_frame) == 4
+
+    def day(paths):
+        for p in paths:
+            d = pydicom.dcmread(p, stop_before_pixels=True)
+            if d.Modality == "NM":
+                return str(d.SeriesDescription)
+        raise AssertionError("no SPECT")
+
+    folders = []
+    for i, (_, paths) in enumerate(sorted(by_frame.items(), key=lambda kv: day(kv[1]))):
+        f = tmp_path / f"tp{i}"
+        f.mkdir()
+        for p in paths:
+            shutil.copy(p, f / p.name)
+        folders.append(f)
+    kw = {"calibration": "8.3 cps/MBq", "method": "led", "pvc": "none"}
+    split = spect.run_folder(folders, **kw)
+    whole = spect.run_folder(folder, **kw)
+    for name in ("kidney_left", "liver", "lesion_1"):
+        a, b = split.table.row(name), whole.table.row(name)
+        assert a.extra["tia_voi_fit_bq_s"] == pytest.approx(b.extra["tia_voi_fit_bq_s"], rel=1e-6)
+        assert a.dose.mean == pytest.approx(b.dose.mean, rel=1e-6), name
