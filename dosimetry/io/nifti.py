@@ -179,6 +179,9 @@ def read_nifti(path: PathLike, *, unit: str | None = None) -> Volume:
     """
     p = Path(path)
     _image_suffix(p)
+    from .outputs import check_output_file
+
+    check_output_file(p)
     side = sidecar_path(p)
     meta: dict[str, Any] = {}
     if side.is_file():

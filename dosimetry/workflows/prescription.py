@@ -171,7 +171,10 @@ class TreatmentHistory:
     @classmethod
     def load(cls, path: str | Path) -> TreatmentHistory:
         """Read a history file (never modified)."""
+        from ..io.outputs import check_output_file
+
         p = Path(path)
+        check_output_file(p)  # a history.json of an output set must be the one written
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -116,3 +116,43 @@ def test_document_names_stay_inside(tmp_path):
     m = json.dumps({"status": "complete", "files": [{"path": "gone.txt", "size": 1, "sha256": ""}]})
     (tmp_path / MANIFEST).write_text(m)
     assert not is_complete(tmp_path)
+
+
+def test_readers_check_the_output_manifest(tmp_path):
+    """read_rtdose / read_nifti / TreatmentHistory.load of a file in an output set: refused
+    when the file was changed after it was written, or the set is not complete; a file
+    outside any set, or one the manifest does not list, reads as before."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    import dosimetry as ds
+    from dosimetry.errors import InputDataError
+    from dosimetry.io.outputs import MANIFEST, OutputSet
+
+    vol = ds.Volume.from_spacing(np.full((4, 5, 6), 2.0, np.float32), (3.0, 2.0, 2.0), unit="Gy")
+    out = tmp_path / "set"
+    outset = OutputSet(out)
+    outset.check()
+    staging = outset.begin()
+    ds.write_nifti(vol, staging / "dose.nii.gz")
+    outset.commit()
+    assert float(ds.read_nifti(out / "dose.nii.gz").array.max()) == 2.0
+    # changed after writing: refused, naming the manifest
+    tampered = tmp_path / "tampered"
+    shutil.copytree(out, tampered)
+    ds.write_nifti(vol.with_array(vol.array * 2), tmp_path / "other.nii.gz")
+    shutil.copy(tmp_path / "other.nii.gz", tampered / "dose.nii.gz")
+    with pytest.raises(InputDataError, match="changed after the program wrote it"):
+        ds.read_nifti(tampered / "dose.nii.gz")
+    # a set whose manifest is not complete
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    m = json.loads((partial / MANIFEST).read_text())
+    m["status"] = "failed"
+    (partial / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(InputDataError, match="not complete"):
+        ds.read_nifti(partial / "dose.nii.gz")
+    # outside any output set: read as before
+    assert float(ds.read_nifti(tmp_path / "other.nii.gz").array.max()) == 4.0
