@@ -11,7 +11,8 @@ after a fixed normalisation:
    trailing number (``lesion_3``, ``kidney_left``, ``Kidney_L``, ``Parotid R``).
 
 The normalised name must equal an alias exactly, or start with one of the few explicit
-prefix rules of the table (``gtv_*``, ``lesion_*``: ``GTV_bone``, ``lesion_liver``):
+prefix rules of the table (``gtv_*``, ``lesion_*``: ``GTV_bone``, ``lesion_liver``;
+not when a later word names something else, ``tumour_bed``, ``lesion_free``, ``gtv_ring``):
 ``not_a_lesion`` maps to nothing (it is not a lesion), and a VOI that maps to nothing gets whole-body kinetics with a warning that
 names it. A user table (``--voi-map FILE``, :meth:`VoiMap.from_file`: CSV with columns
 ``voi,organ[,role]``) is consulted first, on the raw name and then on the normalised one.
@@ -19,6 +20,8 @@ names it. A user table (``--voi-map FILE``, :meth:`VoiMap.from_file`: CSV with c
 >>> m = VoiMap.default()
 >>> m.organ("Kidney_L"), m.organ("parotid right"), m.organ("lesion_3"), m.organ("not_a_lesion")
 ('kidneys', 'salivary_glands', 'tumour', None)
+>>> m.organ("lesion_liver"), m.organ("tumor_bed"), m.organ("lesion_free_liver")
+('tumour', None, None)
 >>> m.role("lesion 2"), m.role("BODY"), m.role("liver")
 ('lesion', 'body', 'organ')
 """
@@ -44,6 +47,30 @@ ROLES: tuple[str, ...] = ("organ", "lesion", "body", "other")
 
 _SUFFIX = re.compile(r"(?:_(?:left|right|l|r|lt|rt|bilateral|sin|dx|\d+[a-z]?))$")
 _PREFIX = re.compile(r"^(?:left|right|l|r)_")
+#: Words after a prefix rule's prefix that name something other than the object itself
+#: (a surgical bed, a margin or ring around it, tissue free of it): no prefix match.
+_NOT_THE_OBJECT = frozenset(
+    {
+        "bed",
+        "free",
+        "ring",
+        "shell",
+        "margin",
+        "rim",
+        "minus",
+        "excl",
+        "excluded",
+        "without",
+        "not",
+        "no",
+        "surrounding",
+        "background",
+        "bkg",
+        "ptv",
+        "ctv",
+        "itv",
+    }
+)
 
 
 def normalise_voi_name(name: str) -> str:
@@ -146,6 +173,9 @@ class VoiMap:
             return table[key]
         for alias, entry in table.items():
             if alias.endswith("*") and key.startswith(alias[:-1]):
+                rest = set(key[len(alias) - 1 :].split("_"))
+                if rest & _NOT_THE_OBJECT:  # "tumour_bed", "lesion_free": not a lesion
+                    return None
                 return entry
         return None
 
