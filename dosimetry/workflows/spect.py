@@ -685,21 +685,28 @@ def _lesion_masks(
 
     text = str(spec).strip()
     excluded = {"kidneys", "salivary_glands", "lacrimal_glands", "urinary_bladder", "bowel"}
-    search = np.asarray(body.array, dtype=float) > 0.5
-    for n, m in vois.items():
-        if roles[n][0] in excluded:
-            search &= ~(np.asarray(m.array) > 0)
     img = np.asarray(activity.array, dtype=float)
-    inside = img[search & (img > 0)]
-    median = float(np.median(inside)) if inside.size else 0.0
-    kw: dict[str, Any] = {
-        "search_mask": activity.with_array(search, unit="1"),
-        "prefix": "lesion_auto",
-    }
+    body_sel = np.asarray(body.array, dtype=float) > 0.5
+    # search regions: each organ VOI (not excluded) with its own uptake as the reference,
+    # and the rest of the body with the body's: a lesion stands out from the tissue it
+    # lies in (a hot normal liver is not a field of lesions)
+    regions: list[np.ndarray] = []
+    rest = body_sel.copy()
+    for n, m in vois.items():
+        sel = np.asarray(m.array) > 0.5
+        if roles[n][1] == "body":
+            continue
+        rest &= ~(np.asarray(m.array) > 0)
+        if roles[n][0] not in excluded and roles[n][1] == "organ" and sel.any():
+            regions.append(sel & body_sel)
+    regions.append(rest)
+    kw: dict[str, Any] = {"min_volume_ml": run.parameter("spect_lesion_min_volume_ml")}
     if text.endswith("%"):
         kw["fraction"] = float(text[:-1]) / 100.0
-        kw["min_peak"] = 5.0 * median
-        rule = f"{text} of the local maximum (Erdi et al. 1997), peaks >= 5 x body median"
+        rule = (
+            f"{text} of the local maximum (Erdi et al. 1997), peaks >= 5 x the median of the "
+            "organ (or the rest of the body) they lie in"
+        )
     elif text.lower().startswith("level:"):
         kw["level"] = float(text.split(":", 1)[1])
         rule = f"fixed level {kw['level']:g} {activity.unit}"
@@ -708,10 +715,26 @@ def _lesion_masks(
             f"--lesions {spec!r}: write a percentage of the local maximum ('40%') or a fixed "
             "level ('level:50000' in Bq/mL)"
         )
-    found = threshold_lesions(activity, **kw)
+    found: dict[str, Volume] = {}
+    for sel in regions:
+        inside = img[sel & (img > 0)]
+        if not inside.size:
+            continue
+        part = threshold_lesions(
+            activity,
+            fraction=kw.get("fraction"),
+            level=kw.get("level"),
+            search_mask=activity.with_array(sel, unit="1"),
+            min_volume_ml=float(kw["min_volume_ml"]),
+            min_peak=5.0 * float(np.median(inside)) if "fraction" in kw else None,
+            prefix="lesion_auto_tmp",
+        )
+        for v in part.values():
+            found[f"lesion_auto_{len(found) + 1}"] = v
     run.assume(
         "lesion delineation",
-        f"{len(found)} lesion(s): {rule}",
+        f"{len(found)} lesion(s): {rule}, at least "
+        f"{run.parameter('spect_lesion_min_volume_ml'):g} mL each",
         "dosimetry.segmentation.threshold_lesions",
     )
     return {
