@@ -419,3 +419,63 @@ def _modality(path):
     import pydicom
 
     return pydicom.dcmread(path, stop_before_pixels=True).Modality
+
+
+@pytest.mark.slow
+def test_three_cycles_two_measured_by_spect_one_planned(study, tmp_path):
+    """#17 acceptance: cycle 1 and 2 measured by `spect` (each run reads the history the
+    previous wrote), cycle 3 planned from a PET: the kidneys' cumulative BED at the
+    prescription equals the sum computed here from each run's own kidney rows (mass-weighted
+    dose, Lea-Catcheside G of each kidney's fitted curve, alpha/beta from the table)."""
+    import math
+
+    from dosimetry.radiobiology import lea_catcheside_g
+    from dosimetry.workflows import pet_plan
+    from dosimetry.workflows.prescription import _shape_of_fit
+
+    folder, _ = study
+    ab = ds.parameters.get("alpha_beta_kidney_gy")
+    t_rep = ds.parameters.get("repair_half_time_kidney_s")
+    kw = {"calibration": "8.3 cps/MBq", "method": "led", "pvc": "none", "spect": [0, 1, 2]}
+
+    def kidney_bed(result, activity_scale=1.0):
+        rows = [r for r in result.table if r.organ == "kidneys" and r.role == "organ"]
+        mass = sum(r.mass_g for r in rows)
+        d = activity_scale * sum(r.mass_g * r.dose.mean for r in rows) / mass
+        fits = result.details["tac_fits"]
+        g = sum(
+            r.mass_g * r.dose.mean * lea_catcheside_g(_shape_of_fit(fits[r.name]), t_rep)
+            for r in rows
+        ) / sum(r.mass_g * r.dose.mean for r in rows)
+        return d * (1 + g * d / ab)
+
+    # cycle 1, then cycle 2 reading cycle 1's history.json
+    c1 = spect.run_folder(folder, limits=["kidneys=BED:40Gy"], **kw)
+    h1 = tmp_path / "h1.json"
+    h1.write_text(c1.details["history"].history.to_json())
+    c2 = spect.run_folder(folder, limits=["kidneys=BED:40Gy"], history=h1, **kw)
+    h2 = tmp_path / "h2.json"
+    h2.write_text(c2.details["history"].history.to_json())
+    assert len(c2.details["history"].history.cycles) == 2
+    # cycle 3 planned from the PET, against both measured cycles
+    pet = tmp_path / "pet"
+    phantoms.write_pet_ct_study(pet, seed=1)
+    plan = pet_plan.run(
+        ds.load_study(pet),
+        therapy="Lu-177-PSMA-617",
+        activity="7.4 GBq",
+        method="led",
+        limits=["kidneys=BED:40Gy"],
+        history=h2,
+    )
+    rx = plan.details["prescription"]
+    kid = rx.outcomes[0]
+    prior = kidney_bed(c1) + kidney_bed(c2)
+    assert kid.prior_bed_gy == pytest.approx(prior, rel=1e-6)
+    # the planned cycle at the prescribed activity brings the total to the 40 Gy limit
+    scale = rx.max_activity_bq / 7.4e9
+    rows = [r for r in plan.table if r.organ == "kidneys" and r.role == "organ"]
+    d3 = scale * sum(r.mass_g * r.dose.mean for r in rows) / sum(r.mass_g for r in rows)
+    g3 = kid.organ_dose.g_factor
+    assert prior + d3 * (1 + g3 * d3 / ab) == pytest.approx(40.0, rel=1e-6)
+    assert math.isclose(kid.total_at_prescription_gy, 40.0, rel_tol=1e-6)
