@@ -96,7 +96,7 @@ FINDING_CODES: Mapping[str, str] = MappingProxyType(
         "too_few_slices": "fewer than 3 slices along an axis",
         "unknown_diagnostic_agent": "diagnostic agent not recognised",
         "uptake_time": "PET acquisition start after the injection",
-        "voi_kinetics": "a VOI without a time-integrated activity",
+        "voi_kinetics": "a VOI without a time-integrated activity, or with a fit that does not determine it",
         "voi_without_kinetics": "a VOI without organ or population kinetics",
         "voxel_fits_replaced": "voxel fits replaced by the trapezoidal rule",
     }

@@ -511,8 +511,20 @@ def _voi_tia(
         t_half = float(fit.effective_half_lives_s()[0])
     except Exception:  # a trapezoid has none
         t_half = None
+    status = str(getattr(fit, "status", "ok"))
+    label = f"fit: {fit.model}" + ("" if status in ("ok", "trapezoid") else f" ({status})")
+    if not getattr(fit, "identifiable", True):
+        run.add(
+            Finding(
+                "voi_kinetics",
+                "warning",
+                f"VOI {name}: the {fit.model} fit does not determine its parameters ({status}); "
+                "its TIA has no meaningful uncertainty",
+                "more time points, or a simpler model (model='mono' in Python)",
+            )
+        )
     return VoiKinetics(
-        float(fit.tia_bq_s), getattr(fit, "tia_sd_bq_s", None), f"fit: {fit.model}", t_half, fit=fit
+        float(fit.tia_bq_s), getattr(fit, "tia_sd_bq_s", None), label, t_half, fit=fit
     )
 
 

@@ -479,3 +479,37 @@ def test_three_cycles_two_measured_by_spect_one_planned(study, tmp_path):
     g3 = kid.organ_dose.g_factor
     assert prior + d3 * (1 + g3 * d3 / ab) == pytest.approx(40.0, rel=1e-6)
     assert math.isclose(kid.total_at_prescription_gy, 40.0, rel_tol=1e-6)
+
+
+def test_a_fit_that_does_not_determine_its_parameters_is_flagged(monkeypatch):
+    """A VOI whose TAC fit is not identifiable gets a voi_kinetics warning and the fit's
+    status in its method label (the row's notes), not a silent number."""
+    from types import SimpleNamespace
+
+    import dosimetry.kinetics as kinetics
+    from dosimetry.workflows._run import Run
+
+    fake = SimpleNamespace(
+        model="biexp",
+        tia_bq_s=1e12,
+        tia_sd_bq_s=float("nan"),
+        identifiable=False,
+        status="not identifiable: singular covariance",
+        effective_half_lives_s=lambda: [40 * 3600.0],
+    )
+    monkeypatch.setattr(kinetics, "fit_tac", lambda *a, **k: fake)
+    run = Run("spect")
+    with run.active():
+        k = spect._voi_tia(
+            run,
+            np.array([4, 24, 72, 168]) * 3600.0,
+            np.array([5e6, 4e6, 2e6, 5e5]),
+            name="kidney_left",
+            organ="kidneys",
+            agent="Lu-177-PSMA-617",
+            nuclide="Lu-177",
+            model="biexp",
+        )
+    assert "not identifiable" in k.method
+    codes = [(f.code, f.level) for f in run.findings.as_tuple()]
+    assert ("voi_kinetics", "warning") in codes
