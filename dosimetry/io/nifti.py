@@ -179,7 +179,7 @@ def read_nifti(path: PathLike, *, unit: str | None = None) -> Volume:
     """
     p = Path(path)
     _image_suffix(p)
-    from .outputs import check_output_file
+    from ._manifest import check_output_file
 
     check_output_file(p)
     side = sidecar_path(p)

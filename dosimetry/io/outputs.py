@@ -24,7 +24,6 @@ so this module does not depend on the report renderers.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Any
 
 from ..errors import OutputError
 from ..results import WorkflowResult
+from ._manifest import MANIFEST, _sha256, check_output_file, read_manifest
 
 __all__ = [
     "OutputSet",
@@ -51,7 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 _MARKER = ".dosimetry-staging"
 _STAGING_INFIX = ".partial-"
 _OLD_INFIX = ".replaced-"
@@ -79,69 +78,6 @@ def _apply_umask(root: Path) -> None:
             os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    """The ``manifest.json`` of an output folder, or ``None`` when absent or unreadable."""
-    p = Path(folder) / MANIFEST
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def check_output_file(path: str | Path) -> None:
-    """Refuse to read a file of an output set that is not the file the set describes.
-
-    When ``path`` lies in a folder written by this program (a ``manifest.json`` of format
-    ``dosimetry-output/1`` in its folder or up to two folders above) and the manifest lists
-    it, the set must be complete and the file must have the recorded size and SHA-256. A
-    file the manifest does not list, or outside any output set, is not checked.
-
-    Raises
-    ------
-    InputDataError
-        The set is not complete, or the file was changed since it was written.
-    """
-    from ..errors import InputDataError
-
-    p = Path(path).absolute()
-    for root in list(p.parents)[:3]:
-        m = read_manifest(root)
-        if not m or m.get("format") != "dosimetry-output/1":
-            continue
-        rel = p.relative_to(root).as_posix()
-        rec = next(
-            (r for r in m.get("files", []) if isinstance(r, dict) and r.get("path") == rel),
-            None,
-        )
-        if rec is None:
-            return
-        if m.get("status") != "complete":
-            raise InputDataError(
-                f"{p}: its output set ({root / MANIFEST}) has status {m.get('status')!r}, not "
-                "complete: the run that wrote it did not finish; run it again"
-            )
-        if (
-            not p.is_file()
-            or p.stat().st_size != rec.get("size")
-            or _sha256(p) != rec.get("sha256")
-        ):
-            raise InputDataError(
-                f"{p} was changed after the program wrote it (size or SHA-256 differ from "
-                f"{root / MANIFEST}): it is no longer the result that set describes; run "
-                "again, or copy the file out of the output folder if the change is intended"
-            )
-        return
 
 
 def is_complete(folder: str | Path, *, verify_hashes: bool = False) -> bool:

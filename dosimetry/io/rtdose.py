@@ -432,7 +432,7 @@ def read_rtdose(source: PathLike | Dataset, *, unit: str | None = None) -> Volum
         ds, path = source, getattr(source, "filename", None)
     else:
         path = Path(source)
-        from .outputs import check_output_file
+        from ._manifest import check_output_file
 
         check_output_file(path)
         try:
