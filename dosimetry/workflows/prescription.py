@@ -451,6 +451,44 @@ class Prescription:
         return "Prescription (decision support)", blocks
 
 
+def _reported_organs(
+    result: WorkflowResult,
+    activity_bq: float,
+    cycles: int,
+    hist: TreatmentHistory,
+    lims: Sequence[Limit],
+    lq: Mapping[str, tuple[float, float]] | None,
+) -> list[str]:
+    """Notes for the organs the limit table reports without limiting (salivary and
+    lacrimal glands, liver): their treatment dose at the prescribed activity beside their
+    literature threshold, or the statement that none is accepted."""
+    from ..limits import organ_dose_limits
+
+    limited = {lim.organ for lim in lims}
+    out = []
+    rows = [r for r in organ_dose_limits() if not r.is_limit and r.organ not in limited]
+    doses = organ_doses(result, {r.organ for r in rows}, lq=lq)
+    for r in rows:
+        od = doses.get(r.organ)
+        if od is None:
+            continue
+        try:
+            prior, _ = hist.totals(r.organ)
+        except InputDataError:
+            prior = 0.0
+        total = prior + cycles * od.dose_per_bq * activity_bq
+        threshold = (
+            f"literature threshold {r.limit_gy:g} Gy ({r.status}; {r.citation[:80]})"
+            if r.limit_gy is not None
+            else "no accepted threshold"
+        )
+        out.append(
+            f"{r.organ} (reported, not a limit): {total:.3g} {od.unit} over the treatment at "
+            f"the prescribed activity; {threshold}"
+        )
+    return out
+
+
 def _kinetics_g(result: WorkflowResult, voi: str, repair_s: float) -> float | None:
     """Lea-Catcheside G of a VOI from the result's kinetics (projection or TAC fit)."""
     from ..radiobiology import DoseRateShape, lea_catcheside_g
@@ -714,6 +752,7 @@ def max_activity(
             "is allowed under it"
         )
     else:
+        notes.extend(_reported_organs(result, best.max_activity_bq, cycles, hist, lims, lq))
         from ..checks import bound as plausibility_bound
 
         b = plausibility_bound("administered_activity", result.nuclide)

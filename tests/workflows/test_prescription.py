@@ -194,6 +194,10 @@ def test_plan_with_prescription_writes_json_and_history(study, tmp_path):
     rx = json.loads((out / "prescription.json").read_text())
     assert rx["max_activity_bq"] > 0 and rx["limiting_voi"] and len(rx["limits"]) == 2
     assert "not a prescription order" in rx["decision_support"]
+    # the organs the table reports without limiting, beside their literature threshold
+    notes = " | ".join(rx["notes"])
+    assert "salivary_glands (reported, not a limit)" in notes and "threshold 25 Gy" in notes
+    assert "lacrimal_glands (reported, not a limit)" in notes and "no accepted" in notes
     hist = json.loads((out / "history.json").read_text())
     assert hist["format"] == "dosimetry-treatment-history/1" and len(hist["cycles"]) == 2
     # lesions are followed by name beside the organs, and the report sums every cycle
@@ -311,3 +315,17 @@ def test_ac225_limits_apply_to_the_rbe_weighted_dose(study):
     d_rbe = sum(r.mass_g * r.dose_rbe.mean for r in rows) / sum(r.mass_g for r in rows) / 8e6
     assert p.max_activity_bq == pytest.approx(23.0 / (4 * d_rbe), rel=1e-9)
     assert json.loads(p.to_json())["rbe"] == p.rbe_note
+
+
+def test_limit_on_the_upper_uncertainty_bound(plan):
+    """--limit-bound upper: the limit applies to mean x (1 + k u_rel), k the coverage
+    factor, so the activity is the mean-bound activity divided by that factor."""
+    lim = [Limit("kidneys", "absorbed_dose", 23.0)]
+    mean = max_activity(plan, lim)
+    upper = max_activity(plan, lim, bound="upper")
+    od = upper.outcomes[0].organ_dose
+    assert od.relative_u and od.relative_u > 0
+    ratio = mean.max_activity_bq / upper.max_activity_bq
+    k = (ratio - 1) / od.relative_u  # the coverage factor the bound used
+    assert k == pytest.approx(float(upper.bound.split("+ ")[1].split(" x")[0]), rel=1e-9)
+    assert "standard uncertainty" in upper.bound
