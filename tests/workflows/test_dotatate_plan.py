@@ -20,10 +20,10 @@ are added, so that this file is revisited then.
 from __future__ import annotations
 
 import pytest
+from _literature_ranges import organ_gy_per_gbq, patient_range
 
 import dosimetry as ds
 import phantoms
-from dosimetry.kinetics import literature_doses
 from dosimetry.workflows import pet_plan
 
 AGENT = "Lu-177-DOTATATE"
@@ -43,21 +43,10 @@ ORGANS = {
 
 
 def _patient_range(organ: str) -> tuple[float, float]:
-    lows, highs = [], []
-    for r in literature_doses(AGENT, organ):
-        if not r.independent_cohort:
-            continue
-        lo = r.low if r.low is not None else r.value_gy_per_gbq - 1.96 * (r.sd or 0.0)
-        hi = r.high if r.high is not None else r.value_gy_per_gbq + 1.96 * (r.sd or 0.0)
-        lows.append(min(lo, r.value_gy_per_gbq))
-        highs.append(max(hi, r.value_gy_per_gbq))
-    return min(lows), max(highs)
+    return patient_range(AGENT, (organ,))
 
 
-def _organ_gy_per_gbq(result, organ: str) -> float:
-    rows = [r for r in result.table if r.organ == organ and r.role != "lesion"]
-    mean = sum(r.mass_g * r.dose.mean for r in rows) / sum(r.mass_g for r in rows)
-    return result.table.per_activity(mean, "GBq")
+_organ_gy_per_gbq = organ_gy_per_gbq
 
 
 @pytest.fixture(scope="module")

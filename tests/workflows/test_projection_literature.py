@@ -10,6 +10,7 @@ and the relations from cohort-level data, so agreement is not built in voxel by 
 from __future__ import annotations
 
 import pytest
+from _literature_ranges import organ_gy_per_gbq, patient_range
 
 import dosimetry as ds
 import phantoms
@@ -26,22 +27,10 @@ ORGANS = {  # alias-table organ of the VOIs -> literature organ
 
 def _patient_range(organ: str) -> tuple[float, float]:
     groups = {"salivary_glands": ("salivary_glands", "parotid_glands", "submandibular_glands")}
-    lows, highs = [], []
-    for o in groups.get(organ, (organ,)):
-        for r in literature_doses("Lu-177-PSMA-617", o):
-            if not r.independent_cohort:
-                continue
-            lo = r.low if r.low is not None else r.value_gy_per_gbq - 1.96 * (r.sd or 0.0)
-            hi = r.high if r.high is not None else r.value_gy_per_gbq + 1.96 * (r.sd or 0.0)
-            lows.append(min(lo, r.value_gy_per_gbq))
-            highs.append(max(hi, r.value_gy_per_gbq))
-    return min(lows), max(highs)
+    return patient_range("Lu-177-PSMA-617", groups.get(organ, (organ,)))
 
 
-def _organ_gy_per_gbq(result, organ: str) -> float:
-    rows = [r for r in result.table if r.organ == organ and r.role != "lesion"]
-    mean = sum(r.mass_g * r.dose.mean for r in rows) / sum(r.mass_g for r in rows)
-    return result.table.per_activity(mean, "GBq")
+_organ_gy_per_gbq = organ_gy_per_gbq
 
 
 @pytest.fixture(scope="module", params=["Ga-68-PSMA-11", "F-18-PSMA-1007"])
