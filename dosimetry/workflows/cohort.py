@@ -155,6 +155,23 @@ _THREAD_VARIABLES = (
     "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
 )
 
+#: Dask settings of the embedded cluster's workers that keep their event loop from taking the
+#: interpreter lock away from the study many times a second. A study is long (seconds to
+#: minutes) and mostly Python between its compiled steps; with Dask's defaults the worker's
+#: statistical profiler samples the study's thread every 10 ms and the event-loop health
+#: check runs every 20 ms, and a study ran 20-30 % slower in a worker than in a plain process
+#: (project measurement, benchmarks/README.md "cohort": figure rendering, 6 repetitions,
+#: medians 6.5 s in a default worker, 5.1 s with these settings, 5.0 s in a plain process).
+#: Without the profiler the dashboard's "Profile" page stays empty; a user who wants it
+#: passes their own cluster (``client=``) and the same settings can be given to workers
+#: started by hand (docs/cohort.md).
+QUIET_WORKER_CONFIG: Mapping[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
 Progress = Callable[["StudyOutcome"], None]
 
 
@@ -936,6 +953,7 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
     spawn.update({k: v for k, v in env.items() if k != "NUMBA_NUM_THREADS"})
     with dask.config.set(
         {
+            **QUIET_WORKER_CONFIG,
             # a killed worker fails its task at once; run() retries it (bounded)
             "distributed.scheduler.allowed-failures": 0,
             # a worker holds only the study it runs (no second one queued on it, which a
