@@ -172,6 +172,14 @@ QUIET_WORKER_CONFIG: Mapping[str, Any] = {
     "distributed.worker.memory.monitor-interval": "1s",
 }
 
+#: Variables of Dask's default ``distributed.nanny.pre-spawn-environ`` that the embedded
+#: cluster leaves out. ``MALLOC_TRIM_THRESHOLD_`` (65536 in Dask's defaults, to hand freed
+#: memory back to the system) also switches off glibc's adaptive mmap threshold, so every
+#: NumPy array above 128 kB is mapped and unmapped again: 6-7 x the page faults and 10-25 %
+#: more time for a study (project measurement, benchmarks/README.md "cohort"). A worker runs
+#: one study at a time, so it runs with the allocator of the single-study command.
+UNSET_WORKER_ENVIRON = ("MALLOC_TRIM_THRESHOLD_",)
+
 Progress = Callable[["StudyOutcome"], None]
 
 
@@ -928,6 +936,15 @@ class _PinCores(WorkerPlugin):
                     os.sched_setaffinity(int(tid), cores)
 
 
+def _worker_environ_names() -> set[str]:
+    """Variables a Dask nanny may write into this process's environment when it starts a
+    worker (its pre-spawn variables, the thread counts, ``PYTHONHASHSEED``)."""
+    import dask
+
+    spawn = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
+    return {*_THREAD_VARIABLES, *UNSET_WORKER_ENVIRON, "PYTHONHASHSEED", *map(str, spawn)}
+
+
 def _restore_environ(saved: Mapping[str, str | None]) -> None:
     """Put back this process's values of ``saved`` (a Dask nanny writes its pre-spawn
     variables into the parent's ``os.environ`` every time it starts a worker)."""
@@ -951,6 +968,7 @@ def _embedded_cluster(plan: ClusterPlan) -> Any:
     # environment, and Numba here refuses a NUMBA_NUM_THREADS that differs from the size of
     # its running thread pool.
     spawn.update({k: v for k, v in env.items() if k != "NUMBA_NUM_THREADS"})
+    spawn.update(dict.fromkeys(UNSET_WORKER_ENVIRON))  # None: Dask does not set it
     with dask.config.set(
         {
             **QUIET_WORKER_CONFIG,
@@ -1323,7 +1341,7 @@ def run(
             callback(o)
 
     where = "nothing to run"
-    saved_env = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    saved_env = {k: os.environ.get(k) for k in _worker_environ_names()}
     own_cluster = None
     own_client = False
     dask_client = None

@@ -148,11 +148,18 @@ def test_the_embedded_cluster_runs_quiet_workers(_by_value):
     from dosimetry.workflows import cohort
 
     before = {k: dask.config.get(k, None) for k in cohort.QUIET_WORKER_CONFIG}
-    saved_env = {k: os.environ.get(k) for k in cohort._THREAD_VARIABLES}
+    saved_env = {k: os.environ.get(k) for k in cohort._worker_environ_names()}
     cluster = cohort._embedded_cluster(cohort.plan_cluster(1, 0))
     try:
         with Client(cluster) as c:
             assert list(c.run(_worker_settings).values()) == [_quiet_settings()]
+            # Dask's default MALLOC_TRIM_THRESHOLD_ (it switches off glibc's adaptive mmap
+            # threshold: every large NumPy array is mapped anew) is not given to the worker
+            assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get(
+                "distributed.nanny.pre-spawn-environ"
+            )
+            worker_env = list(c.run(lambda: dict(os.environ)).values())[0]
+            assert worker_env.get("MALLOC_TRIM_THRESHOLD_") == saved_env["MALLOC_TRIM_THRESHOLD_"]
     finally:
         cluster.close()
         cohort._restore_environ(saved_env)
