@@ -1,12 +1,13 @@
 """A cohort on a cluster set up the way a real one is: a ``dask scheduler`` and a
 ``dask worker`` process started from the command line (free ports, a scheduler file in a
-temporary folder, one thread, the documented quiet event-loop settings), then shut down; and
-the embedded cluster's workers run with those settings."""
+temporary folder, one thread, the Dask configuration file the documentation gives for such
+workers), then shut down; and the embedded cluster's workers run with those settings."""
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,15 +79,14 @@ def test_cohort_on_a_scheduler_and_worker_started_from_the_command_line(
 
     scheduler_file = tmp_path / "scheduler.json"
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    # the quiet event-loop settings docs/cohort.md gives for hand-started workers
-    quiet = {
-        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
-        "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
-        "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
-        "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
-    }
+    # the worker reads the Dask configuration file docs/cohort.md gives for hand-started
+    # workers (quiet event loop, no MALLOC_TRIM_THRESHOLD_ from the nanny)
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cohort.md").read_text("utf-8")
-    assert all(f"{k}={v}" in doc for k, v in quiet.items())
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "pre-spawn" in b]
+    (tmp_path / "dask-config").mkdir()
+    (tmp_path / "dask-config" / "dosimetry-workers.yaml").write_text(block, encoding="utf-8")
+    worker_env = {k: v for k, v in env.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    worker_env["DASK_CONFIG"] = str(tmp_path / "dask-config")
     dask = _dask_command()
     logs = (tmp_path / "scheduler.log").open("wb"), (tmp_path / "worker.log").open("wb")
     scheduler = subprocess.Popen(
@@ -109,13 +109,15 @@ def test_cohort_on_a_scheduler_and_worker_started_from_the_command_line(
             + ["--host", "127.0.0.1"],
             stdout=logs[1],
             stderr=subprocess.STDOUT,
-            env={**env, **quiet},
+            env=worker_env,
         )
         with Client(scheduler_file=str(scheduler_file), timeout="30s") as c:
             c.wait_for_workers(1, timeout=START_TIMEOUT_S)
             (worker_address,) = c.scheduler_info()["workers"]
-            # the documented variables reach the worker's configuration
+            # the documented settings reach the worker
             assert c.run(_worker_settings) == {worker_address: _quiet_settings()}
+            (environ,) = c.run(lambda: dict(os.environ)).values()
+            assert "MALLOC_TRIM_THRESHOLD_" not in environ
         m = tmp_path / "cohort.csv"
         m.write_text(
             f"id,workflow,study,activity,method\nx1,plan,{pet_studies['s1']},7.4 GBq,led\n",
