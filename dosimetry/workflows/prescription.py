@@ -472,19 +472,22 @@ def _reported_organs(
         od = doses.get(r.organ)
         if od is None:
             continue
+        planned = cycles * od.dose_per_bq * activity_bq
         try:
             prior, _ = hist.totals(r.organ)
-        except InputDataError:
-            prior = 0.0
-        total = prior + cycles * od.dose_per_bq * activity_bq
+            dose = f"{prior + planned:.3g} {od.unit} over the treatment"
+        except InputDataError:  # a cycle of the history lacks it: never counted as 0
+            dose = (
+                f"{planned:.3g} {od.unit} over the planned cycle(s) only (the treatment "
+                "history lacks its dose for an earlier cycle)"
+            )
         threshold = (
-            f"literature threshold {r.limit_gy:g} Gy ({r.status}; {r.citation[:80]})"
+            f"literature threshold {r.limit_gy:g} Gy ({r.status}; {r.citation})"
             if r.limit_gy is not None
             else "no accepted threshold"
         )
         out.append(
-            f"{r.organ} (reported, not a limit): {total:.3g} {od.unit} over the treatment at "
-            f"the prescribed activity; {threshold}"
+            f"{r.organ} (reported, not a limit): {dose} at the prescribed activity; {threshold}"
         )
     return out
 

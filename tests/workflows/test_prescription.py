@@ -302,6 +302,11 @@ def test_a_history_cycle_without_the_limited_organ_is_refused(plan):
     p = max_activity(plan, [Limit("kidneys", "absorbed_dose", 23.0)], history=hist)
     assert p.outcomes[0].prior_dose_gy == pytest.approx(3.0)
     assert p.outcomes[0].remaining_gy == pytest.approx(20.0)  # 23 Gy limit - 3 Gy given
+    # an organ reported without a limit is not counted as 0 in that cycle either: its note
+    # says the sum covers the planned cycle only
+    reported = [n for n in p.notes if "(reported, not a limit)" in n]
+    assert reported and all("planned cycle(s) only" in n for n in reported)
+    assert not [n for n in reported if "over the treatment" in n]
 
 
 def test_ac225_limits_apply_to_the_rbe_weighted_dose(study):
@@ -327,5 +332,8 @@ def test_limit_on_the_upper_uncertainty_bound(plan):
     assert od.relative_u and od.relative_u > 0
     ratio = mean.max_activity_bq / upper.max_activity_bq
     k = (ratio - 1) / od.relative_u  # the coverage factor the bound used
-    assert k == pytest.approx(float(upper.bound.split("+ ")[1].split(" x")[0]), rel=1e-9)
-    assert "standard uncertainty" in upper.bound
+    # the default is the two-sided 95 % quantile of the normal distribution
+    assert k == pytest.approx(1.959964, rel=1e-3)
+    assert "mean + 1.96 x standard uncertainty" in upper.bound
+    one = max_activity(plan, lim, bound="upper", coverage=1.0)
+    assert mean.max_activity_bq / one.max_activity_bq == pytest.approx(1 + od.relative_u)

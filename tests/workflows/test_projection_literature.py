@@ -30,9 +30,6 @@ def _patient_range(organ: str) -> tuple[float, float]:
     return patient_range("Lu-177-PSMA-617", groups.get(organ, (organ,)))
 
 
-_organ_gy_per_gbq = organ_gy_per_gbq
-
-
 @pytest.fixture(scope="module", params=["Ga-68-PSMA-11", "F-18-PSMA-1007"])
 def prediction(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param) / "study"
@@ -59,7 +56,7 @@ def test_predicted_organ_doses_fall_in_the_published_range(prediction, organ, re
             )
         )
     lo, hi = _patient_range(ORGANS[organ])
-    got = _organ_gy_per_gbq(r, organ)
+    got = organ_gy_per_gbq(r, organ)
     assert lo <= got <= hi, f"{tracer}: {organ} {got:.3f} Gy/GBq outside {lo:.3f}-{hi:.3f}"
     names = {a.name for a in r.assumptions}
     assert any(n.startswith("uptake relation kidney") for n in names)
@@ -73,7 +70,7 @@ def test_removing_the_relations_leaves_the_range(prediction):
     outside = []
     for organ, lit in ORGANS.items():
         lo, hi = _patient_range(lit)
-        got = _organ_gy_per_gbq(r, organ)
+        got = organ_gy_per_gbq(r, organ)
         if not lo <= got <= hi:
             outside.append(organ)
     assert outside, f"{tracer}: every organ inside the range without relations"
